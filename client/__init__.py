@@ -1,0 +1,1 @@
+"""The dicomcache client: generated stubs, conversions and the cached dicomtrolley Searcher."""

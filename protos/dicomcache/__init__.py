@@ -1,0 +1,1 @@
+"""dicomcache: a gRPC cache for DICOM query answers."""

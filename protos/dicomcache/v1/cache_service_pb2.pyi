@@ -1,0 +1,171 @@
+from dicomcache.v1 import objects_pb2 as _objects_pb2
+from dicomcache.v1 import query_pb2 as _query_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class LookupQueryRequest(_message.Message):
+    __slots__ = ("namespace", "query")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    query: _query_pb2.Query
+    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ...) -> None: ...
+
+class LookupQueryResponse(_message.Message):
+    __slots__ = ("hit", "studies")
+    HIT_FIELD_NUMBER: _ClassVar[int]
+    STUDIES_FIELD_NUMBER: _ClassVar[int]
+    hit: bool
+    studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
+    def __init__(self, hit: _Optional[bool] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ...) -> None: ...
+
+class StoreQueryRequest(_message.Message):
+    __slots__ = ("namespace", "query", "studies", "ttl_seconds")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    STUDIES_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    query: _query_pb2.Query
+    studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
+    ttl_seconds: int
+    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class StoreQueryResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LookupStudyRequest(_message.Message):
+    __slots__ = ("namespace", "study_uid", "query_level")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STUDY_UID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    study_uid: str
+    query_level: _query_pb2.QueryLevel
+    def __init__(self, namespace: _Optional[str] = ..., study_uid: _Optional[str] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ...) -> None: ...
+
+class LookupStudyResponse(_message.Message):
+    __slots__ = ("hit", "study")
+    HIT_FIELD_NUMBER: _ClassVar[int]
+    STUDY_FIELD_NUMBER: _ClassVar[int]
+    hit: bool
+    study: _objects_pb2.Study
+    def __init__(self, hit: _Optional[bool] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ...) -> None: ...
+
+class StoreStudyRequest(_message.Message):
+    __slots__ = ("namespace", "study", "query_level", "ttl_seconds")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STUDY_FIELD_NUMBER: _ClassVar[int]
+    QUERY_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    study: _objects_pb2.Study
+    query_level: _query_pb2.QueryLevel
+    ttl_seconds: int
+    def __init__(self, namespace: _Optional[str] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class StoreStudyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AddObjectsRequest(_message.Message):
+    __slots__ = ("namespace", "studies", "ttl_seconds")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STUDIES_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
+    ttl_seconds: int
+    def __init__(self, namespace: _Optional[str] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class AddObjectsResponse(_message.Message):
+    __slots__ = ("objects_written",)
+    OBJECTS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    objects_written: int
+    def __init__(self, objects_written: _Optional[int] = ...) -> None: ...
+
+class GetObjectsRequest(_message.Message):
+    __slots__ = ("namespace", "references")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    references: _containers.RepeatedCompositeFieldContainer[_objects_pb2.ObjectReference]
+    def __init__(self, namespace: _Optional[str] = ..., references: _Optional[_Iterable[_Union[_objects_pb2.ObjectReference, _Mapping]]] = ...) -> None: ...
+
+class GetObjectsResult(_message.Message):
+    __slots__ = ("found", "study", "series", "instance")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    STUDY_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    study: _objects_pb2.Study
+    series: _objects_pb2.Series
+    instance: _objects_pb2.Instance
+    def __init__(self, found: _Optional[bool] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., series: _Optional[_Union[_objects_pb2.Series, _Mapping]] = ..., instance: _Optional[_Union[_objects_pb2.Instance, _Mapping]] = ...) -> None: ...
+
+class GetObjectsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[GetObjectsResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[GetObjectsResult, _Mapping]]] = ...) -> None: ...
+
+class InvalidateRequest(_message.Message):
+    __slots__ = ("namespace", "reference")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    reference: _objects_pb2.ObjectReference
+    def __init__(self, namespace: _Optional[str] = ..., reference: _Optional[_Union[_objects_pb2.ObjectReference, _Mapping]] = ...) -> None: ...
+
+class InvalidateResponse(_message.Message):
+    __slots__ = ("objects_removed",)
+    OBJECTS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    objects_removed: int
+    def __init__(self, objects_removed: _Optional[int] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ("namespace",)
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    def __init__(self, namespace: _Optional[str] = ...) -> None: ...
+
+class NamespaceStats(_message.Message):
+    __slots__ = ("namespace", "studies", "series", "instances", "queries", "bytes", "hits", "misses", "evictions", "expirations")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STUDIES_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    EVICTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATIONS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    studies: int
+    series: int
+    instances: int
+    queries: int
+    bytes: int
+    hits: int
+    misses: int
+    evictions: int
+    expirations: int
+    def __init__(self, namespace: _Optional[str] = ..., studies: _Optional[int] = ..., series: _Optional[int] = ..., instances: _Optional[int] = ..., queries: _Optional[int] = ..., bytes: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ..., expirations: _Optional[int] = ...) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("namespaces", "total_bytes", "max_bytes")
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    namespaces: _containers.RepeatedCompositeFieldContainer[NamespaceStats]
+    total_bytes: int
+    max_bytes: int
+    def __init__(self, namespaces: _Optional[_Iterable[_Union[NamespaceStats, _Mapping]]] = ..., total_bytes: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...

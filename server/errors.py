@@ -1,0 +1,44 @@
+"""The server's domain exceptions; ``status.py`` maps them to gRPC codes.
+
+    DicomCacheError
+    ├── InvalidArgument      bad input; carries (field, rule) violations
+    ├── BackendUnavailable   the storage cannot be reached right now
+    └── Overloaded           too many calls in flight; shed this one
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DicomCacheError(Exception):
+    """Base of every error the server raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule: the request field (dotted path) and the rule it broke."""
+
+    field: str
+    rule: str
+
+
+class InvalidArgument(DicomCacheError):
+    """The request breaks one or more rules; nothing was read or written."""
+
+    def __init__(self, violations: list[Violation]) -> None:
+        self.violations = violations
+        super().__init__("; ".join(f"{v.field}: {v.rule}" for v in violations))
+
+    @classmethod
+    def single(cls, field: str, rule: str) -> InvalidArgument:
+        """An error for one violation."""
+        return cls([Violation(field, rule)])
+
+
+class BackendUnavailable(DicomCacheError):
+    """The storage backend did not answer (connection refused, timed out)."""
+
+
+class Overloaded(DicomCacheError):
+    """The server is at its concurrency limit."""

@@ -1,1 +1,14 @@
-"""The dicomcache client: generated stubs, conversions and the cached dicomtrolley Searcher."""
+"""The dicomcache client: the cached dicomtrolley Searcher, a client for every operation,
+conversions between dicomtrolley/pydicom objects and the wire contract, and the
+generated stubs (``dicomcache.v1``).
+
+    from dicomcache.client import CachedSearcher
+    searcher = CachedSearcher(upstream=QidoRS(session, url), target="127.0.0.1:50051",
+                              namespace="pacs-a")
+"""
+
+from dicomcache.client.cache_client import CacheClient
+from dicomcache.client.errors import CacheError, CacheRejected, CacheUnavailable
+from dicomcache.client.searcher import CachedSearcher
+
+__all__ = ["CacheClient", "CacheError", "CacheRejected", "CacheUnavailable", "CachedSearcher"]

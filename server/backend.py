@@ -80,6 +80,15 @@ class Backend(Protocol):
         """Counters of one namespace, or of all when namespace is None."""
         ...
 
+    def expire(self, max_items: int) -> int:
+        """Reap at most ``max_items`` expired entries; returns how many were reaped.
+
+        Expired entries are already invisible to reads; this only frees their
+        memory, a little at a time, from the server's background sweeper. A backend
+        whose storage expires entries by itself (Redis) returns 0.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections and threads."""
         ...

@@ -2,8 +2,10 @@
 
     DicomCacheError
     ├── InvalidArgument      bad input; carries (field, rule) violations
-    ├── BackendUnavailable   the storage cannot be reached right now
-    └── Overloaded           too many calls in flight; shed this one
+    └── BackendUnavailable   the storage cannot be reached right now
+
+Load shedding (RESOURCE_EXHAUSTED) is gRPC's own, through the server's limit on
+concurrent calls, so it needs no exception here.
 """
 
 from __future__ import annotations
@@ -38,7 +40,3 @@ class InvalidArgument(DicomCacheError):
 
 class BackendUnavailable(DicomCacheError):
     """The storage backend did not answer (connection refused, timed out)."""
-
-
-class Overloaded(DicomCacheError):
-    """The server is at its concurrency limit."""

@@ -1,0 +1,225 @@
+"""CacheClient: every CacheService operation from Python, in dicomtrolley's terms.
+
+Each call carries a deadline; every gRPC error becomes a ``CacheError`` (see
+``errors``) in one place, ``_call``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from dicomtrolley.core import (
+    DICOMObject,
+    DICOMObjectReference,
+    InstanceReference,
+    Query,
+    QueryLevels,
+    Series,
+    SeriesReference,
+    Study,
+    StudyReference,
+)
+from pydicom.dataset import Dataset
+
+from dicomcache.client.errors import translate
+from dicomcache.client.objects import (
+    instance_from_proto,
+    rooted_tree_to_proto,
+    series_from_proto,
+    studies_from_proto,
+    study_from_proto,
+    study_to_proto,
+)
+from dicomcache.client.query import query_to_proto
+from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import cache_service_pb2_grpc, objects_pb2, query_pb2
+
+DEFAULT_TIMEOUT = 0.25  # seconds; a cache that takes longer is no use as a cache
+
+LEVELS = {
+    QueryLevels.STUDY: query_pb2.QUERY_LEVEL_STUDY,
+    QueryLevels.SERIES: query_pb2.QUERY_LEVEL_SERIES,
+    QueryLevels.INSTANCE: query_pb2.QUERY_LEVEL_INSTANCE,
+}
+
+
+def reference_to_proto(reference: DICOMObjectReference) -> objects_pb2.ObjectReference:
+    """The wire form of a dicomtrolley reference."""
+    if isinstance(reference, InstanceReference):
+        return objects_pb2.ObjectReference(
+            instance=objects_pb2.InstanceReference(
+                study_uid=reference.study_uid,
+                series_uid=reference.series_uid,
+                instance_uid=reference.instance_uid,
+            )
+        )
+    if isinstance(reference, SeriesReference):
+        return objects_pb2.ObjectReference(
+            series=objects_pb2.SeriesReference(
+                study_uid=reference.study_uid, series_uid=reference.series_uid
+            )
+        )
+    if isinstance(reference, StudyReference):
+        return objects_pb2.ObjectReference(
+            study=objects_pb2.StudyReference(study_uid=reference.study_uid)
+        )
+    raise TypeError(f"not a dicomtrolley reference: {type(reference).__name__}")
+
+
+class CacheClient:
+    """A connection to a dicomcache server.
+
+    Thread-safe (gRPC channels and stubs are). Uses no clock; deadlines are gRPC's.
+
+    Args:
+        target: the server's address, e.g. "127.0.0.1:50051".
+        timeout: seconds each call may take before it fails with CacheUnavailable.
+        channel: a channel to use instead of an insecure one to ``target``.
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._own_channel = channel is None
+        self.channel = channel if channel is not None else grpc.insecure_channel(target)
+        self._stub = cache_service_pb2_grpc.CacheServiceStub(self.channel)
+
+    def close(self) -> None:
+        """Close the channel, if this client opened it."""
+        if self._own_channel:
+            self.channel.close()
+
+    def __enter__(self) -> CacheClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, method: str, request: Any) -> Any:
+        """Call one RPC with the deadline; the only place gRPC errors are translated."""
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
+    def lookup_query(self, namespace: str, query: Query | query_pb2.Query) -> list[Study] | None:
+        """The cached answer to a query, or None on a miss.
+
+        Raises:
+            CacheError: the call failed.
+        """
+        message = query if isinstance(query, query_pb2.Query) else query_to_proto(query)
+        response = self._call("LookupQuery", pb.LookupQueryRequest(namespace=namespace, query=message))
+        return studies_from_proto(response.studies) if response.hit else None
+
+    def store_query(
+        self,
+        namespace: str,
+        query: Query | query_pb2.Query,
+        studies: Sequence[Study],
+        ttl: int = 0,
+    ) -> None:
+        """Store an upstream's answer to a query (ttl in seconds, 0 for the server's)."""
+        message = query if isinstance(query, query_pb2.Query) else query_to_proto(query)
+        self._call(
+            "StoreQuery",
+            pb.StoreQueryRequest(
+                namespace=namespace,
+                query=message,
+                studies=[study_to_proto(s) for s in studies],
+                ttl_seconds=ttl,
+            ),
+        )
+
+    def lookup_study(self, namespace: str, study_uid: str, level: QueryLevels) -> Study | None:
+        """The study complete down to ``level``, or None on a miss."""
+        request = pb.LookupStudyRequest(
+            namespace=namespace, study_uid=study_uid, query_level=LEVELS[QueryLevels(level)]
+        )
+        response = self._call("LookupStudy", request)
+        return study_from_proto(response.study) if response.hit else None
+
+    def store_study(self, namespace: str, study: Study, level: QueryLevels, ttl: int = 0) -> None:
+        """Store a study-by-id answer, complete down to ``level``."""
+        request = pb.StoreStudyRequest(
+            namespace=namespace,
+            study=study_to_proto(study),
+            query_level=LEVELS[QueryLevels(level)],
+            ttl_seconds=ttl,
+        )
+        self._call("StoreStudy", request)
+
+    def add_objects(self, namespace: str, objects: Sequence[DICOMObject], ttl: int = 0) -> int:
+        """Add objects with their descendants; returns how many objects the server wrote."""
+        if isinstance(objects, DICOMObject):
+            raise TypeError("objects must be a sequence of DICOM objects, not one object")
+        request = pb.AddObjectsRequest(
+            namespace=namespace, studies=[rooted_tree_to_proto(o) for o in objects], ttl_seconds=ttl
+        )
+        return int(self._call("AddObjects", request).objects_written)
+
+    def retrieve(
+        self, namespace: str, references: Sequence[DICOMObjectReference]
+    ) -> list[DICOMObject | None]:
+        """The cached object for each reference (None where not cached), in one call.
+
+        A series or instance comes with its parents linked; a parent that is not
+        cached itself is an object with an empty Dataset, as dicomtrolley builds them.
+        """
+        wanted: list[objects_pb2.ObjectReference] = []
+        for ref in references:
+            wanted.append(reference_to_proto(ref))
+            if not isinstance(ref, StudyReference):
+                wanted.append(reference_to_proto(StudyReference(study_uid=ref.study_uid)))
+            if isinstance(ref, InstanceReference):
+                wanted.append(
+                    reference_to_proto(SeriesReference(study_uid=ref.study_uid, series_uid=ref.series_uid))
+                )
+        results = iter(
+            self._call("GetObjects", pb.GetObjectsRequest(namespace=namespace, references=wanted)).results
+        )
+        found: list[DICOMObject | None] = []
+        for ref in references:
+            result = next(results)
+            if isinstance(ref, StudyReference):
+                found.append(study_from_proto(result.study) if result.found else None)
+                continue
+            study = _parent_study(next(results), ref.study_uid)
+            if isinstance(ref, SeriesReference):
+                found.append(series_from_proto(result.series, study) if result.found else None)
+                continue
+            series = _parent_series(next(results), study, ref.series_uid)  # type: ignore[attr-defined]
+            found.append(instance_from_proto(result.instance, series) if result.found else None)
+        return found
+
+    def invalidate(self, namespace: str, reference: DICOMObjectReference | None = None) -> int:
+        """Drop one object with what depends on it, or the whole namespace; returns objects dropped."""
+        request = pb.InvalidateRequest(namespace=namespace)
+        if reference is not None:
+            request.reference.CopyFrom(reference_to_proto(reference))
+        return int(self._call("Invalidate", request).objects_removed)
+
+    def stats(self, namespace: str = "") -> pb.GetStatsResponse:
+        """Counters of one namespace, or of all when namespace is empty."""
+        return self._call("GetStats", pb.GetStatsRequest(namespace=namespace))
+
+
+def _parent_study(result: pb.GetObjectsResult, uid: str) -> Study:
+    if result.found:
+        study = study_from_proto(objects_pb2.Study(uid=uid, attributes=result.study.attributes))
+        return study
+    return Study(uid=uid, data=Dataset(), series=())
+
+
+def _parent_series(result: pb.GetObjectsResult, study: Study, uid: str) -> Series:
+    if result.found:
+        return series_from_proto(objects_pb2.Series(uid=uid, attributes=result.series.attributes), study)
+    return Series(uid=uid, data=Dataset(), parent=study, instances=())

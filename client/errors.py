@@ -1,0 +1,71 @@
+"""The client's exceptions, and the one place where gRPC errors become them.
+
+    CacheError                   any failure of a call to the cache server
+    ├── CacheUnavailable         unreachable, too slow, shedding load, or its storage is down
+    └── CacheRejected            the server refused the request as invalid (a bug on our side)
+
+``CachedSearcher`` never lets any of them reach its caller: it falls back to the
+upstream searcher. ``CacheClient`` raises them.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+class CacheError(Exception):
+    """A call to the cache server failed."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CacheUnavailable(CacheError):
+    """The cache cannot answer now; try the upstream and come back later."""
+
+
+class CacheRejected(CacheError):
+    """The server rejected the request; ``violations`` lists (field, rule) pairs."""
+
+    def __init__(self, message: str, violations: list[tuple[str, str]]) -> None:
+        super().__init__(message, grpc.StatusCode.INVALID_ARGUMENT)
+        self.violations = violations
+
+
+_UNAVAILABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+
+
+def translate(error: grpc.RpcError) -> CacheError:
+    """The CacheError that a failed call stands for."""
+    code = error.code() if isinstance(error, grpc.Call) else None
+    details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    if code in _UNAVAILABLE:
+        return CacheUnavailable(f"cache unavailable ({code.name}): {details}", code)  # type: ignore[union-attr]
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return CacheRejected(f"cache rejected the request: {details}", _violations(error))
+    name = code.name if code is not None else "no status"
+    return CacheError(f"cache call failed ({name}): {details}", code)
+
+
+def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:
+        return []
+    found: list[tuple[str, str]] = []
+    for detail in status.details if status else []:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            found.extend((v.field, v.description) for v in bad_request.field_violations)
+    return found

@@ -1,0 +1,117 @@
+"""CachedSearcher: a dicomtrolley Searcher that answers from dicomcache first.
+
+On a hit it returns dicomtrolley objects equal to what the upstream returned when
+the answer was stored; on a miss it asks the upstream, stores the answer and
+returns it. The cache can only make calls faster, never fail them: any cache
+fault falls back to the upstream, and after repeated faults the cache is skipped
+for a back-off period (see ``breaker``). Upstream errors pass through unchanged
+and are never cached.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from dicomtrolley.core import Query, QueryLevels, Searcher, Study
+
+from dicomcache.client.breaker import Breaker
+from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
+from dicomcache.client.errors import CacheError
+from dicomcache.client.namespace import derive_namespace
+from dicomcache.client.query import QueryConversionError, query_to_proto
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class CachedSearcher(Searcher):
+    """Wraps any dicomtrolley Searcher (QIDO-RS, DICOM-QR, MINT, ...) with the cache.
+
+    Thread-safe: one instance may serve many threads. The breaker reads the
+    injected monotonic clock.
+
+    Args:
+        upstream: the searcher that asks the archive.
+        target: the cache server's address.
+        namespace: the archive's name in the cache; derived from the upstream's
+            kind and address when not given.
+        timeout: seconds any cache call may take before the upstream is asked.
+        failure_threshold: cache failures in a row before the cache is skipped.
+        backoff: seconds the cache is skipped after that.
+        ttl: seconds to keep answers (0: the server's TTL).
+        client: a CacheClient to use instead of one built from target and timeout.
+        clock: the breaker's monotonic clock.
+    """
+
+    def __init__(
+        self,
+        upstream: Searcher,
+        target: str = "127.0.0.1:50051",
+        namespace: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        failure_threshold: int = 3,
+        backoff: float = 10.0,
+        ttl: int = 0,
+        client: CacheClient | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.namespace = namespace or derive_namespace(upstream)
+        self.client = client if client is not None else CacheClient(target, timeout=timeout)
+        self.ttl = ttl
+        breaker_options = {"clock": clock} if clock is not None else {}
+        self.breaker = Breaker(
+            threshold=failure_threshold,
+            backoff=backoff,
+            name=f"dicomcache at {self.client.target}",
+            **breaker_options,  # type: ignore[arg-type]
+        )
+
+    def __str__(self) -> str:
+        return f"CachedSearcher for {self.upstream}"
+
+    def find_studies(self, query: Query) -> Sequence[Study]:
+        """The cached answer to ``query``, else the upstream's (then cached)."""
+        try:
+            message = query_to_proto(query)
+        except QueryConversionError:
+            log.debug("query cannot be carried to the cache; asking the upstream")
+            return self.upstream.find_studies(query)
+        cached = self._try(lambda: self.client.lookup_query(self.namespace, message))
+        if cached is not None:
+            return cached
+        studies = self.upstream.find_studies(query)
+        self._try(lambda: self.client.store_query(self.namespace, message, studies, self.ttl))
+        return studies
+
+    def find_study_by_id(
+        self, study_uid: str, query_level: QueryLevels = QueryLevels.STUDY
+    ) -> Study:
+        """The study complete down to ``query_level``, from the cache when it is known complete."""
+        cached = self._try(lambda: self.client.lookup_study(self.namespace, study_uid, query_level))
+        if cached is not None:
+            return cached
+        study = self.upstream.find_study_by_id(study_uid, query_level=query_level)
+        self._try(lambda: self.client.store_study(self.namespace, study, query_level, self.ttl))
+        return study
+
+    def _try(self, call: Callable[[], T]) -> T | None:
+        """Run one cache call if the breaker allows; any failure is recorded and swallowed."""
+        if not self.breaker.allow():
+            return None
+        try:
+            result = call()
+        except CacheError as exc:
+            log.debug("cache call failed: %s", type(exc).__name__)
+            self.breaker.failed()
+            return None
+        except Exception as exc:  # noqa: BLE001 - a cache bug must not fail the user's call
+            log.warning("unexpected cache client error: %s", type(exc).__name__)
+            self.breaker.failed()
+            return None
+        self.breaker.succeeded()
+        return result

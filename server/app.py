@@ -1,0 +1,123 @@
+"""Building, starting and stopping the gRPC server around a backend."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dicomcache.server.backend import Backend
+from dicomcache.server.clock import Clock, monotonic
+from dicomcache.server.config import Settings
+from dicomcache.server.service import SERVICE_NAME, CacheService, InFlight, handler
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired entries
+SWEEP_CHUNK = 256  # entries reaped at a time, so a sweep never holds the backend for long
+
+
+def build_backend(settings: Settings, clock: Clock = monotonic) -> Backend:
+    """The backend that ``settings.backend`` names."""
+    if settings.backend == "memory":
+        from dicomcache.server.backends.memory import MemoryBackend
+
+        return MemoryBackend(
+            ttl=settings.ttl,
+            negative_ttl=settings.negative_ttl,
+            max_bytes=int(settings.max_memory),
+            clock=clock,
+        )
+    from dicomcache.server.backends.redis import RedisBackend
+
+    return RedisBackend.from_url(
+        settings.backend,
+        ttl=settings.ttl,
+        negative_ttl=settings.negative_ttl,
+        socket_timeout=settings.backend_timeout,
+        password=settings.redis_password.get_secret_value() if settings.redis_password else None,
+        ssl_ca_certs=settings.redis_ca_file,
+        ssl_certfile=settings.redis_cert_file,
+        ssl_keyfile=settings.redis_key_file,
+    )
+
+
+class CacheServer:
+    """A running gRPC server: CacheService, health checking and reflection.
+
+    Thread-safe. Uses no clock of its own beyond the sweeper's interval.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend | None = None,
+        extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
+    ) -> None:
+        self.settings = settings
+        self.backend = backend if backend is not None else build_backend(settings)
+        self.in_flight = InFlight()
+        limit = int(settings.max_message_bytes)
+        self.grpc_server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
+            handlers=[
+                handler(CacheService(self.backend, max_ttl=settings.ttl), self.in_flight),
+                *extra_handlers,
+            ],
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc_server
+        )
+        self.port = self.grpc_server.add_insecure_port(settings.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {settings.listen}")
+        self._stopping = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep, name="sweeper", daemon=True)
+
+    def start(self) -> CacheServer:
+        """Start serving; returns self."""
+        self.grpc_server.start()
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._sweeper.start()
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING at once, let in-flight calls finish within grace, release the backend.
+
+        New calls are refused from the start. Streams (health Watch) never finish
+        by themselves, so the server waits for its unary calls only, then cancels
+        what is left.
+        """
+        grace = self.settings.grace if grace is None else grace
+        self.health.enter_graceful_shutdown()
+        self._stopping.set()
+        self.grpc_server.stop(grace)
+        self.in_flight.wait_idle(grace)
+        self.grpc_server.stop(0).wait()
+        if self._sweeper.is_alive():
+            self._sweeper.join()
+        self.backend.close()
+
+    def _sweep(self) -> None:
+        """Reap expired entries a chunk at a time, so no request ever pays for a full sweep."""
+        while not self._stopping.wait(SWEEP_INTERVAL):
+            try:
+                while self.backend.expire(SWEEP_CHUNK) == SWEEP_CHUNK:
+                    if self._stopping.wait(0):
+                        return
+            except Exception as exc:  # noqa: BLE001 - the sweeper must outlive a backend fault
+                log.warning("sweep failed: %s", type(exc).__name__)

@@ -1,0 +1,97 @@
+"""The ``dicomcache`` command: ``dicomcache serve [flags]``.
+
+Every setting is a flag and a DICOMCACHE_* variable; a flag wins over the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from pydantic import ValidationError
+
+from dicomcache.server import logs
+from dicomcache.server.app import CacheServer
+from dicomcache.server.config import Settings
+
+log = logging.getLogger("dicomcache")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dicomcache", description="A gRPC cache for DICOM query answers."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the cache server",
+        description="Run the cache server. Every flag can also be set through the "
+        "environment variable named beside it.",
+    )
+    for name, field in Settings.model_fields.items():
+        default = field.default.get_secret_value() if hasattr(field.default, "get_secret_value") else field.default
+        shown = "***" if "password" in name and default else default
+        serve.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            metavar=name.upper(),
+            help=f"{field.description} [env DICOMCACHE_{name.upper()}; default {shown}]",
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            print(f"dicomcache: {where}: {error['msg']}", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT, then drain and exit 0."""
+    logs.configure(settings.log_format, settings.log_level)
+    server = CacheServer(settings).start()
+    host = settings.listen.rsplit(":", 1)[0]
+    log.info(
+        "dicomcache serving on %s:%d backend=%s ttl=%gs negative_ttl=%gs max_memory=%d "
+        "max_message_bytes=%d max_concurrent_rpcs=%d workers=%d grace=%gs log_format=%s",
+        host,
+        server.port,
+        settings.redacted_backend(),
+        settings.ttl,
+        settings.negative_ttl,
+        settings.max_memory,
+        settings.max_message_bytes,
+        settings.max_concurrent_rpcs,
+        settings.workers,
+        settings.grace,
+        settings.log_format,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: draining", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    server.stop()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Settings of ``dicomcache serve``: command-line flags over DICOMCACHE_* variables over defaults."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import ByteSize, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told. Immutable once built."""
+
+    model_config = SettingsConfigDict(env_prefix="DICOMCACHE_", frozen=True, extra="forbid")
+
+    listen: str = Field(
+        "127.0.0.1:50051",
+        description="host:port to listen on; a sidecar listens on loopback unless told otherwise "
+        "(port 0 picks a free port)",
+    )
+    backend: str = Field(
+        "memory",
+        description="storage: 'memory', redis://HOST:PORT/DB, rediss://... (TLS), "
+        "redis+cluster://HOST:PORT (a seed node of a cluster)",
+    )
+    ttl: float = Field(600.0, gt=0, le=365 * 86400, description="seconds an object stays cached")
+    negative_ttl: float = Field(
+        60.0,
+        gt=0,
+        description="seconds an empty answer stays cached; at most --ttl, "
+        "which it follows down when --ttl is below 60 and this is not set",
+    )
+    max_memory: ByteSize = Field(
+        ByteSize(512 * 1024**2),
+        description="memory backend: bytes of cached data before the least recently used "
+        "studies are evicted, e.g. 512MiB",
+    )
+    max_message_bytes: ByteSize = Field(
+        ByteSize(64 * 1024**2), description="largest gRPC message received or sent"
+    )
+    max_concurrent_rpcs: int = Field(
+        256, gt=0, description="calls in flight before new ones get RESOURCE_EXHAUSTED"
+    )
+    workers: int = Field(16, gt=0, le=1024, description="threads serving calls")
+    grace: float = Field(
+        10.0, ge=0, description="seconds in-flight calls get to finish after SIGTERM"
+    )
+    backend_timeout: float = Field(
+        0.25, gt=0, description="Redis: seconds to connect or answer before UNAVAILABLE"
+    )
+    redis_password: SecretStr | None = Field(
+        None, description="Redis: password, when not in the URL"
+    )
+    redis_ca_file: str | None = Field(None, description="Redis TLS: CA bundle to verify the server")
+    redis_cert_file: str | None = Field(None, description="Redis TLS: client certificate")
+    redis_key_file: str | None = Field(None, description="Redis TLS: client private key")
+    log_format: Literal["text", "json"] = Field("text", description="log lines as text or JSON")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="least severe level logged"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _negative_ttl_follows_ttl(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("negative_ttl") is None and "ttl" in data:
+            data = {**data, "negative_ttl": min(60.0, float(data["ttl"]))}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.negative_ttl > self.ttl:
+            raise ValueError("negative_ttl must not be longer than ttl")
+        if self.backend != "memory" and urlsplit(self.backend).scheme not in REDIS_SCHEMES:
+            raise ValueError(f"backend must be 'memory' or a URL with scheme in {sorted(REDIS_SCHEMES)}")
+        return self
+
+    def redacted_backend(self) -> str:
+        """The backend URL with any password replaced, for logs."""
+        parts = urlsplit(self.backend)
+        if parts.password is None:
+            return self.backend
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+cluster", "rediss+cluster"})

@@ -1,0 +1,126 @@
+"""The tree of cached objects: studies, series and instances under a namespace root.
+
+A node is one object with its own data and its own expiry, so refreshing a study
+leaves its series alone, and a study whose data expired can still lead to its live
+series (it stays as a data-less path). A cache holds hundreds of thousands of
+nodes, so a node is a ``__slots__`` object that shares its uid string with its
+parent's dict and its expiry float with the rest of its write batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dicomcache.server.model import Address, CachedObject, InstanceData, SeriesData, StudyData
+
+# Bytes charged per node on top of its uid and data, an estimate of what CPython
+# spends on it (64-bit, 3.11): the node (80), its slot in the parent's dict (~50),
+# the uid's str header (~56), the data's bytes header and malloc rounding (~48) and
+# its pointer in the expiry queue (8). benchmarks/memory_backend_rss.py compares
+# the accounted bytes with the process's real growth (they agree within a few %).
+NODE_OVERHEAD = 240
+
+_NEVER = 0.0
+
+
+class Node:
+    """One object of the tree, or a data-less path to cached descendants.
+
+    ``parent`` is None once the node is no longer in the tree (or for a namespace
+    root): recorded answers hold nodes by identity and use it to tell a node still
+    cached from one that was dropped, even if the same address was written again.
+    A plain Node is a leaf (an instance); studies and series are Branches, so the
+    most numerous nodes do without a ``children`` slot.
+    Not thread-safe: the backend's lock guards every node. Stores times, reads no clock.
+    """
+
+    __slots__ = ("data", "expires_at", "parent", "uid")
+
+    children: dict[str, Node] | None = None  # a leaf's, for code that walks any node
+
+    def __init__(self, uid: str, parent: Branch | None) -> None:
+        self.uid = uid
+        self.parent = parent
+        self.data: bytes | None = None
+        self.expires_at = _NEVER
+
+    def alive(self, now: float) -> bool:
+        """Whether the node holds data that has not expired at ``now``."""
+        return self.data is not None and now < self.expires_at
+
+    def child(self, uid: str) -> Node | None:
+        """The child with this uid, if any."""
+        children = self.children
+        return children.get(uid) if children else None
+
+    def size(self) -> int:
+        """The bytes charged for this node (see NODE_OVERHEAD)."""
+        return NODE_OVERHEAD + len(self.uid) + (len(self.data) if self.data is not None else 0)
+
+
+class Branch(Node):
+    """A node that can have children (a study, a series, a namespace root).
+
+    Not thread-safe: the backend's lock guards every node. Reads no clock.
+    """
+
+    __slots__ = ("children",)
+
+    def __init__(self, uid: str, parent: Branch | None) -> None:
+        super().__init__(uid, parent)
+        self.children: dict[str, Node] | None = None
+
+
+def find(root: Node, address: Address) -> Node | None:
+    """The node at ``address`` under ``root``, or None."""
+    node: Node | None = root
+    for uid in address:
+        if node is None:
+            return None
+        node = node.child(uid)
+    return node
+
+
+def lineage(node: Node) -> list[Node]:
+    """The node and its ancestors up to (without) the root: [node, ..., study]."""
+    chain = [node]
+    while (parent := chain[-1].parent) is not None and parent.parent is not None:
+        chain.append(parent)
+    return chain
+
+
+def subtree(node: Node) -> Iterator[tuple[Node, int]]:
+    """Every node of the subtree with its depth below ``node`` (0 for ``node``)."""
+    stack = [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if current.children:  # before the yield: the caller may cut the node loose
+            stack.extend((c, depth + 1) for c in current.children.values())
+        yield current, depth
+
+
+def snapshot(node: Node, level: int, now: float) -> CachedObject | None:
+    """The object at ``node`` (at tree depth ``level``) with its live descendants.
+
+    A descendant whose own data is gone but that leads to live objects comes as a
+    path (attributes None). None when nothing under ``node`` is alive.
+    """
+    if level == 1:
+        return _study(node, now)
+    if level == 2:
+        return _series(node, now)
+    return InstanceData(node.uid, node.data) if node.alive(now) else None
+
+
+def _study(node: Node, now: float) -> StudyData | None:
+    series = tuple(s for c in (node.children or {}).values() if (s := _series(c, now)))
+    data = node.data if node.alive(now) else None
+    return StudyData(node.uid, data, series) if data is not None or series else None
+
+
+def _series(node: Node, now: float) -> SeriesData | None:
+    instances = tuple(
+        InstanceData(c.uid, c.data) for c in (node.children or {}).values() if c.alive(now)
+    )
+    data = node.data if node.alive(now) else None
+    return SeriesData(node.uid, data, instances) if data is not None or instances else None

@@ -1,0 +1,197 @@
+"""Rules for what requests may carry; every breach becomes an InvalidArgument.
+
+Each check appends a Violation naming the request field (a dotted path such as
+``studies[0].series[1].uid``) and the rule it broke, so a client in any language
+can tell exactly what to fix. Checks never raise anything but InvalidArgument.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterable
+
+from dicomcache.server.errors import InvalidArgument, Violation
+from dicomcache.server.model import Level
+from dicomcache.v1 import dataset_pb2, objects_pb2, query_pb2
+
+NAMESPACE_RULE = "must be 1 to 128 characters of letters, digits and ._:/-"
+UID_RULE = (
+    "must be a DICOM UID: at most 64 characters, digits and dots, no empty component, "
+    "no leading zero in a component other than 0"
+)
+MAX_TEXT = 1024  # characters in one query field
+MAX_INCLUDE_FIELDS = 256
+MAX_EXTRA_FIELDS = 64
+MAX_REFERENCES = 1000
+MAX_SEQUENCE_DEPTH = 8  # protobuf parsing itself stops at 100 nested messages, about 19 levels
+VALID_VRS = frozenset(
+    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN "
+    "UR US UT UV".split()
+)
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
+_UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
+_KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+
+
+class Checker:
+    """Collects violations over one request; ``done()`` raises if any were found.
+
+    Not thread-safe: one Checker per request.
+    """
+
+    def __init__(self) -> None:
+        self.violations: list[Violation] = []
+
+    def fail(self, field: str, rule: str) -> None:
+        """Record one broken rule."""
+        self.violations.append(Violation(field, rule))
+
+    def done(self) -> None:
+        """Raise InvalidArgument with every violation found, if any."""
+        if self.violations:
+            raise InvalidArgument(self.violations)
+
+    def namespace(self, value: str, field: str = "namespace") -> None:
+        """Namespaces name an archive and end up in storage keys: keep them plain."""
+        if not _NAMESPACE.fullmatch(value):
+            self.fail(field, NAMESPACE_RULE)
+
+    def uid(self, value: str, field: str) -> None:
+        """A UID as DICOM's UI VR defines it (PS3.5 9.1)."""
+        if len(value) > 64 or not _UID.fullmatch(value):
+            self.fail(field, UID_RULE)
+
+    def level(self, value: int, field: str) -> Level:
+        """A QueryLevel; unspecified reads as STUDY, unknown numbers are rejected."""
+        if value == query_pb2.QUERY_LEVEL_UNSPECIFIED:
+            return Level.STUDY
+        if value not in (1, 2, 3):
+            self.fail(field, "must be a known QueryLevel (1 STUDY, 2 SERIES, 3 INSTANCE)")
+            return Level.STUDY
+        return Level(value)
+
+    def ttl(self, value: int, field: str = "ttl_seconds") -> float | None:
+        """0 means the server's TTL; longer than the server's TTL is capped by the backend."""
+        return float(value) if value else None
+
+    def query(self, query: query_pb2.Query, field: str = "query") -> None:
+        """Every field of a Query within its bounds, dates real dates."""
+        if query.kind and (len(query.kind) > 256 or not _KIND.fullmatch(query.kind)):
+            self.fail(f"{field}.kind", "must be a dotted Python class name of at most 256 characters")
+        self.level(query.query_level, f"{field}.query_level")
+        for name in _QUERY_TEXT_FIELDS:
+            if len(getattr(query, name)) > MAX_TEXT:
+                self.fail(f"{field}.{name}", f"must be at most {MAX_TEXT} characters")
+        if len(query.include_fields) > MAX_INCLUDE_FIELDS:
+            self.fail(f"{field}.include_fields", f"must have at most {MAX_INCLUDE_FIELDS} entries")
+        for i, keyword in enumerate(query.include_fields):
+            if not _KEYWORD.fullmatch(keyword):
+                self.fail(f"{field}.include_fields[{i}]", "must be a DICOM keyword")
+        if query.include_fields_null and query.include_fields:
+            self.fail(f"{field}.include_fields_null", "must be false when include_fields is set")
+        if len(query.extra_fields) > MAX_EXTRA_FIELDS:
+            self.fail(f"{field}.extra_fields", f"must have at most {MAX_EXTRA_FIELDS} entries")
+        for name, value in query.extra_fields.items():
+            if not name.isidentifier() or len(name) > 64:
+                self.fail(f"{field}.extra_fields", "keys must be Python identifiers of at most 64 characters")
+            if len(value) > MAX_TEXT:
+                self.fail(f"{field}.extra_fields[{name!r}]", f"must be at most {MAX_TEXT} characters")
+        for name in ("limit", "offset"):
+            if getattr(query, name) < 0:
+                self.fail(f"{field}.{name}", "must not be negative")
+        for name in ("min_study_date", "max_study_date"):
+            if query.HasField(name):
+                self.datetime(getattr(query, name), f"{field}.{name}")
+        if query.HasField("patient_birth_date"):
+            self.date(query.patient_birth_date, f"{field}.patient_birth_date")
+
+    def date(self, value: query_pb2.Date, field: str) -> None:
+        """A calendar date that exists."""
+        try:
+            datetime.date(value.year, value.month, value.day)
+        except ValueError:
+            self.fail(field, "must be a valid calendar date (year 1-9999)")
+
+    def datetime(self, value: query_pb2.DateTime, field: str) -> None:
+        """A date and wall-clock time that exist; an offset within +-24 hours."""
+        self.date(value.date, f"{field}.date")
+        try:
+            datetime.time(value.hour, value.minute, value.second, value.microsecond)
+        except ValueError:
+            self.fail(field, "must have hour 0-23, minute 0-59, second 0-59, microsecond 0-999999")
+        if value.HasField("utc_offset_seconds") and abs(value.utc_offset_seconds) >= 86400:
+            self.fail(f"{field}.utc_offset_seconds", "must be within +-86399 seconds")
+
+    def studies(
+        self, studies: Iterable[objects_pb2.Study], field: str, *, need_attributes: bool
+    ) -> None:
+        """Object trees: valid, unique UIDs; attributes where the call needs them."""
+        seen: set[str] = set()
+        for i, study in enumerate(studies):
+            path = f"{field}[{i}]"
+            self._object(study, path, seen, need_attributes)
+            series_seen: set[str] = set()
+            for j, series in enumerate(study.series):
+                series_path = f"{path}.series[{j}]"
+                self._object(series, series_path, series_seen, need_attributes)
+                instance_seen: set[str] = set()
+                for k, instance in enumerate(series.instances):
+                    self._object(instance, f"{series_path}.instances[{k}]", instance_seen, need_attributes)
+
+    def _object(
+        self,
+        obj: objects_pb2.Study | objects_pb2.Series | objects_pb2.Instance,
+        path: str,
+        seen: set[str],
+        need_attributes: bool,
+    ) -> None:
+        self.uid(obj.uid, f"{path}.uid")
+        if obj.uid in seen:
+            self.fail(f"{path}.uid", "must be unique among its siblings")
+        seen.add(obj.uid)
+        if obj.HasField("attributes"):
+            self.dataset(obj.attributes, f"{path}.attributes", 0)
+        elif need_attributes:
+            self.fail(f"{path}.attributes", "must be set: an answer's objects carry their data")
+
+    def dataset(self, dataset: dataset_pb2.Dataset, path: str, depth: int) -> None:
+        """VRs known, tags 32-bit, sequences nested at most MAX_SEQUENCE_DEPTH deep."""
+        if depth > MAX_SEQUENCE_DEPTH:
+            self.fail(path, f"sequences must nest at most {MAX_SEQUENCE_DEPTH} deep")
+            return
+        for tag, element in dataset.elements.items():
+            if element.vr not in VALID_VRS:
+                self.fail(f"{path}.elements[{tag:08X}].vr", "must be a DICOM VR such as PN or UI")
+            elif element.vr == "SQ" and element.WhichOneof("content") == "values":
+                for n, value in enumerate(element.values.items):
+                    if value.HasField("item"):
+                        self.dataset(value.item, f"{path}.elements[{tag:08X}].values[{n}]", depth + 1)
+
+    def reference(self, ref: objects_pb2.ObjectReference, field: str) -> tuple[str, ...]:
+        """The address a reference names; exactly one kind must be set."""
+        kind = ref.WhichOneof("reference")
+        if kind == "study":
+            self.uid(ref.study.study_uid, f"{field}.study.study_uid")
+            return (ref.study.study_uid,)
+        if kind == "series":
+            self.uid(ref.series.study_uid, f"{field}.series.study_uid")
+            self.uid(ref.series.series_uid, f"{field}.series.series_uid")
+            return (ref.series.study_uid, ref.series.series_uid)
+        if kind == "instance":
+            inst = ref.instance
+            self.uid(inst.study_uid, f"{field}.instance.study_uid")
+            self.uid(inst.series_uid, f"{field}.instance.series_uid")
+            self.uid(inst.instance_uid, f"{field}.instance.instance_uid")
+            return (inst.study_uid, inst.series_uid, inst.instance_uid)
+        self.fail(field, "must set one of study, series or instance")
+        return ()
+
+
+_QUERY_TEXT_FIELDS = tuple(
+    f.name
+    for f in query_pb2.Query.DESCRIPTOR.fields
+    if f.type == f.TYPE_STRING and not f.is_repeated and f.name != "kind"
+)

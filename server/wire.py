@@ -1,0 +1,93 @@
+"""Hand-encoding of responses from stored bytes, so a hit never re-parses a dataset.
+
+The backends keep each object's attributes as the serialized bytes of a
+``dicomcache.v1.Dataset``. A protobuf message field is written on the wire as a
+tag, a length and the message's bytes, so a Study can be encoded by concatenating
+stored bytes; building protobuf objects instead would parse and re-serialize
+every dataset on every hit. The field numbers below are those of the .proto files
+(``tests/grpc/test_wire.py`` checks the output against the protobuf library).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dicomcache.server.model import CachedObject, InstanceData, SeriesData, StudyData
+
+# Tags: field number << 3 | wire type (0 varint, 2 length-delimited).
+_UID = b"\x0a"  # Study/Series/Instance.uid = 1
+_ATTRIBUTES = b"\x12"  # .attributes = 2
+_CHILDREN = b"\x1a"  # Study.series = 3, Series.instances = 3
+_HIT = b"\x08\x01"  # Lookup*Response.hit = 1, GetObjectsResult.found = 1
+_HIT_PAYLOAD = b"\x12"  # LookupQueryResponse.studies = 2, LookupStudyResponse.study = 2
+_RESULT_FIELDS = {StudyData: b"\x12", SeriesData: b"\x1a", InstanceData: b"\x22"}
+_RESULTS = b"\x0a"  # GetObjectsResponse.results = 1
+
+MISS = b""  # every field at its default: hit = false
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+def _head(uid: str, attributes: bytes | None) -> bytes:
+    head = _field(_UID, uid.encode())
+    if attributes is not None:
+        head += _field(_ATTRIBUTES, attributes)
+    return head
+
+
+def instance(obj: InstanceData) -> bytes:
+    """An encoded ``Instance``."""
+    return _head(obj.uid, obj.attributes)
+
+
+def series(obj: SeriesData) -> bytes:
+    """An encoded ``Series`` with its instances."""
+    parts = [_head(obj.uid, obj.attributes)]
+    parts.extend(_field(_CHILDREN, instance(i)) for i in obj.instances)
+    return b"".join(parts)
+
+
+def study(obj: StudyData) -> bytes:
+    """An encoded ``Study`` with its series."""
+    parts = [_head(obj.uid, obj.attributes)]
+    parts.extend(_field(_CHILDREN, series(s)) for s in obj.series)
+    return b"".join(parts)
+
+
+def query_hit(studies: Sequence[StudyData]) -> bytes:
+    """An encoded ``LookupQueryResponse`` with hit = true."""
+    return _HIT + b"".join(_field(_HIT_PAYLOAD, study(s)) for s in studies)
+
+
+def study_hit(obj: StudyData) -> bytes:
+    """An encoded ``LookupStudyResponse`` with hit = true."""
+    return _HIT + _field(_HIT_PAYLOAD, study(obj))
+
+
+_ENCODERS = {StudyData: study, SeriesData: series, InstanceData: instance}
+
+
+def objects_result(results: Sequence[CachedObject | None]) -> bytes:
+    """An encoded ``GetObjectsResponse``: one result per reference, found or not."""
+    parts = []
+    for obj in results:
+        if obj is None:
+            parts.append(_field(_RESULTS, b""))
+        else:
+            kind = type(obj)
+            body = _HIT + _field(_RESULT_FIELDS[kind], _ENCODERS[kind](obj))  # type: ignore[operator]
+            parts.append(_field(_RESULTS, body))
+    return b"".join(parts)

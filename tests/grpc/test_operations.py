@@ -1,0 +1,186 @@
+"""Health, reflection, load shedding, graceful shutdown, logs without PHI."""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from dicomcache.server.backends.memory import MemoryBackend
+from dicomcache.server.service import SERVICE_NAME
+from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import query_pb2
+from tests.grpc.conftest import start_server
+from tests.messages import make_study
+
+
+class BlockingBackend(MemoryBackend):
+    """A backend whose query lookups wait for a gate: the only way to hold a call in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Semaphore(0)
+        self.gate = threading.Event()
+
+    def lookup_query(self, namespace, key):  # type: ignore[no-untyped-def]
+        self.entered.release()
+        self.gate.wait(30)
+        return super().lookup_query(namespace, key)
+
+
+def start_blocking(**settings: object):
+    from dicomcache.server.app import CacheServer
+    from dicomcache.server.config import Settings
+
+    backend = BlockingBackend()
+    server = CacheServer(Settings(listen="127.0.0.1:0", **settings), backend=backend).start()  # type: ignore[arg-type]
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    from dicomcache.v1 import cache_service_pb2_grpc
+
+    return server, backend, channel, cache_service_pb2_grpc.CacheServiceStub(channel)
+
+
+LOOKUP = pb.LookupQueryRequest(namespace="ns", query=query_pb2.Query(patient_id="P1"))
+
+
+def test_health_reports_serving_for_the_server_and_the_service(running):
+    health = health_pb2_grpc.HealthStub(running.channel)
+    for service in ("", SERVICE_NAME):
+        response = health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_the_cache_service(running):
+    reflection = reflection_pb2_grpc.ServerReflectionStub(running.channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    (response,) = list(reflection.ServerReflectionInfo(iter([request])))
+    names = {s.name for s in response.list_services_response.service}
+    assert {SERVICE_NAME, "grpc.health.v1.Health"} <= names
+    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE_NAME)
+    (response,) = list(reflection.ServerReflectionInfo(iter([request])))
+    assert response.file_descriptor_response.file_descriptor_proto
+
+
+def test_calls_over_the_concurrency_limit_are_shed_with_resource_exhausted():
+    server, backend, channel, stub = start_blocking(max_concurrent_rpcs=2, workers=4)
+    try:
+        in_flight = [stub.LookupQuery.future(LOOKUP) for _ in range(2)]
+        for _ in in_flight:
+            assert backend.entered.acquire(timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.LookupQuery(LOOKUP, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        backend.gate.set()
+        assert all(f.result(timeout=10).hit is False for f in in_flight)
+        assert stub.LookupQuery(LOOKUP, timeout=10).hit is False
+    finally:
+        backend.gate.set()
+        channel.close()
+        server.stop(grace=0)
+
+
+def test_stop_turns_health_not_serving_and_drains_in_flight_calls():
+    server, backend, channel, stub = start_blocking()
+    try:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+        )
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        in_flight = stub.LookupQuery.future(LOOKUP)
+        assert backend.entered.acquire(timeout=10)
+        stopper = threading.Thread(target=server.stop, kwargs={"grace": 30})
+        stopper.start()
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert stopper.is_alive(), "stop must wait for the call in flight"
+        backend.gate.set()
+        assert in_flight.result(timeout=10).hit is False
+        stopper.join(timeout=30)
+        assert not stopper.is_alive()
+    finally:
+        backend.gate.set()
+        channel.close()
+
+
+def test_sigterm_turns_health_not_serving_and_exits_zero():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dicomcache.server.cli", "serve", "--listen", "127.0.0.1:0", "--grace", "5"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        port = int(re.search(r"serving on 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            process.send_signal(signal.SIGTERM)
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_no_patient_data_in_logs_at_info(caplog):
+    running = start_server()
+    caplog.set_level(logging.INFO)
+    try:
+        study = make_study(1, 1, 1, patient="Secretname^Jane")
+        query = query_pb2.Query(patient_name="Secretname^Jane", patient_id="SECRET-ID-42")
+        running.stub.StoreQuery(pb.StoreQueryRequest(namespace="ns", query=query, studies=[study]))
+        running.stub.LookupQuery(pb.LookupQueryRequest(namespace="ns", query=query))
+        running.stub.Invalidate(pb.InvalidateRequest(namespace="ns"))
+        bad = pb.LookupQueryRequest(namespace="ns", query=query_pb2.Query(patient_id="SECRET-ID-42" * 100))
+        with pytest.raises(grpc.RpcError):
+            running.stub.LookupQuery(bad)
+    finally:
+        running.channel.close()
+        running.server.stop(grace=0)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "invalidated" in logged  # the test does see the server's log lines
+    for secret in ("Secretname", "SECRET-ID-42", "Jane"):
+        assert secret not in logged
+
+
+def test_startup_line_shows_the_configuration_without_the_password(tmp_path):
+    from dicomcache.server.config import Settings
+
+    settings = Settings(backend="redis://:hunter2@127.0.0.1:1/0")
+    assert "hunter2" not in settings.redacted_backend()
+    assert settings.redacted_backend() == "redis://:***@127.0.0.1:1/0"
+
+
+def test_cli_rejects_bad_settings_with_a_clear_message():
+    result = subprocess.run(
+        [sys.executable, "-m", "dicomcache.server.cli", "serve", "--ttl", "-5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "ttl" in result.stderr and "greater than 0" in result.stderr
+
+
+def test_serve_help_documents_every_setting_and_its_variable():
+    from dicomcache.server.config import Settings
+
+    result = subprocess.run(
+        [sys.executable, "-m", "dicomcache.server.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for name in Settings.model_fields:
+        assert f"--{name.replace('_', '-')}" in text
+        assert f"DICOMCACHE_{name.upper()}" in text

@@ -1,0 +1,157 @@
+"""Bad input: INVALID_ARGUMENT naming the field and the rule, and the server keeps serving."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from dicomcache.server.service import SERVICE_NAME
+from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import dataset_pb2, objects_pb2, query_pb2
+from tests.messages import make_study
+
+GOOD_UID = "1.2.840.10008.1"
+
+
+def violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """The (field, description) pairs of the BadRequest detail of an error."""
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    status = rpc_status.from_call(error)
+    assert status is not None
+    found = []
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        assert detail.Unpack(bad_request)
+        found.extend((v.field, v.description) for v in bad_request.field_violations)
+    return found
+
+
+def rejected(call, request) -> list[tuple[str, str]]:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(request)
+    return violations(caught.value)
+
+
+@pytest.mark.parametrize(
+    "uid",
+    [
+        "",
+        "1..2",
+        "1.02",
+        "01.2",
+        "1.2.",
+        ".1.2",
+        "1.2.a",
+        "1.2 3",
+        "1." + "2" * 63,
+        "1.2.3\x00",
+    ],
+)
+def test_invalid_uids_are_rejected_with_the_ui_rule(stub, uid):
+    found = rejected(stub.LookupStudy, pb.LookupStudyRequest(namespace="ns", study_uid=uid))
+    assert found == [("study_uid", found[0][1])]
+    assert "64 characters" in found[0][1] and "leading zero" in found[0][1]
+
+
+@pytest.mark.parametrize("uid", ["0", "1.0.2", "1.2.840.10008.5.1.4.1.1.2", "9" * 64])
+def test_valid_uids_are_accepted(stub, uid):
+    assert stub.LookupStudy(pb.LookupStudyRequest(namespace="ns", study_uid=uid)).hit is False
+
+
+@pytest.mark.parametrize("namespace", ["", "a b", "x" * 129, "pacs\n", "ünïcode"])
+def test_invalid_namespaces_are_rejected(stub, namespace):
+    found = rejected(stub.LookupQuery, pb.LookupQueryRequest(namespace=namespace, query=query_pb2.Query()))
+    assert [f for f, _ in found] == ["namespace"]
+
+
+def test_unknown_enum_value_is_rejected(stub):
+    request = pb.LookupStudyRequest(namespace="ns", study_uid=GOOD_UID, query_level=7)  # type: ignore[arg-type]
+    found = rejected(stub.LookupStudy, request)
+    assert found[0][0] == "query_level" and "known QueryLevel" in found[0][1]
+
+
+def test_every_violation_of_a_request_is_reported(stub):
+    study = make_study(1, 1, 1)
+    study.series[0].instances[0].uid = "1.02"
+    study.series[0].instances.add(uid=study.series[0].uid)  # no attributes
+    request = pb.StoreQueryRequest(
+        namespace="ns",
+        query=query_pb2.Query(
+            query_level=9,  # type: ignore[arg-type]
+            include_fields=["Patient Name"],
+            limit=-1,
+            min_study_date=query_pb2.DateTime(date=query_pb2.Date(year=2024, month=2, day=30)),
+        ),
+        studies=[study],
+    )
+    fields = {f for f, _ in rejected(stub.StoreQuery, request)}
+    assert fields == {
+        "query.query_level",
+        "query.include_fields[0]",
+        "query.limit",
+        "query.min_study_date.date",
+        "studies[0].series[0].instances[0].uid",
+        "studies[0].series[0].instances[1].attributes",
+    }
+
+
+def test_duplicate_siblings_and_unknown_vr_are_rejected(stub):
+    study = make_study(1, 1, 0)
+    study.series.add().CopyFrom(study.series[0])
+    study.attributes.elements[0x00081030].CopyFrom(dataset_pb2.Element(vr="XX"))
+    found = rejected(stub.AddObjects, pb.AddObjectsRequest(namespace="ns", studies=[study]))
+    assert {f for f, _ in found} == {"studies[0].series[1].uid", "studies[0].attributes.elements[00081030].vr"}
+
+
+def test_deeply_nested_sequences_are_rejected(stub):
+    root = dataset_pb2.Dataset()
+    current = root
+    for _ in range(10):
+        element = current.elements[0x00081115]
+        element.vr = "SQ"
+        current = element.values.items.add().item
+    study = objects_pb2.Study(uid=GOOD_UID, attributes=root)
+    found = rejected(stub.AddObjects, pb.AddObjectsRequest(namespace="ns", studies=[study]))
+    assert "nest" in found[0][1]
+
+
+def test_reference_without_a_kind_is_rejected(stub):
+    request = pb.GetObjectsRequest(namespace="ns", references=[objects_pb2.ObjectReference()])
+    assert rejected(stub.GetObjects, request)[0][0] == "references[0]"
+
+
+def test_too_many_references_are_rejected(stub):
+    ref = objects_pb2.ObjectReference(study=objects_pb2.StudyReference(study_uid=GOOD_UID))
+    request = pb.GetObjectsRequest(namespace="ns", references=[ref] * 1001)
+    assert rejected(stub.GetObjects, request)[0][0] == "references"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"\xff\xff\xff", b"\x0a\x05ab", b"\x12\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", b"\x0a\x02\xc3\x28"],
+    ids=["garbage", "truncated", "bad-varint", "invalid-utf8"],
+)
+@pytest.mark.parametrize("method", ["LookupQuery", "StoreQuery", "GetObjects", "GetStats"])
+def test_malformed_bytes_get_invalid_argument_and_the_server_keeps_serving(running, method, payload):
+    raw = running.channel.unary_unary(f"/{SERVICE_NAME}/{method}")
+    with pytest.raises(grpc.RpcError) as caught:
+        raw(payload)
+    assert violations(caught.value)[0][0] == "request"
+    assert running.stub.GetStats(pb.GetStatsRequest()).max_bytes > 0
+
+
+def test_oversized_message_is_refused_and_the_server_keeps_serving():
+    from tests.grpc.conftest import start_server
+
+    running = start_server(max_message_bytes=64 * 1024)
+    try:
+        big = make_study(1, 1, 2000)
+        with pytest.raises(grpc.RpcError) as caught:
+            running.stub.AddObjects(pb.AddObjectsRequest(namespace="ns", studies=[big]))
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert running.stub.GetStats(pb.GetStatsRequest()).max_bytes > 0
+    finally:
+        running.channel.close()
+        running.server.stop(grace=0)

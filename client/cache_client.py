@@ -38,6 +38,14 @@ from dicomcache.v1 import cache_service_pb2_grpc, objects_pb2, query_pb2
 
 DEFAULT_TIMEOUT = 0.25  # seconds; a cache that takes longer is no use as a cache
 
+# Reconnect soon after the server comes back (gRPC's default waits up to 120 s).
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+)
+
 LEVELS = {
     QueryLevels.STUDY: query_pb2.QUERY_LEVEL_STUDY,
     QueryLevels.SERIES: query_pb2.QUERY_LEVEL_SERIES,
@@ -89,7 +97,9 @@ class CacheClient:
         self.target = target
         self.timeout = timeout
         self._own_channel = channel is None
-        self.channel = channel if channel is not None else grpc.insecure_channel(target)
+        self.channel = (
+            channel if channel is not None else grpc.insecure_channel(target, CHANNEL_OPTIONS)
+        )
         self._stub = cache_service_pb2_grpc.CacheServiceStub(self.channel)
 
     def close(self) -> None:

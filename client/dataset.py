@@ -116,19 +116,19 @@ def from_pydicom(dataset: Dataset) -> dataset_pb2.Dataset:
 def _to_element(tag: int, element: dataset_pb2.Element, handler: BulkDataHandler | None) -> Any:
     vr = element.vr
     content = element.WhichOneof("content")
-    try:
-        if content == "values":
-            builder = _BUILDERS.get(vr)
-            if builder is not None:
+    if content == "values" and element.values.items:
+        builder = _BUILDERS.get(vr)
+        if builder is not None:
+            try:
                 value = builder(vr, element.values.items, handler)
-                return DataElement(BaseTag(tag), vr, value, already_converted=True)
-        elif content is None and vr != "UN":
-            # Empty values are cheap to validate; pydicom's setter gives them their type.
-            return DataElement(BaseTag(tag), vr, empty_value_for_VR(vr))
-        elif content == "inline_binary" and vr in _BINARY_VRS:
-            return DataElement(BaseTag(tag), vr, element.inline_binary, already_converted=True)
-    except _Slow:
-        pass
+            except _Slow:
+                return _from_json(tag, element, handler)
+            return DataElement(BaseTag(tag), vr, value, already_converted=True)
+    elif (content is None or content == "values") and vr != "UN":
+        # Empty: cheap to validate, and pydicom's setter gives the empty value its type.
+        return DataElement(BaseTag(tag), vr, empty_value_for_VR(vr))
+    elif content == "inline_binary" and vr in _BINARY_VRS:
+        return DataElement(BaseTag(tag), vr, element.inline_binary, already_converted=True)
     return _from_json(tag, element, handler)
 
 
@@ -252,8 +252,6 @@ def _keep(value: Any) -> Any:
 def _single_or_multi(values: list[Any], vr: str) -> Any:
     if len(values) == 1:
         return values[0]
-    if not values:
-        return empty_value_for_VR(vr)
     return MultiValue(_keep, values)
 
 

@@ -19,7 +19,7 @@ from dicomtrolley.core import Query, QueryLevels, Searcher, Study
 from dicomcache.client.breaker import Breaker
 from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
 from dicomcache.client.errors import CacheError
-from dicomcache.client.namespace import derive_namespace
+from dicomcache.client.namespace import NAMESPACE, NAMESPACE_RULE, derive_namespace
 from dicomcache.client.query import QueryConversionError, query_to_proto
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ class CachedSearcher(Searcher):
     ) -> None:
         self.upstream = upstream
         self.namespace = namespace or derive_namespace(upstream)
+        if not NAMESPACE.fullmatch(self.namespace):
+            raise ValueError(f"namespace {self.namespace!r} {NAMESPACE_RULE}")
         self.client = client if client is not None else CacheClient(target, timeout=timeout)
         self.ttl = ttl
         breaker_options = {"clock": clock} if clock is not None else {}

@@ -1,0 +1,60 @@
+"""A Node.js client (@grpc/grpc-js, protos loaded at run time) shares entries with Python."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import query_pb2
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "tests" / "node" / "client.js"
+
+
+def node(command: str, target: str) -> dict:
+    if shutil.which("node") is None or not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        pytest.fail("node and the npm packages are needed: run `npm ci` (.ci/run does)")
+    result = subprocess.run(
+        ["node", str(SCRIPT), command, target], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def python_query() -> query_pb2.Query:
+    """The Node client's query, built with its fields in another order and spelled out."""
+    query = query_pb2.Query()
+    query.max_study_date.hour = 23
+    query.max_study_date.minute = 59
+    query.max_study_date.date.CopyFrom(query_pb2.Date(year=2024, month=12, day=31))
+    query.min_study_date.date.CopyFrom(query_pb2.Date(year=2024, month=1, day=2))
+    query.patient_id = "NODE-1"
+    query.include_fields.extend(["Modality", "StudyDate", "Modality"])
+    query.query_level = query_pb2.QUERY_LEVEL_INSTANCE
+    query.kind = "dicomtrolley.core.Query"
+    return query
+
+
+def test_node_stores_and_python_hits_the_same_entry(running):
+    assert node("store", running.target) == {}
+    response = running.stub.LookupQuery(pb.LookupQueryRequest(namespace="node-test", query=python_query()))
+    assert response.hit
+    (study,) = response.studies
+    assert study.uid == "1.2.826.0.1.3680043.8.498.77"
+    name = study.attributes.elements[0x00100010].values.items[0].person_name
+    assert (name.alphabetic, name.ideographic) == ("Yamada^Tarou", "山田^太郎")
+    instance = study.series[0].instances[0]
+    assert instance.attributes.elements[0x00200013].values.items[0].integer == 7
+
+
+def test_node_lookup_before_store_is_a_miss_and_after_a_hit(running):
+    assert node("lookup", running.target) == {}  # hit=false and nothing else: all defaults
+    node("store", running.target)
+    response = node("lookup", running.target)
+    assert response["hit"] is True
+    assert response["studies"][0]["series"][0]["instances"][0]["uid"].endswith(".77.1.1")

@@ -22,7 +22,7 @@ as they are, without pydicom's per-item conversion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from pydicom import config
@@ -39,7 +39,8 @@ from dicomcache.v1 import dataset_pb2
 
 BulkDataHandler = Callable[[str, str, str], Any] | Callable[[str], Any]
 
-_IGNORE = 0  # pydicom.config.IGNORE: values are built from already validated data
+# Values are built from data that pydicom validated when it first read them.
+_IGNORE = config.IGNORE
 
 # Text VRs that pydicom keeps as plain str (DA/DT/TM only while
 # config.datetime_conversion is off; checked per call).
@@ -57,7 +58,7 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
 
-class _Slow(Exception):
+class _SlowPathError(Exception):
     """Raised inside the fast path for a value it does not handle: use from_json."""
 
 
@@ -80,8 +81,9 @@ def to_pydicom(
     dataset = Dataset()
     # Dataset.__setitem__ costs as much as building the element, and only does
     # work for private tags (their creator), sequences and pixel data. Other
-    # elements go straight into the dataset's dict, in ascending order as
-    # from_json adds them.
+    # elements go straight into the dataset's dict (private to pydicom, but the
+    # same since pydicom 1; the Hypothesis tests compare with from_json), in
+    # ascending order as from_json adds them.
     store = dataset._dict
     for tag, element in sorted(message.elements.items()):
         data_element = _to_element(tag, element, bulk_data_uri_handler)
@@ -116,12 +118,13 @@ def from_pydicom(dataset: Dataset) -> dataset_pb2.Dataset:
 def _to_element(tag: int, element: dataset_pb2.Element, handler: BulkDataHandler | None) -> Any:
     vr = element.vr
     content = element.WhichOneof("content")
-    if content == "values" and element.values.items:
+    items = element.values.items
+    if content == "values" and items:
         builder = _BUILDERS.get(vr)
         if builder is not None:
             try:
-                value = builder(vr, element.values.items, handler)
-            except _Slow:
+                value = builder(vr, items, handler)
+            except _SlowPathError:
                 return _from_json(tag, element, handler)
             return DataElement(BaseTag(tag), vr, value, already_converted=True)
     elif (content is None or content == "values") and vr != "UN":
@@ -145,7 +148,7 @@ def _from_json(
 def _texts(vr: str, items: Any) -> list[Any]:
     """The values of a text VR as pydicom's JSON reader hands them to its setter."""
     if len(items) == 1 and items[0].HasField("text"):
-        text = items[0].text
+        text: str = items[0].text
         if "\\" in text and vr not in _BACKSLASH_VRS:
             return text.split("\\")  # what pydicom's value setter does with one string
         return [text]
@@ -157,13 +160,13 @@ def _texts(vr: str, items: Any) -> list[Any]:
         elif kind is None:
             texts.append(empty_value_for_VR(vr))
         else:
-            raise _Slow
+            raise _SlowPathError
     return texts
 
 
 def _text_value(vr: str, items: Any, handler: BulkDataHandler | None) -> Any:
     if vr in _DATETIME_VRS and config.datetime_conversion:
-        raise _Slow
+        raise _SlowPathError
     return _single_or_multi(_texts(vr, items), vr)
 
 
@@ -183,7 +186,7 @@ def _person_name_value(vr: str, items: Any, handler: BulkDataHandler | None) -> 
         elif kind == "text":
             names.append(item.text)  # malformed, but pydicom passes it through
         else:
-            raise _Slow
+            raise _SlowPathError
     if len(names) == 1 and isinstance(names[0], str) and "\\" in names[0]:
         names = names[0].split("\\")
     return _single_or_multi(
@@ -200,17 +203,16 @@ def _joined_groups(name: dataset_pb2.PersonName) -> str:
     return name.alphabetic
 
 
-def _numbers(vr: str, items: Iterable[dataset_pb2.Value], number: type) -> list[Any]:
-    empty = empty_value_for_VR(vr)
+def _numbers(vr: str, items: Any, number: type) -> list[Any]:
     values: list[Any] = []
     for item in items:
         kind = item.WhichOneof("kind")
-        if kind is None:
-            values.append(empty)
-        elif kind == "integer" or kind == "decimal" or kind == "unsigned":
+        if kind == "integer" or kind == "decimal" or kind == "unsigned":
             values.append(number(getattr(item, kind)))
+        elif kind is None:
+            values.append(empty_value_for_VR(vr))
         else:
-            raise _Slow  # text in a numeric VR: let pydicom accept or refuse it
+            raise _SlowPathError  # text in a numeric VR: let pydicom accept or refuse it
     return values
 
 
@@ -241,7 +243,7 @@ def _sequence_value(vr: str, items: Any, handler: BulkDataHandler | None) -> Seq
         elif kind is None:
             datasets.append(Dataset())
         else:
-            raise _Slow
+            raise _SlowPathError
     return Sequence(datasets)
 
 

@@ -183,10 +183,10 @@ def query_from_proto(message: query_pb2.Query, registry: QueryRegistry | None = 
     for name, proto_name in _SCALAR_FIELDS.items():
         _put(values, fields, cls, name, getattr(message, proto_name))
     for name, proto_name in _DATETIME_FIELDS.items():
-        if message.HasField(proto_name):  # type: ignore[arg-type]  # names from the table
+        if message.HasField(proto_name):
             values[name] = _datetime(getattr(message, proto_name))
     for name, proto_name in _DATE_FIELDS.items():
-        if message.HasField(proto_name):  # type: ignore[arg-type]  # names from the table
+        if message.HasField(proto_name):
             values[name] = _date(getattr(message, proto_name))
     try:
         values["query_level"] = _LEVELS_BACK[message.query_level or query_pb2.QUERY_LEVEL_STUDY]
@@ -247,7 +247,7 @@ def _fill_datetime(out: query_pb2.DateTime, name: str, value: Any) -> None:
 
 
 def _fill_date(out: query_pb2.Date, name: str, value: Any) -> None:
-    if not isinstance(value, date) or isinstance(value, datetime) and name in _DATE_FIELDS:
+    if not isinstance(value, date) or (isinstance(value, datetime) and name in _DATE_FIELDS):
         raise QueryConversionError(f"{name} is not a date: {type(value).__name__}")
     out.year = value.year
     out.month = value.month

@@ -9,10 +9,19 @@ version and the namespace, never query values: a query is named by the hex of it
 key, which is already a hash. The key layout is drawn in ``redis_scripts.py``.
 
 Round trips: on a single Redis a query hit is one ``EVALSHA`` (the entry and all
-its objects read by one script), and so is a study hit. On a Redis Cluster the
-entry may live on another node than its studies, so a query hit costs one call
-for the entry and one pipelined call that reads the studies grouped by node; a
-study hit is one pipelined call (the study's script with the counter).
+its objects read and checked by one script), and so is a study hit. On a Redis
+Cluster the entry lives in the namespace's slot, not its studies', so a query hit
+costs one call for the entry, then one pipeline of one ``MGET`` per study, sent to
+every node holding one at once: two round trips. A study hit on a cluster is one
+pipeline (the study's script, and the counter in the namespace's slot beside it).
+A miss that finds a dead entry costs one more call to drop it. ``add_objects`` and
+``store_study`` are one pipeline; ``store_query`` two (the entry names each object
+by the token its write returned, so it is written after them).
+
+Objects carry a token, kept while their key lives and new when it is created, so
+an answer that saw an object stays dead once the object was dropped (expired,
+evicted, invalidated), even if the address is written again, as in the memory
+backend.
 
 What is approximate (Redis does not say which namespace a key it evicted or
 expired belonged to): live counts and bytes come from a ledger per namespace,
@@ -20,7 +29,10 @@ sorted sets scored by expiry, counted over Redis's ``TIME``; an object that Redi
 evicts is taken off the ledger when a read finds it missing (counted as an
 eviction), or else when its time runs out (counted as an expiration). On a Redis
 Cluster the ledger and the data sit in different slots, so they are written in
-separate calls rather than one transaction.
+separate calls rather than one transaction. Run Redis with
+``maxmemory-policy volatile-ttl``: every cache key has a TTL and the ledger keys
+have none, so the ledger is never evicted, and a study's index key (its longest
+TTL) goes last.
 """
 
 from __future__ import annotations
@@ -32,28 +44,11 @@ import string
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis
 import redis.cluster
-from redis.backoff import NoBackoff
-from redis.exceptions import (
-    BusyLoadingError,
-    ClusterDownError,
-    ClusterError,
-    MasterDownError,
-    NoScriptError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisClusterException,
-    ResponseError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
-
 from dicomcache.server.backends.redis_scripts import SCRIPTS
 from dicomcache.server.errors import BackendUnavailable
 from dicomcache.server.model import (
@@ -66,6 +61,24 @@ from dicomcache.server.model import (
     Stats,
     StudyData,
 )
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    ClusterError,
+    MasterDownError,
+    MovedError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 SCHEMA = "1"
 _PREFIX = f"dc:{SCHEMA}:"
@@ -82,6 +95,8 @@ _UNAVAILABLE = (
     ReadOnlyError,
     OutOfMemoryError,
     RedisClusterException,
+    MovedError,  # slots moving (resharding): the next call uses the refreshed map
+    AskError,
     OSError,
 )
 _T = TypeVar("_T")
@@ -138,6 +153,16 @@ def _parse(line: str) -> Address:
     return tuple(unquote(part) for part in line.split(":"))
 
 
+def _in_study(study_uid: str, member: str) -> Address:
+    """The address of a member ('', ':<series>', ...) of a study."""
+    return (study_uid, *(unquote(part) for part in member.split(":")[1:]))
+
+
+def _data(value: bytes) -> bytes:
+    """An object's attributes, without the token stored before them."""
+    return value.partition(b"|")[2]
+
+
 def _objects(studies: Sequence[StudyData]) -> Iterator[tuple[Address, bytes | None]]:
     """Every object of the trees in pre-order, with its attributes (None: a path only)."""
     for study in studies:
@@ -154,20 +179,20 @@ def _assemble(pairs: Sequence[tuple[Address, bytes | None]]) -> list[StudyData]:
     studies: dict[str, tuple[bytes | None, dict[str, tuple[bytes | None, list[InstanceData]]]]]
     studies = {}
     for address, value in pairs:
-        study_attrs, series_map = studies.setdefault(address[0], (None, {}))
+        _, series_map = studies.setdefault(address[0], (None, {}))
         if len(address) == 1:
             studies[address[0]] = (value, series_map)
         elif len(address) == 2:
             series_map[address[1]] = (value, series_map.get(address[1], (None, []))[1])
         else:
-            series_map.setdefault(address[1], (None, []))[1].append(
-                InstanceData(address[2], value)
-            )
+            series_map.setdefault(address[1], (None, []))[1].append(InstanceData(address[2], value))
     return [
         StudyData(
             uid,
             attrs,
-            tuple(SeriesData(s_uid, s_attrs, tuple(inst)) for s_uid, (s_attrs, inst) in series.items()),
+            tuple(
+                SeriesData(s_uid, s_attrs, tuple(inst)) for s_uid, (s_attrs, inst) in series.items()
+            ),
         )
         for uid, (attrs, series) in studies.items()
     ]
@@ -210,11 +235,15 @@ class RedisBackend:
         """
         self._connect = connect
         self._cluster = cluster
+        if ttl <= 0 or negative_ttl <= 0:
+            raise ValueError("ttl and negative_ttl must be positive")
         self.ttl = ttl
-        self.negative_ttl = negative_ttl
+        self.negative_ttl = min(negative_ttl, ttl)
         self._client: Client | None = None
         self._lock = threading.Lock()
-        self._sha = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in SCRIPTS.items()}
+        self._sha = {
+            name: hashlib.sha1(body.encode()).hexdigest() for name, body in SCRIPTS.items()
+        }
         with contextlib.suppress(BackendUnavailable):
             self._redis()
 
@@ -259,10 +288,7 @@ class RedisBackend:
 
             def connect() -> Client:
                 return redis.cluster.RedisCluster.from_url(
-                    plain_url,
-                    retry=Retry(NoBackoff(), 1),
-                    cluster_error_retry_attempts=1,
-                    **kwargs,
+                    plain_url, retry=Retry(NoBackoff(), 1), **kwargs
                 )
 
             return cls(connect, cluster=True, ttl=ttl, negative_ttl=negative_ttl)
@@ -293,113 +319,114 @@ class RedisBackend:
             try:
                 return work(client)
             except NoScriptError:
-                for body in SCRIPTS.values():
-                    client.script_load(body)
+                self._load_scripts(client)
                 return work(client)
 
+    @staticmethod
+    def _load_scripts(client: Client) -> None:
+        """Load every script (on every primary of a cluster): Redis restarted without them."""
+        for body in SCRIPTS.values():
+            client.script_load(body)
+
     def _eval(self, target: Any, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """EVALSHA on a client or a pipeline (cluster pipelines accept it only this way)."""
-        return target.execute_command("EVALSHA", self._sha[name], len(keys), *keys, *args)
+        """EVALSHA on a client or a pipeline (cluster pipelines accept it only this way).
+
+        In a cluster pipeline the node is named: otherwise redis-py asks a server
+        for the script's keys (``COMMAND GETKEYS``), one more round trip per call.
+        """
+        options: dict[str, Any] = {}
+        if self._cluster and isinstance(target, redis.cluster.ClusterPipeline):
+            client = self._redis()
+            assert isinstance(client, redis.cluster.RedisCluster)
+            node = client.get_node_from_key(keys[0])  # type: ignore[no-untyped-call]  # unannotated
+            options["target_nodes"] = node
+        return target.execute_command(
+            "EVALSHA", self._sha[name], len(keys), *keys, *args, **options
+        )
 
     def _pipeline(self, client: Client) -> Any:
         return client.pipeline(transaction=False) if not self._cluster else client.pipeline()
 
     # -- writes -----------------------------------------------------------------------
 
-    def _write_study(
-        self,
-        target: Any,
-        names: _Names,
-        study: StudyData,
-        ttl_ms: int,
-        listings: Sequence[str] = (),
-    ) -> list[tuple[str, int]]:
-        """Queue the study's script; returns the (address line, size) of what it writes."""
-        pairs: list[str | bytes] = []
-        written: list[tuple[str, int]] = []
-        for address, value in _objects([study]):
-            if value is not None:
-                pairs += [_member(address), value]
-                written.append((_line(address), len(value)))
-        if written or listings:
-            self._eval(
-                target,
-                "study_write",
-                [names.study(study.uid)],
-                [ttl_ms, len(listings), *listings, *pairs],
-            )
-        return written
-
-    def _write_ledger(
-        self,
-        target: Any,
-        names: _Names,
-        ttl_ms: int,
-        written: Sequence[tuple[str, int]],
-        entry: tuple[str, int, str] | None = None,
-    ) -> None:
-        query_hex, entry_ttl, lines = entry if entry is not None else ("", 0, "")
-        flat = [item for pair in written for item in pair]
-        self._eval(
-            target,
-            "namespace_write",
-            [names.ledger],
-            [ttl_ms, query_hex, entry_ttl, lines, *flat],
-        )
-        target.sadd(_NAMESPACES, names.namespace)
+    def _ttl(self, ttl: float | None) -> float:
+        return self.ttl if ttl is None else min(ttl, self.ttl)
 
     def _write(
         self,
         names: _Names,
         studies: Sequence[StudyData],
-        ttl: float | None,
-        listings: Sequence[str] = (),
-        entry: tuple[str, int, str] | None = None,
+        ttl: float,
+        depth: int = 0,
+        query: tuple[bytes, float] | None = None,
     ) -> int:
-        """Write studies, then their ledger and an optional query entry after them."""
-        ttl_ms = _ms(self.ttl if ttl is None else ttl)
+        """Write studies (one atomic script each), then the ledger and a query entry.
+
+        The entry names each object with the token its write returned, so it goes in
+        a second call, after every object it lists is in place.
+        """
+        ttl_ms = _ms(ttl)
 
         def work(client: Client) -> int:
             pipe = self._pipeline(client)
             written: list[tuple[str, int]] = []
             for study in studies:
-                written += self._write_study(pipe, names, study, ttl_ms, listings)
-            if self._cluster and entry is not None:
-                # Nodes run a cluster pipeline in parallel: the entry must only
-                # appear once its objects are there, so it goes in a second call.
-                pipe.execute()
+                items: list[str | bytes] = []
+                for address, value in _objects([study]):
+                    member = _member(address)
+                    if value is None:
+                        items += [member, "p", b""]
+                    else:
+                        items += [member, "o", value]
+                        written.append((_line(address), len(value)))
+                self._eval(pipe, "study_write", [names.study(study.uid)], [ttl_ms, depth, *items])
+            if query is not None:
+                replies = pipe.execute() if studies else []
                 pipe = self._pipeline(client)
-            self._write_ledger(pipe, names, ttl_ms, written, entry)
+                entry = self._entry(studies, replies)
+                args: list[Any] = [query[0].hex(), _ms(query[1]), entry]
+            else:
+                args = ["", 0, ""]
+            flat = [item for pair in written for item in pair]
+            self._eval(pipe, "namespace_write", [names.ledger], [ttl_ms, *args, *flat])
+            pipe.sadd(_NAMESPACES, names.namespace)
             pipe.execute()
             return len(written)
 
         return self._call(work)
 
+    @staticmethod
+    def _entry(studies: Sequence[StudyData], replies: Sequence[Any]) -> str:
+        """A query entry: each address of the answer with the token of its object."""
+        lines = []
+        for study, reply in zip(studies, replies, strict=True):
+            tokens = {m.decode(): t.decode() for m, t in zip(reply[::2], reply[1::2], strict=True)}
+            for address, value in _objects([study]):
+                token = tokens[_member(address)] if value is not None else ""
+                lines.append(f"{_line(address)}|{token}")
+        return "\n".join(lines)
+
     def add_objects(self, namespace: str, studies: Sequence[StudyData], ttl: float | None) -> int:
         """Add objects and their descendants; returns how many objects were written."""
-        return self._write(_Names(namespace), studies, ttl)
+        return self._write(_Names(namespace), studies, self._ttl(ttl))
 
     def store_query(
         self, namespace: str, key: bytes, studies: Sequence[StudyData], ttl: float | None
     ) -> None:
         """Store the objects of an answer, then the answer as the list of their addresses."""
-        lines = "\n".join(_line(address) for address, _ in _objects(studies))
-        entry_ttl = self.ttl if ttl is None else ttl
-        if not studies:
-            entry_ttl = min(entry_ttl, self.negative_ttl)
-        self._write(_Names(namespace), studies, ttl, entry=(key.hex(), _ms(entry_ttl), lines))
+        keep = self._ttl(ttl)
+        entry_ttl = keep if studies else min(keep, self.negative_ttl)
+        self._write(_Names(namespace), studies, keep, query=(key, entry_ttl))
 
-    def store_study(self, namespace: str, study: StudyData, level: Level, ttl: float | None) -> None:
-        """Store a study-by-id answer, with its listings complete down to ``level``.
+    def store_study(
+        self, namespace: str, study: StudyData, level: Level, ttl: float | None
+    ) -> None:
+        """Store a study-by-id answer and its listing complete down to ``level``.
 
-        The listing of every depth up to ``level`` is rewritten from this answer (it
-        is the freshest); deeper listings stay.
+        As in the memory backend, listings of other depths that saw other children
+        at the depth both cover are dropped.
         """
-        listings = [
-            "\n".join(_member(a) for a, _ in _objects([study]) if 1 < len(a) <= depth)
-            for depth in range(1, int(level) + 1)
-        ]
-        self._write(_Names(namespace), [study], ttl, listings=listings)
+        self._write(_Names(namespace), [study], self._ttl(ttl), depth=int(level))
 
     # -- reads ------------------------------------------------------------------------
 
@@ -410,53 +437,82 @@ class RedisBackend:
             return self._call(lambda client: self._lookup_query_cluster(client, names, key.hex()))
         reply = self._call(
             lambda client: self._eval(
-                client, "query_read", [names.ledger], [key.hex(), names.objects]
+                client,
+                "query_read",
+                [names.ledger, _NAMESPACES],
+                [key.hex(), names.objects, namespace],
             )
         )
         if reply is None:
             return None
         lines = reply[0].decode().split("\n") if reply[0] else []
-        return _assemble([(_parse(line), value) for line, value in zip(lines, reply[1:])])
+        return _assemble(
+            [
+                (_parse(line.split("|", 1)[0]), value)
+                for line, value in zip(lines, reply[1:], strict=True)
+            ]
+        )
 
     def _lookup_query_cluster(
         self, client: Client, names: _Names, query_hex: str
     ) -> list[StudyData] | None:
-        entry = self._eval(client, "query_entry", [names.ledger], [query_hex])
+        pipe = self._pipeline(client)
+        self._eval(pipe, "query_entry", [names.ledger], [query_hex])
+        pipe.sadd(_NAMESPACES, names.namespace)
+        entry = pipe.execute()[0]
         if entry is None:
             return None
-        lines = entry.decode().split("\n") if entry else []
-        by_study: dict[str, list[str]] = {}
-        for line in lines:
-            by_study.setdefault(line.split(":", 1)[0], []).append(line)
+        lines = [line.split("|", 1) for line in entry.decode().split("\n")] if entry else []
+        by_study: dict[str, list[tuple[str, str]]] = {}
+        for address, token in lines:
+            if token:
+                by_study.setdefault(address.split(":", 1)[0], []).append((address, token))
         pipe = self._pipeline(client)
-        for study, study_lines in by_study.items():
+        for study, objects in by_study.items():
             base = f"{names.objects}{{{study}}}:o"
-            keys = [base + line[len(study) :] for line in study_lines]
-            pipe.execute_command("MGET", *keys)
-        values: dict[str, bytes | None] = {}
-        for study_lines, replies in zip(by_study.values(), pipe.execute() if by_study else []):
-            values.update(zip(study_lines, replies))
-        missing = [line for line in lines if values[line] is None]
-        if missing:
+            pipe.execute_command("MGET", *(base + address[len(study) :] for address, _ in objects))
+        data: dict[str, bytes] = {}
+        missing: list[str] = []
+        stale = False
+        for objects, values in zip(
+            by_study.values(), pipe.execute() if by_study else [], strict=True
+        ):
+            for (address, token), value in zip(objects, values, strict=True):
+                if value is None:
+                    missing.append(address)
+                    continue
+                found, _, attributes = value.partition(b"|")
+                if found.decode() == token:
+                    data[address] = attributes
+                else:
+                    stale = True
+        if missing or stale:
             self._eval(client, "namespace_miss", [names.ledger], [query_hex, entry, *missing])
             return None
-        return _assemble([(_parse(line), values[line]) for line in lines])
+        return _assemble([(_parse(address), data.get(address)) for address, _ in lines])
 
     def lookup_study(self, namespace: str, study_uid: str, level: Level) -> StudyData | None:
         """The study with exactly its complete content down to ``level``, or None."""
         names = _Names(namespace)
         study_key = names.study(study_uid)
-        study_line = _line((study_uid,))
+        args = [int(level), escape(study_uid), namespace]
 
         def work(client: Client) -> Any:
             if not self._cluster:
                 return self._eval(
-                    client, "study_read", [study_key, names.ledger], [int(level), study_line]
+                    client, "study_read", [study_key, names.ledger, _NAMESPACES], args
                 )
             pipe = self._pipeline(client)
-            self._eval(pipe, "study_read", [study_key], [int(level), study_line])
+            self._eval(pipe, "study_read", [study_key], args)
             pipe.hincrby(names.ledger + "n", "lookups", 1)
-            reply = pipe.execute()[0]
+            pipe.sadd(_NAMESPACES, namespace)
+            reply, *counted = pipe.execute(raise_on_error=False)
+            for error in (reply, *counted):
+                if isinstance(error, Exception) and not isinstance(error, NoScriptError):
+                    raise error
+            if isinstance(reply, NoScriptError):  # the lookup is counted already: not again
+                self._load_scripts(client)
+                reply = self._eval(client, "study_read", [study_key], args)
             if reply[0] == 0:
                 self._eval(client, "namespace_miss", [names.ledger], ["", "", *reply[1:]])
             return reply
@@ -464,16 +520,16 @@ class RedisBackend:
         reply = self._call(work)
         if reply[0] == 0:
             return None
-        members = reply[1].decode().split("\n") if reply[1] else []
-        pairs: list[tuple[Address, bytes | None]] = [((study_uid,), reply[2])]
-        for member, value in zip(members, reply[3:]):
-            address = (study_uid, *_parse(member[1:]))
-            if len(address) <= int(level):
-                pairs.append((address, value))
+        pairs = [
+            (_in_study(study_uid, member.decode()), value)
+            for member, value in zip(reply[1::2], reply[2::2], strict=True)
+        ]
         return _assemble(pairs)[0]
 
     def get_object(self, namespace: str, address: Address) -> CachedObject | None:
         """The object at ``address`` with whatever of its descendants is cached, or None."""
+        if not 1 <= len(address) <= Level.INSTANCE:
+            return None
         names = _Names(namespace)
         target = _member(address)
         reply = self._call(
@@ -481,9 +537,9 @@ class RedisBackend:
         )
         if reply is None:
             return None
-        pairs: list[tuple[Address, bytes | None]] = [(address, reply[0])]
-        for member, value in zip(reply[1::2], reply[2::2]):
-            pairs.append(((address[0], *_parse(member.decode()[1:])), value))
+        pairs: list[tuple[Address, bytes | None]] = [(address, _data(reply[0]))]
+        for member, value in zip(reply[1::2], reply[2::2], strict=True):
+            pairs.append((_in_study(address[0], member.decode()), _data(value)))
         study = _assemble(pairs)[0]
         if len(address) == 1:
             return study
@@ -498,6 +554,8 @@ class RedisBackend:
         names = _Names(namespace)
         if address is None:
             return self._call(lambda client: self._invalidate_namespace(client, names))
+        if not 1 <= len(address) <= Level.INSTANCE:
+            return 0
 
         def work(client: Client) -> int:
             reply = self._eval(
@@ -512,27 +570,24 @@ class RedisBackend:
 
     def _nodes(self, client: Client) -> list[redis.Redis]:
         if isinstance(client, redis.cluster.RedisCluster):
-            return [node.redis_connection for node in client.get_primaries()]  # type: ignore[misc]
+            primaries = client.get_primaries()  # type: ignore[no-untyped-call]  # unannotated
+            return [node.redis_connection for node in primaries]
         return [client]
 
     def _invalidate_namespace(self, client: Client, names: _Names) -> int:
         """Delete every key of the namespace but its counters (SCAN on every node)."""
         dropped = 0
-        keep = names.ledger + "n"
         for node in self._nodes(client):
             for pattern in (names.objects + "*", names.ledger + "*"):
-                batch = [k for k in node.scan_iter(match=pattern, count=1000) if k != keep.encode()]
+                batch = list(node.scan_iter(match=pattern, count=1000))
                 for start in range(0, len(batch), 500):
                     chunk = batch[start : start + 500]
                     pipe = node.pipeline(transaction=False)
                     for key in chunk:
                         pipe.unlink(key)
-                    for key, gone in zip(chunk, pipe.execute()):
+                    for key, gone in zip(chunk, pipe.execute(), strict=True):
                         dropped += int(gone) if b"}:o" in key else 0
-        counters = client.hgetall(keep)
-        stale = int(counters.get(b"bytes", 0))
-        if stale:
-            client.hincrby(keep, "bytes", -stale)
+        client.srem(_NAMESPACES, names.namespace)
         return dropped
 
     def stats(self, namespace: str | None) -> Stats:
@@ -548,7 +603,7 @@ class RedisBackend:
                 self._eval(pipe, "namespace_stats", [_Names(name).ledger], [])
             replies = pipe.execute() if found else []
             result = Stats(max_bytes=self._max_bytes(client))
-            for name, reply in zip(found, replies):
+            for name, reply in zip(found, replies, strict=True):
                 counters = {
                     k.decode(): int(v) for k, v in zip(reply[4][::2], reply[4][1::2], strict=True)
                 }
@@ -575,7 +630,8 @@ class RedisBackend:
     def _max_bytes(self, client: Client) -> int:
         total = 0
         for node in self._nodes(client):
-            total += int(node.info("memory").get("maxmemory", 0))
+            info = cast(dict[str, Any], node.info("memory"))  # sync client: a dict
+            total += int(info.get("maxmemory", 0))
         return total
 
     def expire(self, max_items: int) -> int:

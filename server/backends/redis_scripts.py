@@ -7,16 +7,19 @@ Redis. Time is Redis's own (``TIME``), so every server sharing the Redis agrees.
 
 Key layout (schema 1; ``<ns>`` and UIDs escaped, see ``redis.py``)::
 
-    dc:1:<ns>:{<study>}:o[:<series>[:<instance>]]  an object's attributes (PX ttl)
+    dc:1:<ns>:{<study>}:o[:<series>[:<instance>]]  '<token>|<attributes>' (PX ttl)
     dc:1:<ns>:{<study>}:t                          zset: the study's objects, by expiry
+    dc:1:<ns>:{<study>}:g                          serial for new tokens
     dc:1:<ns>:{<study>}:l<depth>                   a complete listing to depth (PX ttl)
     dc:1:{<ns>}:q:<hex of the query key>           a query answer: its addresses (PX ttl)
     dc:1:{<ns>}:n                                  hash: lookups, misses, bytes, ...
     dc:1:{<ns>}:z<level> / :b / :qz                the stats ledger (zsets by expiry, sizes)
 
-Addresses inside values are ``<study>[:<series>[:<instance>]]``. Every sorted set
-is scored by absolute expiry in Redis milliseconds (the tests' time machine
-relies on it).
+Answers and listings hold one line per object, ``<address>|<token>`` (an empty
+token for a level that was only a path); addresses are
+``<study>[:<series>[:<instance>]]``, members (inside a study)
+``[:<series>[:<instance>]]``. Every sorted set is scored by absolute expiry in
+Redis milliseconds (the tests' time machine relies on it).
 """
 
 from __future__ import annotations
@@ -45,9 +48,48 @@ local function mget(keys)
   return out
 end
 
+-- The depth of an address ('s', 's:se', 's:se:i') or of a member ('', ':se', ':se:i').
 local function level_of(address)
   local _, colons = string.gsub(address, ':', '')
   return colons + 1
+end
+local member_level = level_of
+
+-- A stored object value: its token, '|', then its attributes.
+local function unpack_value(value)
+  local bar = string.find(value, '|', 1, true)
+  return string.sub(value, 1, bar - 1), string.sub(value, bar + 1)
+end
+
+-- Check the (key, token) items of an answer against values read; returns the data
+-- (false for paths), whether every object is still the one recorded, and the
+-- addresses whose keys are gone.
+local function check(keys, tokens, addresses)
+  local wanted = {}
+  for i = 1, #keys do if tokens[i] ~= '' then wanted[#wanted + 1] = keys[i] end end
+  local values = mget(wanted)
+  local data, missing, complete, k = {}, {}, true, 0
+  for i = 1, #keys do
+    data[i] = false
+    if tokens[i] ~= '' then
+      k = k + 1
+      local value = values[k]
+      if value then
+        local token, attributes = unpack_value(value)
+        if token == tokens[i] then data[i] = attributes else complete = false end
+      else
+        complete = false
+        missing[#missing + 1] = addresses[i]
+      end
+    end
+  end
+  return data, complete, missing
+end
+
+-- An answer's line: '<address or member>|<token>' ('' token: a path).
+local function parse_line(line)
+  local bar = string.find(line, '|', 1, true)
+  return string.sub(line, 1, bar - 1), string.sub(line, bar + 1)
 end
 
 -- Drop the ledger entries of objects found missing; those that should still be
@@ -126,7 +168,6 @@ local function drop_listings(from)
 end
 local out = {}
 local lines = {}
-local serial = nil
 for i = 3, #ARGV, 3 do
   local member, kind = ARGV[i], ARGV[i + 1]
   local level = member_level(member)
@@ -138,14 +179,8 @@ for i = 3, #ARGV, 3 do
     if bar then
       token = string.sub(old, 1, bar - 1)
     else
-      if not serial then
-        local t = redis.call('TIME')
-        serial = redis.call('INCR', base .. 'g')
-        token = string.format('%x.%x.%x', t[1], t[2], serial)
-      else
-        serial = redis.call('INCR', base .. 'g')
-        token = string.format('%x.%x', now, serial)
-      end
+      -- Redis's clock and a per-study serial: unique even if the serial restarts.
+      token = string.format('%x.%x', now, redis.call('INCR', base .. 'g'))
       drop_listings(level)
     end
     redis.call('SET', key, token .. '|' .. ARGV[i + 2], 'PX', ttl)
@@ -188,71 +223,79 @@ end
 return out
 """
 
-# A complete listing of a study to at least ARGV[1] deep, with every object of it.
-# KEYS[1]: the study's base key; KEYS[2] (single Redis only): the namespace base,
-# for the counters. ARGV[2]: the study's escaped address (for the ledger).
-# Returns {depth, listing, study value, member values...} or {0, missing...}.
+# A study from its shallowest good listing at least ARGV[1] deep, trimmed to that
+# level; every object of the listing must still be the one listed. Dead
+# listings met on the way are dropped. KEYS[1]: the study's base key; KEYS[2],
+# KEYS[3] (single Redis only): the namespace base and the set of namespaces, for
+# the counters. ARGV: level, the study's escaped uid, the namespace.
+# Returns {depth, (member, data or nil)...} or {0, missing addresses...}.
 STUDY_READ = r"""
-local base = KEYS[1]
-local ns = KEYS[2]
-local missing = {}
-for depth = tonumber(ARGV[1]), 3 do
+local base, ns = KEYS[1], KEYS[2]
+local level = tonumber(ARGV[1])
+if ns then
+  redis.call('HINCRBY', ns .. 'n', 'lookups', 1)
+  redis.call('SADD', KEYS[3], ARGV[3])
+end
+local all_missing = {}
+for depth = level, 3 do
   local listing = redis.call('GET', base .. 'l' .. depth)
   if listing then
-    local members = split(listing)
-    local keys = {base .. 'o'}
-    for _, member in ipairs(members) do keys[#keys + 1] = base .. 'o' .. member end
-    local values = mget(keys)
-    local complete = true
-    for i = 1, #keys do
-      if not values[i] then
-        complete = false
-        missing[#missing + 1] = ARGV[2] .. (i == 1 and '' or members[i - 1])
-      end
+    local members, keys, tokens, addresses = {}, {}, {}, {}
+    for _, line in ipairs(split(listing)) do
+      local member, token = parse_line(line)
+      members[#members + 1] = member
+      keys[#keys + 1] = base .. 'o' .. member
+      tokens[#tokens + 1] = token
+      addresses[#addresses + 1] = ARGV[2] .. member
     end
+    local data, complete, missing = check(keys, tokens, addresses)
     if complete then
-      if ns then redis.call('HINCRBY', ns .. 'n', 'lookups', 1) end
-      local out = {depth, listing}
-      for i = 1, #values do out[#out + 1] = values[i] end
+      local out = {depth}
+      for i = 1, #members do
+        if member_level(members[i]) <= level then
+          out[#out + 1] = members[i]
+          out[#out + 1] = data[i]
+        end
+      end
       return out
     end
+    for _, address in ipairs(missing) do all_missing[#all_missing + 1] = address end
     redis.call('DEL', base .. 'l' .. depth)
   end
 end
 if ns then
-  redis.call('HINCRBY', ns .. 'n', 'lookups', 1)
   redis.call('HINCRBY', ns .. 'n', 'misses', 1)
-  note_missing(ns, now_ms(), missing)
+  note_missing(ns, now_ms(), all_missing)
 end
 local out = {0}
-for _, address in ipairs(missing) do out[#out + 1] = address end
+for _, address in ipairs(all_missing) do out[#out + 1] = address end
 return out
 """
 
 # A whole query answer in one call (single Redis only: the objects live in other
-# slots). KEYS[1]: the namespace base. ARGV: query hex, object key prefix.
-# Returns {entry, values...} on a hit, nil on a miss (the dead entry dropped).
+# slots). KEYS: the namespace base, the set of namespaces. ARGV: query hex, object
+# key prefix, the namespace. Returns {entry, data or nil per line} on a hit, nil
+# on a miss (the dead entry dropped).
 QUERY_READ = r"""
 local ns = KEYS[1]
 local entry_key = ns .. 'q:' .. ARGV[1]
 redis.call('HINCRBY', ns .. 'n', 'lookups', 1)
+redis.call('SADD', KEYS[2], ARGV[3])
 local entry = redis.call('GET', entry_key)
 if not entry then
   redis.call('HINCRBY', ns .. 'n', 'misses', 1)
   return nil
 end
-local addresses = split(entry)
-local keys = {}
-for i, address in ipairs(addresses) do
+local keys, tokens, addresses = {}, {}, {}
+for i, line in ipairs(split(entry)) do
+  local address, token = parse_line(line)
   local study, rest = string.match(address, '^([^:]*)(.*)$')
   keys[i] = ARGV[2] .. '{' .. study .. '}:o' .. rest
+  tokens[i] = token
+  addresses[i] = address
 end
-local values = mget(keys)
-local missing = {}
-for i = 1, #keys do
-  if not values[i] then missing[#missing + 1] = addresses[i] end
-end
-if #missing > 0 then
+local data, complete, missing = check(keys, tokens, addresses)
+if not complete then
   redis.call('DEL', entry_key)
   redis.call('ZREM', ns .. 'qz', ARGV[1])
   redis.call('HINCRBY', ns .. 'n', 'misses', 1)
@@ -260,7 +303,7 @@ if #missing > 0 then
   return nil
 end
 local out = {entry}
-for i = 1, #values do out[#out + 1] = values[i] end
+for i = 1, #data do out[#out + 1] = data[i] end
 return out
 """
 
@@ -367,9 +410,8 @@ for _, member in ipairs(members) do
   dropped = dropped + redis.call('DEL', base .. 'o' .. member)
   redis.call('ZREM', tree, member)
 end
-if target == '' then
-  redis.call('DEL', tree, base .. 'l1', base .. 'l2', base .. 'l3')
-end
+for d = member_level(target), 3 do redis.call('DEL', base .. 'l' .. d) end
+if target == '' then redis.call('DEL', tree) end
 local out = {dropped}
 for _, member in ipairs(members) do out[#out + 1] = member end
 return out

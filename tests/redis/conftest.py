@@ -1,0 +1,31 @@
+"""Fixtures of the Redis-specific tests: the session's servers, flushed for each test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from dicomcache.server.backends.redis import RedisBackend
+
+from tests.redis_fixtures import shared_cluster, shared_server
+from tests.redis_servers import RedisCluster, RedisServer, flush_all
+
+
+@pytest.fixture
+def single() -> Iterator[tuple[RedisServer, RedisBackend]]:
+    """The session's redis-server, flushed, with a backend on it."""
+    server = shared_server()
+    flush_all([server.client()])
+    backend = RedisBackend.from_url(server.url, ttl=600, negative_ttl=60)
+    yield server, backend
+    backend.close()
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[RedisCluster, RedisBackend]]:
+    """The session's Redis Cluster, every node flushed, with a backend on it."""
+    nodes = shared_cluster()
+    flush_all(nodes.clients())
+    backend = RedisBackend.from_url(nodes.url, ttl=600, negative_ttl=60)
+    yield nodes, backend
+    backend.close()

@@ -58,7 +58,7 @@ class CacheService:
         check = Checker()
         check.namespace(request.namespace)
         check.query(request.query)
-        check.studies(request.studies, "studies", need_attributes=True)
+        check.studies(request.studies, "studies")
         check.done()
         studies = [study_from_proto(s) for s in request.studies]
         key = query_key(request.query)
@@ -81,7 +81,7 @@ class CacheService:
         check.namespace(request.namespace)
         if not request.HasField("study"):
             check.fail("study", "must be set")
-        check.studies([request.study], "study", need_attributes=True)
+        check.studies([request.study], "study")
         level = check.level(request.query_level, "query_level")
         check.done()
         self.backend.store_study(
@@ -93,7 +93,7 @@ class CacheService:
         """AddObjects: objects and their descendants, without a query."""
         check = Checker()
         check.namespace(request.namespace)
-        check.studies(request.studies, "studies", need_attributes=False)
+        check.studies(request.studies, "studies")
         check.done()
         written = self.backend.add_objects(
             request.namespace,

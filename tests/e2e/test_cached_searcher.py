@@ -1,0 +1,227 @@
+"""CachedSearcher in front of a real Orthanc: QIDO-RS, DICOM-QR, and a WADO-RS Trolley download.
+
+The upstream is wrapped in a counter of the calls that reach the archive: the
+counts prove what the cache answered.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import requests
+from dicomtrolley.core import Query, QueryLevels, Searcher, Study, StudyReference
+from dicomtrolley.dicom_qr import DICOMQR, DICOMQuery
+from dicomtrolley.exceptions import DICOMTrolleyError
+from dicomtrolley.qido_rs import HierarchicalQuery, QidoRS, RelationalQuery
+from dicomtrolley.trolley import Trolley
+from dicomtrolley.wado_rs import WadoRS
+
+from dicomcache.client import CachedSearcher
+from dicomcache.server.app import CacheServer
+from dicomcache.server.config import Settings
+from tests.e2e.conftest import LoadedOrthanc
+from tests.trees import tree_summary
+
+pytestmark = pytest.mark.orthanc
+
+
+class CountingSearcher(Searcher):
+    """Passes every call to the archive's searcher and counts it. Thread-safe."""
+
+    def __init__(self, archive: Searcher) -> None:
+        self.archive = archive
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def _count(self) -> None:
+        with self._lock:
+            self.calls += 1
+
+    def find_studies(self, query: Query) -> Sequence[Study]:
+        self._count()
+        return self.archive.find_studies(query)
+
+    def find_study_by_id(self, study_uid: str, query_level: QueryLevels = QueryLevels.STUDY) -> Study:
+        self._count()
+        return self.archive.find_study_by_id(study_uid, query_level=query_level)
+
+
+@pytest.fixture
+def cache_server() -> Iterator[CacheServer]:
+    server = CacheServer(Settings(listen="127.0.0.1:0")).start()
+    yield server
+    server.stop(grace=0)
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+@pytest.fixture
+def qido(orthanc: LoadedOrthanc, session: requests.Session) -> CountingSearcher:
+    return CountingSearcher(QidoRS(session=session, url=orthanc.dicomweb_url))
+
+
+@pytest.fixture
+def dicom_qr(orthanc: LoadedOrthanc) -> CountingSearcher:
+    return CountingSearcher(
+        DICOMQR(host=orthanc.host, port=orthanc.dicom_port, aet="DICOMCACHE", aec=orthanc.aet)
+    )
+
+
+def cached(upstream: Searcher, server: CacheServer, namespace: str = "orthanc") -> CachedSearcher:
+    return CachedSearcher(upstream, target=f"127.0.0.1:{server.port}", namespace=namespace, timeout=5)
+
+
+def summaries(studies: Sequence[Study]) -> list:
+    return [tree_summary(s) for s in studies]
+
+
+@pytest.mark.parametrize("level", list(QueryLevels))
+def test_qido_rs_answers_come_back_from_cache_equal(orthanc, qido, cache_server, level):
+    searcher = cached(qido, cache_server)
+    query = Query(PatientID="SYN-0001", query_level=level)
+    first = searcher.find_studies(query)
+    again = searcher.find_studies(query)
+    assert qido.calls == 1
+    assert summaries(again) == summaries(first) == summaries(qido.archive.find_studies(query))
+    if level == QueryLevels.INSTANCE:
+        assert sum(len(s.instances) for s in again[0].series) == 80
+
+
+def test_query_kinds_and_values_get_their_own_entries(orthanc, qido, cache_server):
+    searcher = cached(qido, cache_server)
+    uid = orthanc.study(1).uid
+    queries = [
+        Query(StudyInstanceUID=uid, query_level=QueryLevels.SERIES),
+        HierarchicalQuery(StudyInstanceUID=uid, query_level=QueryLevels.SERIES),
+        RelationalQuery(StudyInstanceUID=uid, query_level=QueryLevels.SERIES),
+        Query(StudyInstanceUID=orthanc.study(2).uid, query_level=QueryLevels.SERIES),
+    ]
+    for query in queries:
+        searcher.find_studies(query)
+    for query in queries:
+        searcher.find_studies(query)
+    assert qido.calls == len(queries)
+
+
+def test_an_empty_answer_is_cached(orthanc, qido, cache_server):
+    searcher = cached(qido, cache_server)
+    assert searcher.find_studies(Query(PatientID="NOBODY")) == []
+    assert searcher.find_studies(Query(PatientID="NOBODY")) == []
+    assert qido.calls == 1
+
+
+def test_study_by_id_is_served_from_a_complete_listing(orthanc, qido, cache_server):
+    searcher = cached(qido, cache_server)
+    uid = orthanc.study(1).uid
+    full = searcher.find_study_by_id(uid, QueryLevels.INSTANCE)
+    again = searcher.find_study_by_id(uid, QueryLevels.INSTANCE)
+    series_level = searcher.find_study_by_id(uid, QueryLevels.SERIES)
+    assert qido.calls == 1
+    assert tree_summary(again) == tree_summary(full)
+    assert sorted(s.uid for s in series_level.series) == sorted(orthanc.study(1).series_uids)
+    assert all(not s.instances for s in series_level.series)
+
+
+def test_a_filtered_query_never_answers_study_by_id(orthanc, qido, cache_server):
+    searcher = cached(qido, cache_server)
+    study = orthanc.study(1)
+    searcher.find_studies(
+        Query(StudyInstanceUID=study.uid, SeriesInstanceUID=study.series_uids[0], query_level=QueryLevels.SERIES)
+    )
+    listing = searcher.find_study_by_id(study.uid, QueryLevels.SERIES)
+    assert qido.calls == 2
+    assert len(listing.series) == 2
+
+
+def test_upstream_errors_pass_through_and_are_not_cached(orthanc, cache_server, session):
+    broken = CountingSearcher(QidoRS(session=session, url=orthanc.url + "/no-such-endpoint"))
+    searcher = cached(broken, cache_server)
+    for _ in range(2):
+        with pytest.raises(DICOMTrolleyError):
+            searcher.find_studies(Query(PatientID="SYN-0001"))
+    assert broken.calls == 2
+
+
+@pytest.mark.parametrize("level", list(QueryLevels))
+def test_dicom_qr_answers_come_back_from_cache_equal(orthanc, dicom_qr, cache_server, level):
+    searcher = cached(dicom_qr, cache_server, namespace="orthanc-dimse")
+    query = DICOMQuery(PatientID="SYN-0003", query_level=level)
+    first = searcher.find_studies(query)
+    again = searcher.find_studies(query)
+    assert dicom_qr.calls == 1
+    assert summaries(again) == summaries(first)
+    assert summaries(again) == summaries(dicom_qr.archive.find_studies(query))
+
+
+def test_dicom_qr_study_by_id(orthanc, dicom_qr, cache_server):
+    searcher = cached(dicom_qr, cache_server, namespace="orthanc-dimse")
+    uid = orthanc.study(1).uid
+    first = searcher.find_study_by_id(uid, QueryLevels.INSTANCE)
+    again = searcher.find_study_by_id(uid, QueryLevels.INSTANCE)
+    assert dicom_qr.calls == 1
+    assert tree_summary(again) == tree_summary(first)
+    assert sum(len(s.instances) for s in again.series) == 80
+
+
+def test_two_upstreams_never_share_entries(orthanc, qido, dicom_qr, cache_server):
+    from_qido = cached(qido, cache_server, namespace="archive-a")
+    from_dimse = cached(dicom_qr, cache_server, namespace="archive-b")
+    query = Query(PatientID="SYN-0002", query_level=QueryLevels.SERIES)
+    from_qido.find_studies(query)
+    from_dimse.find_studies(query)
+    assert (qido.calls, dicom_qr.calls) == (1, 1)
+
+
+def test_trolley_download_through_wado_rs_asks_the_searcher_once(orthanc, qido, cache_server, session, tmp_path):
+    trolley = Trolley(downloader=WadoRS(session=session, url=orthanc.dicomweb_url), searcher=cached(qido, cache_server))
+    study = orthanc.study(3)
+    for n in (1, 2):
+        trolley.download(StudyReference(study_uid=study.uid), tmp_path / str(n))
+    assert qido.calls == 1, "the second download's study listing came from the cache"
+    for n in (1, 2):
+        files = [p for p in Path(tmp_path / str(n)).rglob("*") if p.is_file()]
+        assert len(files) == study.instance_count
+
+
+def test_cache_server_stopped_mid_run_then_back(orthanc, qido):
+    from dicomcache.server.clock import FakeClock
+
+    clock = FakeClock()
+    server = CacheServer(Settings(listen="127.0.0.1:0")).start()
+    port = server.port
+    searcher = CachedSearcher(
+        qido, target=f"127.0.0.1:{port}", namespace="orthanc", failure_threshold=2, backoff=5, clock=clock
+    )
+    query = Query(PatientID="SYN-0001", query_level=QueryLevels.INSTANCE)
+    expected = summaries(searcher.find_studies(query))
+    searcher.find_studies(query)
+    assert qido.calls == 1
+    server.stop(grace=0)
+    try:
+        for n in range(1, 6):
+            assert summaries(searcher.find_studies(query)) == expected
+            assert qido.calls == 1 + n
+        server = CacheServer(Settings(listen=f"127.0.0.1:{port}")).start()
+        import time
+
+        deadline = time.monotonic() + 20
+        calls = qido.calls
+        while qido.calls - calls < 50 and time.monotonic() < deadline:
+            clock.advance(5)
+            searcher.find_studies(query)
+            if searcher.breaker.state.value == "closed":
+                break
+            time.sleep(0.05)
+        calls = qido.calls
+        assert summaries(searcher.find_studies(query)) == expected
+        assert qido.calls == calls, "hits resumed once the cache was back"
+    finally:
+        searcher.client.close()
+        server.stop(grace=0)

@@ -100,7 +100,8 @@ class CacheClient:
         self.channel = (
             channel if channel is not None else grpc.insecure_channel(target, CHANNEL_OPTIONS)
         )
-        self._stub = cache_service_pb2_grpc.CacheServiceStub(self.channel)
+        # The generated gRPC stubs carry no annotations.
+        self._stub = cache_service_pb2_grpc.CacheServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         """Close the channel, if this client opened it."""
@@ -206,7 +207,7 @@ class CacheClient:
             if isinstance(ref, SeriesReference):
                 found.append(series_from_proto(result.series, study) if result.found else None)
                 continue
-            series = _parent_series(next(results), study, ref.series_uid)  # type: ignore[attr-defined]
+            series = _parent_series(next(results), study, ref.series_uid)
             found.append(instance_from_proto(result.instance, series) if result.found else None)
         return found
 
@@ -219,7 +220,8 @@ class CacheClient:
 
     def stats(self, namespace: str = "") -> pb.GetStatsResponse:
         """Counters of one namespace, or of all when namespace is empty."""
-        return self._call("GetStats", pb.GetStatsRequest(namespace=namespace))
+        response: pb.GetStatsResponse = self._call("GetStats", pb.GetStatsRequest(namespace=namespace))
+        return response
 
 
 def _parent_study(result: pb.GetObjectsResult, uid: str) -> Study:

@@ -60,7 +60,7 @@ def translate(error: grpc.RpcError) -> CacheError:
 
 def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)
     except ValueError:
         return []
     found: list[tuple[str, str]] = []

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class CachedSearcher(Searcher):
+class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no type information
     """Wraps any dicomtrolley Searcher (QIDO-RS, DICOM-QR, MINT, ...) with the cache.
 
     Thread-safe: one instance may serve many threads. The breaker reads the
@@ -70,7 +70,7 @@ class CachedSearcher(Searcher):
             threshold=failure_threshold,
             backoff=backoff,
             name=f"dicomcache at {self.client.target}",
-            **breaker_options,  # type: ignore[arg-type]
+            **breaker_options,
         )
 
     def __str__(self) -> str:
@@ -82,11 +82,12 @@ class CachedSearcher(Searcher):
             message = query_to_proto(query)
         except QueryConversionError:
             log.debug("query cannot be carried to the cache; asking the upstream")
-            return self.upstream.find_studies(query)
+            answer: Sequence[Study] = self.upstream.find_studies(query)
+            return answer
         cached = self._try(lambda: self.client.lookup_query(self.namespace, message))
         if cached is not None:
             return cached
-        studies = self.upstream.find_studies(query)
+        studies: Sequence[Study] = self.upstream.find_studies(query)
         self._try(lambda: self.client.store_query(self.namespace, message, studies, self.ttl))
         return studies
 
@@ -97,7 +98,7 @@ class CachedSearcher(Searcher):
         cached = self._try(lambda: self.client.lookup_study(self.namespace, study_uid, query_level))
         if cached is not None:
             return cached
-        study = self.upstream.find_study_by_id(study_uid, query_level=query_level)
+        study: Study = self.upstream.find_study_by_id(study_uid, query_level=query_level)
         self._try(lambda: self.client.store_study(self.namespace, study, query_level, self.ttl))
         return study
 

@@ -107,14 +107,18 @@ class Namespace(Branch):
         written.append(node)
         return node
 
-    def _prune(self, node: Node) -> None:
-        """Remove a data-less node that leads nowhere, and its ancestors that then do too."""
+    def _prune(self, node: Node, cascade: bool = False) -> None:
+        """Remove a data-less node that leads nowhere (and, with ``cascade``, its
+        ancestors that then do too; a write prunes each level itself, after writing it).
+        """
         while node.data is None and not node.children and node.parent is not None:
             parent = node.parent
             assert parent.children is not None  # it holds node
             del parent.children[node.uid]
             self.bytes -= node.size()
             node.parent = None
+            if not cascade:
+                return
             node = parent
 
     # -- dropping objects ----------------------------------------------------------------
@@ -145,7 +149,7 @@ class Namespace(Branch):
         assert parent is not None and parent.children is not None  # node is in the tree
         del parent.children[node.uid]
         node.parent = None
-        self._prune(parent)
+        self._prune(parent, cascade=True)
         self.expirations += expired
         return alive, expired
 
@@ -163,7 +167,7 @@ class Namespace(Branch):
             self.remove(node, level, now)
 
     def clear(self, now: float) -> int:
-        """Drop every node and answer (the namespace is being forgotten); returns live objects."""
+        """Drop every node and answer, keeping the counters; returns how many objects were alive."""
         alive = 0
         for study in list(self.children.values()):
             alive += self.remove(study, Level.STUDY, now)[0]

@@ -201,7 +201,7 @@ def _unary(
 
 def handler(service: CacheService, in_flight: InFlight) -> grpc.GenericRpcHandler:
     """The gRPC handler that serves ``service`` as dicomcache.v1.CacheService."""
-    table = {
+    table: dict[str, tuple[Callable[[Any], Any], type[Message]]] = {
         "LookupQuery": (service.lookup_query, pb.LookupQueryRequest),
         "StoreQuery": (service.store_query, pb.StoreQueryRequest),
         "LookupStudy": (service.lookup_study, pb.LookupStudyRequest),

@@ -49,3 +49,4 @@ def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoR
         "".join(traceback.format_tb(exc.__traceback__)),
     )
     context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
+    raise AssertionError("unreachable: ServicerContext.abort raises")

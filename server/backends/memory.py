@@ -52,8 +52,9 @@ class MemoryBackend:
     (a hit holds it while it builds the answer, O(answer size)). Clock: the injected
     monotonic ``clock``, read once per call.
 
-    Dropping a namespace (``invalidate(ns, None)``) forgets its counters too: a
-    namespace is known by what it holds, and an archive that comes back starts at 0.
+    Dropping a namespace (``invalidate(ns, None)``) empties it but keeps its
+    counters (hits, misses, evictions, expirations): they only ever grow, as
+    monitoring expects of counters.
     """
 
     def __init__(
@@ -319,12 +320,11 @@ class MemoryBackend:
             self._account(ns, lambda: ns.drop_listings(key, answer.level, answer))
 
     def _drop_namespace(self, name: str, now: float) -> int:
-        ns = self._namespaces.pop(name, None)
+        ns = self._namespaces.get(name)
         if ns is None:
             return 0
         for uid in ns.children:
             self._lru.discard((name, uid))
         for key in ns.queries:
             self._lru.discard((name, key))
-        self._bytes -= ns.bytes
-        return ns.clear(now)
+        return self._account(ns, lambda: ns.clear(now))

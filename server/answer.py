@@ -53,18 +53,23 @@ class Answer:
         """The answer with current data, trimmed to ``level``; None if any object is gone.
 
         Every object of the answer must be alive, trimmed away or not: the answer
-        stands or falls as a whole.
+        stands or falls as a whole. The objects at ``level`` itself must hold live
+        data even where the answer recorded only a path: dicomtrolley answers carry
+        data at their deepest level only, so a listing of instances has its series as
+        paths, and serving it at series level would hand out series without their
+        attributes, a partial answer. Such an answer serves the series only when they
+        are cached with data (from any write).
         """
         if now >= self.expires_at:
             return None
         studies = []
         for study_item, series_shapes in self.shape:
-            study = _pick(study_item, self.root, now)
+            study = _pick(study_item, self.root, now, level == Level.STUDY)
             if study is None:
                 return None
             series: list[SeriesData] = []
             for series_item, instance_items in series_shapes:
-                one = _series(series_item, instance_items, study[0], now)
+                one = _series(series_item, instance_items, study[0], now, level)
                 if one is None:
                     return None
                 series.append(one)
@@ -104,27 +109,34 @@ def _trim(series: list[SeriesData], level: Level) -> tuple[SeriesData, ...]:
 
 
 def _series(
-    item: Item, instance_items: tuple[Item, ...], parent: Node | None, now: float
+    item: Item, instance_items: tuple[Item, ...], parent: Node | None, now: float, level: Level
 ) -> SeriesData | None:
-    series = _pick(item, parent, now)
+    series = _pick(item, parent, now, level == Level.SERIES)
     if series is None:
         return None
     instances: list[InstanceData] = []
     for instance_item in instance_items:
-        instance = _pick(instance_item, series[0], now)
+        instance = _pick(instance_item, series[0], now, level == Level.INSTANCE)
         if instance is None:
             return None
         instances.append(InstanceData(_uid(instance_item), instance[1]))
     return SeriesData(_uid(item), series[1], tuple(instances))
 
 
-def _pick(item: Item, parent: Node | None, now: float) -> tuple[Node | None, bytes | None] | None:
+def _pick(
+    item: Item, parent: Node | None, now: float, leaf: bool
+) -> tuple[Node | None, bytes | None] | None:
     """The item's current node and data; None if it was an object that is gone.
 
-    A path item resolves to whatever node is at its address now (perhaps none).
+    A path item resolves to whatever node is at its address now (perhaps none),
+    served as a path; at the answer's leaf level it must be a live node, served with
+    its data.
     """
     if isinstance(item, str):
-        return (parent.child(item) if parent is not None else None), None
+        node = parent.child(item) if parent is not None else None
+        if leaf:
+            return (node, node.data) if node is not None and node.alive(now) else None
+        return node, None
     if parent is None or item.parent is not parent or not item.alive(now):
         return None
     return item, item.data

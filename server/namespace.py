@@ -224,7 +224,8 @@ class Namespace(Branch):
     def listing(self, study_uid: str, level: Level, now: float) -> StudyData | None:
         """The study complete to ``level`` from its shallowest good listing that deep, or None.
 
-        Listings found dead on the way are dropped.
+        Listings found dead on the way are dropped; a deeper listing that only lacks
+        data at ``level`` (see ``Answer.resolve``) is kept for its own level.
         """
         listings = self.listings.get(study_uid)
         for depth in sorted(listings or ()):
@@ -235,7 +236,9 @@ class Namespace(Branch):
             studies = listing.resolve(now, level)
             if studies is not None:
                 return studies[0]
-            self.drop_listings(study_uid, depth, listing)
+            if depth == level or listing.resolve(now, depth) is None:
+                # Dead, not merely lacking data at the shallower level.
+                self.drop_listings(study_uid, depth, listing)
         return None
 
     def stats(self) -> NamespaceStats:

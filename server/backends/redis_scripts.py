@@ -224,8 +224,8 @@ return out
 """
 
 # A study from its shallowest good listing at least ARGV[1] deep, trimmed to that
-# level; every object of the listing must still be the one listed. Dead
-# listings met on the way are dropped. KEYS[1]: the study's base key; KEYS[2],
+# level; every object of the listing must still be the one listed, and the objects
+# at that level must hold data. Dead listings met on the way are dropped. KEYS[1]: the study's base key; KEYS[2],
 # KEYS[3] (single Redis only): the namespace base and the set of namespaces, for
 # the counters. ARGV: level, the study's escaped uid, the namespace.
 # Returns {depth, (member, data or nil)...} or {0, missing addresses...}.
@@ -249,7 +249,21 @@ for depth = level, 3 do
       addresses[#addresses + 1] = ARGV[2] .. member
     end
     local data, complete, missing = check(keys, tokens, addresses)
-    if complete then
+    -- The objects at the requested level must hold data, even where the listing
+    -- recorded only a path (see answer.py: no partial answers at shallower levels).
+    local leaves = complete
+    for i = 1, #members do
+      if leaves and data[i] == false and member_level(members[i]) == level then
+        local value = redis.call('GET', keys[i])
+        if value then
+          local _, attributes = unpack_value(value)
+          data[i] = attributes
+        else
+          leaves = false
+        end
+      end
+    end
+    if leaves then
       local out = {depth}
       for i = 1, #members do
         if member_level(members[i]) <= level then
@@ -259,8 +273,10 @@ for depth = level, 3 do
       end
       return out
     end
-    for _, address in ipairs(missing) do all_missing[#all_missing + 1] = address end
-    redis.call('DEL', base .. 'l' .. depth)
+    if not complete or depth == level then
+      for _, address in ipairs(missing) do all_missing[#all_missing + 1] = address end
+      redis.call('DEL', base .. 'l' .. depth)
+    end
   end
 end
 if ns then

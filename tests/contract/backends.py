@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import pytest
+
 from dicomcache.server.backend import Backend
 from dicomcache.server.backends.memory import MemoryBackend
 from dicomcache.server.clock import FakeClock
-
 from tests.redis_fixtures import redis_on_cluster, redis_single
 
 

@@ -122,11 +122,23 @@ def test_study_by_id_is_served_from_a_complete_listing(orthanc, qido, cache_serv
     uid = orthanc.study(1).uid
     full = searcher.find_study_by_id(uid, QueryLevels.INSTANCE)
     again = searcher.find_study_by_id(uid, QueryLevels.INSTANCE)
-    series_level = searcher.find_study_by_id(uid, QueryLevels.SERIES)
     assert qido.calls == 1
     assert tree_summary(again) == tree_summary(full)
-    assert sorted(s.uid for s in series_level.series) == sorted(orthanc.study(1).series_uids)
-    assert all(not s.instances for s in series_level.series)
+    assert sum(len(s.instances) for s in again.series) == 80
+
+
+def test_shallower_study_by_id_is_never_a_partial_answer(orthanc, qido, cache_server):
+    """An instance listing from QIDO-RS holds its series as paths (no attributes): it
+    must not answer at series level, where the archive returns the series' attributes."""
+    searcher = cached(qido, cache_server)
+    uid = orthanc.study(1).uid
+    searcher.find_study_by_id(uid, QueryLevels.INSTANCE)
+    series_level = searcher.find_study_by_id(uid, QueryLevels.SERIES)
+    again = searcher.find_study_by_id(uid, QueryLevels.SERIES)
+    assert qido.calls == 2
+    expected = tree_summary(qido.archive.find_study_by_id(uid, query_level=QueryLevels.SERIES))
+    assert tree_summary(series_level) == tree_summary(again) == expected
+    assert all(len(s.data) for s in again.series), "series carry their attributes"
 
 
 def test_a_filtered_query_never_answers_study_by_id(orthanc, qido, cache_server):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from dicomcache.server.backends.memory import MemoryBackend
 from dicomcache.server.clock import FakeClock
 from dicomcache.server.model import Level
-
 from tests.builders import make_study
 
 SIZE = 1000  # attribute bytes per object: a study of 1 series x 2 instances holds 4 objects

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dicomcache.server.backends.memory import REAP_PER_WRITE, MemoryBackend
 from dicomcache.server.clock import FakeClock
 from dicomcache.server.model import Level
-
 from tests.builders import make_study
 
 DAY = 24 * 3600.0
@@ -100,12 +99,15 @@ def test_expired_objects_are_invisible_before_they_are_reaped() -> None:
     assert backend.stats("ns").namespaces[0].expirations == 0  # not reaped yet
 
 
-def test_dropping_a_namespace_forgets_its_counters() -> None:
+def test_dropping_a_namespace_empties_it_but_keeps_its_counters() -> None:
     backend = MemoryBackend(clock=FakeClock())
     backend.store_query("ns", b"key", [make_study("1.2")], None)
     backend.lookup_query("ns", b"key")
+    backend.lookup_query("ns", b"nope")
 
     backend.invalidate("ns", None)
 
-    assert backend.stats("ns").namespaces[0].hits == 0
-    assert backend.stats(None).namespaces == []
+    ns = backend.stats("ns").namespaces[0]
+    assert (ns.hits, ns.misses) == (1, 1)
+    assert (ns.studies, ns.queries, ns.bytes) == (0, 0, 0)
+    assert backend.stats(None).total_bytes == 0

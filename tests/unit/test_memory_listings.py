@@ -5,7 +5,6 @@ from __future__ import annotations
 from dicomcache.server.backends.memory import MemoryBackend
 from dicomcache.server.clock import FakeClock
 from dicomcache.server.model import Level, StudyData
-
 from tests.builders import attrs, make_series, make_study, path_to, series_only, study_only
 
 

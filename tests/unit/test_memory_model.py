@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
 from dicomcache.server.backends.memory import MemoryBackend
 from dicomcache.server.clock import FakeClock
 from dicomcache.server.model import (
@@ -20,10 +24,6 @@ from dicomcache.server.model import (
     SeriesData,
     StudyData,
 )
-from hypothesis import settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
 from tests.builders import canonical, canonical_study
 
 TTL = 100.0

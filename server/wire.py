@@ -27,8 +27,6 @@ MISS = b""  # every field at its default: hit = false
 
 
 def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -37,15 +35,23 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
+# Length prefixes up to 16 KiB, encoded once: nearly every field on a hit fits.
+_SHORT = [_varint(n) for n in range(1 << 14)]
+
+
+def _length(n: int) -> bytes:
+    return _SHORT[n] if n < 16384 else _varint(n)
 
 
 def _head(uid: str, attributes: bytes | None) -> bytes:
-    head = _field(_UID, uid.encode())
-    if attributes is not None:
-        head += _field(_ATTRIBUTES, attributes)
-    return head
+    raw = uid.encode()
+    if attributes is None:
+        return b"".join((_UID, _length(len(raw)), raw))
+    return b"".join((_UID, _length(len(raw)), raw, _ATTRIBUTES, _length(len(attributes)), attributes))
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return b"".join((tag, _length(len(payload)), payload))
 
 
 def instance(obj: InstanceData) -> bytes:
@@ -56,14 +62,18 @@ def instance(obj: InstanceData) -> bytes:
 def series(obj: SeriesData) -> bytes:
     """An encoded ``Series`` with its instances."""
     parts = [_head(obj.uid, obj.attributes)]
-    parts.extend(_field(_CHILDREN, instance(i)) for i in obj.instances)
+    for child in obj.instances:
+        body = _head(child.uid, child.attributes)
+        parts += (_CHILDREN, _length(len(body)), body)
     return b"".join(parts)
 
 
 def study(obj: StudyData) -> bytes:
     """An encoded ``Study`` with its series."""
     parts = [_head(obj.uid, obj.attributes)]
-    parts.extend(_field(_CHILDREN, series(s)) for s in obj.series)
+    for child in obj.series:
+        body = series(child)
+        parts += (_CHILDREN, _length(len(body)), body)
     return b"".join(parts)
 
 

@@ -1,0 +1,1 @@
+"""The dicomcache benchmark suite: ``python -m benchmarks`` (see README.md here)."""

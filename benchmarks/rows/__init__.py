@@ -1,0 +1,1 @@
+"""One module per benchmark idea; each ``run(plan)`` returns its rows of the table."""

@@ -1,0 +1,108 @@
+"""Row 8: the Redis backend beside the memory backend, and the Redis round trips of a hit.
+
+Two servers, one on each backend (the Redis one on a real redis-server started
+for the run), hold the same hot study; the load process alternates between them
+call by call. Round trips are counted by redis-server itself: the growth of
+``total_reads_processed`` (one per request read off a client socket; a pipeline
+sent at once is one) over a run of hits, less the INFO calls that read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from tests.redis_servers import redis_server
+
+from ..calls import HotStudy, check_hit
+from ..load import Call, alternating_latency, elsewhere
+from ..plan import Plan
+from ..report import Row, Target, seconds
+from ..samples import median, percentile
+from ..sidecar import Sidecar
+
+COUNTED_HITS = 200
+
+
+def run(plan: Plan) -> list[Row]:
+    """Rows 8a (study-level hit), 8b (80-instance hit) and 8c (round trips per hit)."""
+    hot = HotStudy()
+    with redis_server() as redis, Sidecar() as memory, Sidecar(redis.url) as on_redis:
+        calls = []
+        for name, server in (("memory", memory), ("redis", on_redis)):
+            assert server.channel is not None
+            hot.store(server.channel)
+            for level in ("study", "instance"):
+                call = hot.lookup(server.target, level, f"{name}-{level}")
+                check_hit(server.channel, call)
+                calls.append(call)
+        assert on_redis.channel is not None
+        client = redis.client()
+        try:
+            trips = {
+                level: _round_trips(client, on_redis.channel, calls[2 + i])
+                for i, level in enumerate(("study", "instance"))
+            }
+        finally:
+            client.close()
+        samples = elsewhere(alternating_latency, calls, plan.redis_rounds)
+    rows = []
+    for key, level, what in (("8a", "study", "study-level"), ("8b", "instance", "80-instance")):
+        on_redis_s, memory_s = samples[f"redis-{level}"], samples[f"memory-{level}"]
+        rows.append(
+            Row(
+                key=key,
+                measure=f"{what} hit latency, Redis backend",
+                result=seconds(median(on_redis_s)),
+                baseline=f"{seconds(median(memory_s))} memory",
+                value=median(on_redis_s) / median(memory_s),
+                note=f"p99 {seconds(percentile(on_redis_s, 99))} vs "
+                f"{seconds(percentile(memory_s, 99))}; {plan.redis_rounds} alternating calls each",
+                figures={
+                    "redis_median_s": median(on_redis_s),
+                    "memory_median_s": median(memory_s),
+                    "redis_p99_s": percentile(on_redis_s, 99),
+                    "memory_p99_s": percentile(memory_s, 99),
+                },
+            )
+        )
+    study, instance = trips["study"], trips["instance"]
+    rows.append(
+        Row(
+            key="8c",
+            measure="Redis round trips per hit (study-level / 80-instance)",
+            result=f"{study['reads_per_hit']:.2f} / {instance['reads_per_hit']:.2f}",
+            baseline="-",
+            value=max(study["reads_per_hit"], instance["reads_per_hit"]),
+            unit="",
+            target=Target("<=", 1, unit=""),
+            note="commands per hit, as redis counts them (scripts' inner calls included): "
+            + "; ".join(
+                f"{level}: " + ", ".join(f"{n} {c:.2f}" for n, c in counted["commands"].items())
+                for level, counted in trips.items()
+            ),
+            figures=trips,
+        )
+    )
+    return rows
+
+
+def _round_trips(client: Any, channel: grpc.Channel, call: Call) -> dict[str, Any]:
+    """Hits sent one at a time, with redis-server's read and command counters around them."""
+    before = client.info("all")
+    for _ in range(COUNTED_HITS):
+        check_hit(channel, call)
+    after = client.info("all")
+    reads = after["total_reads_processed"] - before["total_reads_processed"] - 1  # our INFO
+    commands = {
+        name.removeprefix("cmdstat_"): (stat["calls"] - before.get(name, {}).get("calls", 0))
+        / COUNTED_HITS
+        for name, stat in after.items()
+        if name.startswith("cmdstat_") and name != "cmdstat_info"
+    }
+    return {
+        "hits": COUNTED_HITS,
+        "reads_per_hit": reads / COUNTED_HITS,
+        "commands": {name: per_hit for name, per_hit in commands.items() if per_hit > 0},
+    }

@@ -32,7 +32,12 @@ class Breaker:
     """
 
     def __init__(
-        self, *, threshold: int = 3, backoff: float = 10.0, clock: Callable[[], float] = time.monotonic, name: str = "cache"
+        self,
+        *,
+        threshold: int = 3,
+        backoff: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "cache",
     ) -> None:
         if threshold < 1 or backoff < 0:
             raise ValueError("threshold must be >= 1 and backoff >= 0")

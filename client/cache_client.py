@@ -128,7 +128,9 @@ class CacheClient:
             CacheError: the call failed.
         """
         message = query if isinstance(query, query_pb2.Query) else query_to_proto(query)
-        response = self._call("LookupQuery", pb.LookupQueryRequest(namespace=namespace, query=message))
+        response = self._call(
+            "LookupQuery", pb.LookupQueryRequest(namespace=namespace, query=message)
+        )
         return studies_from_proto(response.studies) if response.hit else None
 
     def store_query(
@@ -192,10 +194,14 @@ class CacheClient:
                 wanted.append(reference_to_proto(StudyReference(study_uid=ref.study_uid)))
             if isinstance(ref, InstanceReference):
                 wanted.append(
-                    reference_to_proto(SeriesReference(study_uid=ref.study_uid, series_uid=ref.series_uid))
+                    reference_to_proto(
+                        SeriesReference(study_uid=ref.study_uid, series_uid=ref.series_uid)
+                    )
                 )
         results = iter(
-            self._call("GetObjects", pb.GetObjectsRequest(namespace=namespace, references=wanted)).results
+            self._call(
+                "GetObjects", pb.GetObjectsRequest(namespace=namespace, references=wanted)
+            ).results
         )
         found: list[DICOMObject | None] = []
         for ref in references:
@@ -212,7 +218,7 @@ class CacheClient:
         return found
 
     def invalidate(self, namespace: str, reference: DICOMObjectReference | None = None) -> int:
-        """Drop one object with what depends on it, or the whole namespace; returns objects dropped."""
+        """Drop one object and what depends on it, or a namespace; returns objects dropped."""
         request = pb.InvalidateRequest(namespace=namespace)
         if reference is not None:
             request.reference.CopyFrom(reference_to_proto(reference))
@@ -220,7 +226,9 @@ class CacheClient:
 
     def stats(self, namespace: str = "") -> pb.GetStatsResponse:
         """Counters of one namespace, or of all when namespace is empty."""
-        response: pb.GetStatsResponse = self._call("GetStats", pb.GetStatsRequest(namespace=namespace))
+        response: pb.GetStatsResponse = self._call(
+            "GetStats", pb.GetStatsRequest(namespace=namespace)
+        )
         return response
 
 
@@ -233,5 +241,7 @@ def _parent_study(result: pb.GetObjectsResult, uid: str) -> Study:
 
 def _parent_series(result: pb.GetObjectsResult, study: Study, uid: str) -> Series:
     if result.found:
-        return series_from_proto(objects_pb2.Series(uid=uid, attributes=result.series.attributes), study)
+        return series_from_proto(
+            objects_pb2.Series(uid=uid, attributes=result.series.attributes), study
+        )
     return Series(uid=uid, data=Dataset(), parent=study, instances=())

@@ -6,7 +6,8 @@ dicomtrolley links every object to its parent (``Series.parent`` is the Study,
 dicomtrolley's own parser builds them (``DICOMParseTree.as_study``): parent
 first with empty children, children with the parent link, then the children
 tuple assigned. Pydantic's validated constructor is used because it is faster
-than ``model_construct``.
+than ``model_construct`` (0.9 against 1.9 us per Instance with its parent link).
+The garbage collector is paused while a hit is built (see ``collector``).
 
 An object whose pydicom Dataset is empty goes on the wire without attributes,
 which the contract reads as "only a path to its children": dicomtrolley's
@@ -24,6 +25,7 @@ from collections.abc import Iterable
 from dicomtrolley.core import DICOMObject, Instance, Series, Study
 from pydicom.dataset import Dataset
 
+from dicomcache.client import collector
 from dicomcache.client.dataset import from_pydicom, to_pydicom
 from dicomcache.v1 import objects_pb2
 
@@ -78,13 +80,15 @@ def rooted_tree_to_proto(obj: DICOMObject) -> objects_pb2.Study:
 
 def studies_from_proto(messages: Iterable[objects_pb2.Study]) -> list[Study]:
     """Convert proto Studies to dicomtrolley Studies, in order."""
-    return [study_from_proto(message) for message in messages]
+    with collector.paused():  # thousands of objects that all survive: see collector
+        return [study_from_proto(message) for message in messages]
 
 
 def study_from_proto(message: objects_pb2.Study) -> Study:
     """Convert a proto Study to a dicomtrolley Study with linked series and instances."""
-    study = Study(uid=message.uid, data=_dataset(message), series=())
-    study.series = tuple(series_from_proto(series, study) for series in message.series)
+    with collector.paused():
+        study = Study(uid=message.uid, data=_dataset(message), series=())
+        study.series = tuple(series_from_proto(series, study) for series in message.series)
     return study
 
 

@@ -112,7 +112,7 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             log.debug("cache call failed: %s", type(exc).__name__)
             self.breaker.failed()
             return None
-        except Exception as exc:  # noqa: BLE001 - a cache bug must not fail the user's call
+        except Exception as exc:
             log.warning("unexpected cache client error: %s", type(exc).__name__)
             self.breaker.failed()
             return None

@@ -21,7 +21,9 @@ PROTO_ROOT = ROOT / "protos"
 
 def proto_files() -> list[str]:
     """The contract's .proto files, relative to the proto root, sorted."""
-    return sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "dicomcache/v1").glob("*.proto"))
+    return sorted(
+        str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "dicomcache/v1").glob("*.proto")
+    )
 
 
 def generate(out: Path) -> None:
@@ -41,7 +43,9 @@ def generate(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=PROTO_ROOT, help="output root (default: protos/)")
+    parser.add_argument(
+        "--out", type=Path, default=PROTO_ROOT, help="output root (default: protos/)"
+    )
     generate(parser.parse_args().out)
 
 

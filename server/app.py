@@ -124,5 +124,5 @@ class CacheServer:
                 while self.backend.expire(SWEEP_CHUNK) == SWEEP_CHUNK:
                     if self._stopping.wait(SWEEP_PAUSE):
                         return
-            except Exception as exc:  # noqa: BLE001 - the sweeper must outlive a backend fault
+            except Exception as exc:
                 log.warning("sweep failed: %s", type(exc).__name__)

@@ -59,7 +59,9 @@ class Backend(Protocol):
         """The study with exactly its complete content down to ``level``, or None."""
         ...
 
-    def store_study(self, namespace: str, study: StudyData, level: Level, ttl: float | None) -> None:
+    def store_study(
+        self, namespace: str, study: StudyData, level: Level, ttl: float | None
+    ) -> None:
         """Store a study-by-id answer whose content is complete down to ``level``."""
         ...
 

@@ -34,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         "environment variable named beside it.",
     )
     for name, field in Settings.model_fields.items():
-        default = field.default.get_secret_value() if hasattr(field.default, "get_secret_value") else field.default
+        default = (
+            field.default.get_secret_value()
+            if hasattr(field.default, "get_secret_value")
+            else field.default
+        )
         shown = "***" if "password" in name and default else default
         serve.add_argument(
             f"--{name.replace('_', '-')}",

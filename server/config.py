@@ -1,4 +1,4 @@
-"""Settings of ``dicomcache serve``: command-line flags over DICOMCACHE_* variables over defaults."""
+"""Settings of `dicomcache serve`: flags over DICOMCACHE_* variables over defaults."""
 
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ class Settings(BaseSettings):
         if self.negative_ttl > self.ttl:
             raise ValueError("negative_ttl must not be longer than ttl")
         if self.backend != "memory" and urlsplit(self.backend).scheme not in REDIS_SCHEMES:
-            raise ValueError(f"backend must be 'memory' or a URL with scheme in {sorted(REDIS_SCHEMES)}")
+            raise ValueError(
+                f"backend must be 'memory' or a URL with scheme in {sorted(REDIS_SCHEMES)}"
+            )
         return self
 
     def redacted_backend(self) -> str:

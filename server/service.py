@@ -85,7 +85,10 @@ class CacheService:
         level = check.level(request.query_level, "query_level")
         check.done()
         self.backend.store_study(
-            request.namespace, study_from_proto(request.study), level, self._ttl(request.ttl_seconds)
+            request.namespace,
+            study_from_proto(request.study),
+            level,
+            self._ttl(request.ttl_seconds),
         )
         return pb.StoreStudyResponse()
 
@@ -121,7 +124,11 @@ class CacheService:
         """Invalidate: one object and what depends on it, or a whole namespace."""
         check = Checker()
         check.namespace(request.namespace)
-        address = check.reference(request.reference, "reference") if request.HasField("reference") else None
+        address = (
+            check.reference(request.reference, "reference")
+            if request.HasField("reference")
+            else None
+        )
         check.done()
         removed = self.backend.invalidate(request.namespace, address)
         log.info("invalidated %d objects (%s)", removed, "one object" if address else "namespace")
@@ -191,7 +198,7 @@ def _unary(
                         "request", f"must be a serialized {message_type.DESCRIPTOR.full_name}"
                     )
                 return call(request)
-            except Exception as exc:  # noqa: BLE001 - every error becomes a status, in one place
+            except Exception as exc:
                 status.abort(context, exc, method)
 
     return grpc.unary_unary_rpc_method_handler(

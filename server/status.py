@@ -1,8 +1,8 @@
 """The one place where domain exceptions become gRPC statuses.
 
-    InvalidArgument     -> INVALID_ARGUMENT, with google.rpc.BadRequest field violations
-    BackendUnavailable  -> UNAVAILABLE
-    anything else       -> INTERNAL, logged with a request id (and no request content)
+InvalidArgument     -> INVALID_ARGUMENT, with google.rpc.BadRequest field violations
+BackendUnavailable  -> UNAVAILABLE
+anything else       -> INTERNAL, logged with a request id (and no request content)
 """
 
 from __future__ import annotations

@@ -26,8 +26,42 @@ MAX_EXTRA_FIELDS = 64
 MAX_REFERENCES = 1000
 MAX_SEQUENCE_DEPTH = 8  # protobuf parsing itself stops at 100 nested messages, about 19 levels
 VALID_VRS = frozenset(
-    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN "
-    "UR US UT UV".split()
+    [
+        "AE",
+        "AS",
+        "AT",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "FD",
+        "FL",
+        "IS",
+        "LO",
+        "LT",
+        "OB",
+        "OD",
+        "OF",
+        "OL",
+        "OV",
+        "OW",
+        "PN",
+        "SH",
+        "SL",
+        "SQ",
+        "SS",
+        "ST",
+        "SV",
+        "TM",
+        "UC",
+        "UI",
+        "UL",
+        "UN",
+        "UR",
+        "US",
+        "UT",
+        "UV",
+    ]
 )
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
@@ -80,7 +114,9 @@ class Checker:
     def query(self, query: query_pb2.Query, field: str = "query") -> None:
         """Every field of a Query within its bounds, dates real dates."""
         if query.kind and (len(query.kind) > 256 or not _KIND.fullmatch(query.kind)):
-            self.fail(f"{field}.kind", "must be a dotted Python class name of at most 256 characters")
+            self.fail(
+                f"{field}.kind", "must be a dotted Python class name of at most 256 characters"
+            )
         self.level(query.query_level, f"{field}.query_level")
         for name in _QUERY_TEXT_FIELDS:
             if len(getattr(query, name)) > MAX_TEXT:
@@ -96,9 +132,14 @@ class Checker:
             self.fail(f"{field}.extra_fields", f"must have at most {MAX_EXTRA_FIELDS} entries")
         for name, value in query.extra_fields.items():
             if not name.isidentifier() or len(name) > 64:
-                self.fail(f"{field}.extra_fields", "keys must be Python identifiers of at most 64 characters")
+                self.fail(
+                    f"{field}.extra_fields",
+                    "keys must be Python identifiers of at most 64 characters",
+                )
             if len(value) > MAX_TEXT:
-                self.fail(f"{field}.extra_fields[{name!r}]", f"must be at most {MAX_TEXT} characters")
+                self.fail(
+                    f"{field}.extra_fields[{name!r}]", f"must be at most {MAX_TEXT} characters"
+                )
         for name in ("limit", "offset"):
             if getattr(query, name) < 0:
                 self.fail(f"{field}.{name}", "must not be negative")
@@ -171,7 +212,9 @@ class Checker:
             elif element.vr == "SQ" and element.WhichOneof("content") == "values":
                 for n, value in enumerate(element.values.items):
                     if value.HasField("item"):
-                        self.dataset(value.item, f"{path}.elements[{tag:08X}].values[{n}]", depth + 1)
+                        self.dataset(
+                            value.item, f"{path}.elements[{tag:08X}].values[{n}]", depth + 1
+                        )
 
     def reference(self, ref: objects_pb2.ObjectReference, field: str) -> tuple[str, ...]:
         """The address a reference names; exactly one kind must be set."""

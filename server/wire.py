@@ -47,7 +47,9 @@ def _head(uid: str, attributes: bytes | None) -> bytes:
     raw = uid.encode()
     if attributes is None:
         return b"".join((_UID, _length(len(raw)), raw))
-    return b"".join((_UID, _length(len(raw)), raw, _ATTRIBUTES, _length(len(attributes)), attributes))
+    return b"".join(
+        (_UID, _length(len(raw)), raw, _ATTRIBUTES, _length(len(attributes)), attributes)
+    )
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:

@@ -31,7 +31,9 @@ def make_study(
             t00100010=dataset_pb2.Element(
                 vr="PN",
                 values=dataset_pb2.Values(
-                    items=[dataset_pb2.Value(person_name=dataset_pb2.PersonName(alphabetic=patient))]
+                    items=[
+                        dataset_pb2.Value(person_name=dataset_pb2.PersonName(alphabetic=patient))
+                    ]
                 ),
             ),
             t00100020=text_element("LO", f"PAT{n}"),
@@ -41,7 +43,9 @@ def make_study(
         series_uid = f"{study_uid}.{s}"
         series = study.series.add(
             uid=series_uid,
-            attributes=dataset(t0020000E=text_element("UI", series_uid), t00080060=text_element("CS", "CT")),
+            attributes=dataset(
+                t0020000E=text_element("UI", series_uid), t00080060=text_element("CS", "CT")
+            ),
         )
         for i in range(1, n_instances + 1):
             instance_uid = f"{series_uid}.{i}"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import redis
-from dicomcache.server.backends.redis import RedisBackend
 
+from dicomcache.server.backends.redis import RedisBackend
 from tests.redis_servers import (
     RedisCluster,
     RedisServer,

@@ -44,7 +44,9 @@ class CountingSearcher(Searcher):
         self._count()
         return self.archive.find_studies(query)
 
-    def find_study_by_id(self, study_uid: str, query_level: QueryLevels = QueryLevels.STUDY) -> Study:
+    def find_study_by_id(
+        self, study_uid: str, query_level: QueryLevels = QueryLevels.STUDY
+    ) -> Study:
         self._count()
         return self.archive.find_study_by_id(study_uid, query_level=query_level)
 
@@ -75,7 +77,9 @@ def dicom_qr(orthanc: LoadedOrthanc) -> CountingSearcher:
 
 
 def cached(upstream: Searcher, server: CacheServer, namespace: str = "orthanc") -> CachedSearcher:
-    return CachedSearcher(upstream, target=f"127.0.0.1:{server.port}", namespace=namespace, timeout=5)
+    return CachedSearcher(
+        upstream, target=f"127.0.0.1:{server.port}", namespace=namespace, timeout=5
+    )
 
 
 def summaries(studies: Sequence[Study]) -> list:
@@ -145,7 +149,11 @@ def test_a_filtered_query_never_answers_study_by_id(orthanc, qido, cache_server)
     searcher = cached(qido, cache_server)
     study = orthanc.study(1)
     searcher.find_studies(
-        Query(StudyInstanceUID=study.uid, SeriesInstanceUID=study.series_uids[0], query_level=QueryLevels.SERIES)
+        Query(
+            StudyInstanceUID=study.uid,
+            SeriesInstanceUID=study.series_uids[0],
+            query_level=QueryLevels.SERIES,
+        )
     )
     listing = searcher.find_study_by_id(study.uid, QueryLevels.SERIES)
     assert qido.calls == 2
@@ -191,8 +199,13 @@ def test_two_upstreams_never_share_entries(orthanc, qido, dicom_qr, cache_server
     assert (qido.calls, dicom_qr.calls) == (1, 1)
 
 
-def test_trolley_download_through_wado_rs_asks_the_searcher_once(orthanc, qido, cache_server, session, tmp_path):
-    trolley = Trolley(downloader=WadoRS(session=session, url=orthanc.dicomweb_url), searcher=cached(qido, cache_server))
+def test_trolley_download_through_wado_rs_asks_the_searcher_once(
+    orthanc, qido, cache_server, session, tmp_path
+):
+    trolley = Trolley(
+        downloader=WadoRS(session=session, url=orthanc.dicomweb_url),
+        searcher=cached(qido, cache_server),
+    )
     study = orthanc.study(3)
     for n in (1, 2):
         trolley.download(StudyReference(study_uid=study.uid), tmp_path / str(n))
@@ -209,7 +222,12 @@ def test_cache_server_stopped_mid_run_then_back(orthanc, qido):
     server = CacheServer(Settings(listen="127.0.0.1:0")).start()
     port = server.port
     searcher = CachedSearcher(
-        qido, target=f"127.0.0.1:{port}", namespace="orthanc", failure_threshold=2, backoff=5, clock=clock
+        qido,
+        target=f"127.0.0.1:{port}",
+        namespace="orthanc",
+        failure_threshold=2,
+        backoff=5,
+        clock=clock,
     )
     query = Query(PatientID="SYN-0001", query_level=QueryLevels.INSTANCE)
     expected = summaries(searcher.find_studies(query))

@@ -42,7 +42,9 @@ def python_query() -> query_pb2.Query:
 
 def test_node_stores_and_python_hits_the_same_entry(running):
     assert node("store", running.target) == {}
-    response = running.stub.LookupQuery(pb.LookupQueryRequest(namespace="node-test", query=python_query()))
+    response = running.stub.LookupQuery(
+        pb.LookupQueryRequest(namespace="node-test", query=python_query())
+    )
     assert response.hit
     (study,) = response.studies
     assert study.uid == "1.2.826.0.1.3680043.8.498.77"

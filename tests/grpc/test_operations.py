@@ -111,7 +111,16 @@ def test_stop_turns_health_not_serving_and_drains_in_flight_calls():
 
 def test_sigterm_turns_health_not_serving_and_exits_zero():
     process = subprocess.Popen(
-        [sys.executable, "-m", "dicomcache.server.cli", "serve", "--listen", "127.0.0.1:0", "--grace", "5"],
+        [
+            sys.executable,
+            "-m",
+            "dicomcache.server.cli",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--grace",
+            "5",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -120,7 +129,9 @@ def test_sigterm_turns_health_not_serving_and_exits_zero():
         line = process.stderr.readline()
         port = int(re.search(r"serving on 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service="")
+            )
             assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
             process.send_signal(signal.SIGTERM)
             assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -139,7 +150,9 @@ def test_no_patient_data_in_logs_at_info(caplog):
         running.stub.StoreQuery(pb.StoreQueryRequest(namespace="ns", query=query, studies=[study]))
         running.stub.LookupQuery(pb.LookupQueryRequest(namespace="ns", query=query))
         running.stub.Invalidate(pb.InvalidateRequest(namespace="ns"))
-        bad = pb.LookupQueryRequest(namespace="ns", query=query_pb2.Query(patient_id="SECRET-ID-42" * 100))
+        bad = pb.LookupQueryRequest(
+            namespace="ns", query=query_pb2.Query(patient_id="SECRET-ID-42" * 100)
+        )
         with pytest.raises(grpc.RpcError):
             running.stub.LookupQuery(bad)
     finally:

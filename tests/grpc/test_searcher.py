@@ -44,7 +44,11 @@ def archive() -> FakeArchive:
 
 def json_of(studies: Sequence[Study]) -> list:
     return [
-        (s.uid, s.data.to_json_dict(), [(x.uid, [i.data.to_json_dict() for i in x.instances]) for x in s.series])
+        (
+            s.uid,
+            s.data.to_json_dict(),
+            [(x.uid, [i.data.to_json_dict() for i in x.instances]) for x in s.series],
+        )
         for s in studies
     ]
 
@@ -107,7 +111,12 @@ def test_dead_cache_falls_back_then_skips_then_resumes_by_itself():
     port = server.port
     upstream = archive()
     searcher = CachedSearcher(
-        upstream, target=f"127.0.0.1:{port}", namespace="pacs-a", failure_threshold=2, backoff=30, clock=clock
+        upstream,
+        target=f"127.0.0.1:{port}",
+        namespace="pacs-a",
+        failure_threshold=2,
+        backoff=30,
+        clock=clock,
     )
     query = Query(PatientID="PAT2", query_level=QueryLevels.SERIES)
     expected = json_of(searcher.find_studies(query))
@@ -158,7 +167,7 @@ def test_one_searcher_shared_by_many_threads(searcher):
             for i in range(30):
                 query = queries[(n + i) % 2]
                 assert json_of(searcher.find_studies(query)) == expected[query.PatientID]
-        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]

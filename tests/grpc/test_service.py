@@ -15,7 +15,9 @@ def instance_query(**fields: object) -> query_pb2.Query:
 
 
 def test_lookup_before_store_is_a_miss_not_an_error(stub):
-    response = stub.LookupQuery(pb.LookupQueryRequest(namespace=NS, query=instance_query(patient_id="X")))
+    response = stub.LookupQuery(
+        pb.LookupQueryRequest(namespace=NS, query=instance_query(patient_id="X"))
+    )
     assert response.hit is False
     assert list(response.studies) == []
 
@@ -84,11 +86,15 @@ def test_study_by_id_hits_only_at_or_below_the_stored_level(stub):
         pb.StoreStudyRequest(namespace=NS, study=study, query_level=query_pb2.QUERY_LEVEL_SERIES)
     )
     deeper = stub.LookupStudy(
-        pb.LookupStudyRequest(namespace=NS, study_uid=study.uid, query_level=query_pb2.QUERY_LEVEL_INSTANCE)
+        pb.LookupStudyRequest(
+            namespace=NS, study_uid=study.uid, query_level=query_pb2.QUERY_LEVEL_INSTANCE
+        )
     )
     assert not deeper.hit
     series_level = stub.LookupStudy(
-        pb.LookupStudyRequest(namespace=NS, study_uid=study.uid, query_level=query_pb2.QUERY_LEVEL_SERIES)
+        pb.LookupStudyRequest(
+            namespace=NS, study_uid=study.uid, query_level=query_pb2.QUERY_LEVEL_SERIES
+        )
     )
     assert series_level.hit
     assert [s.uid for s in series_level.study.series] == [s.uid for s in study.series]
@@ -141,7 +147,9 @@ def test_stats_count_hits_misses_and_objects(stub):
     query = query_pb2.Query(patient_id="P1", query_level=query_pb2.QUERY_LEVEL_INSTANCE)
     stub.LookupQuery(pb.LookupQueryRequest(namespace=NS, query=query))
     stub.StoreQuery(
-        pb.StoreQueryRequest(namespace=NS, query=query, studies=[make_study(1, n_series=2, n_instances=3)])
+        pb.StoreQueryRequest(
+            namespace=NS, query=query, studies=[make_study(1, n_series=2, n_instances=3)]
+        )
     )
     stub.LookupQuery(pb.LookupQueryRequest(namespace=NS, query=query))
     stub.LookupQuery(pb.LookupQueryRequest(namespace=NS, query=query))

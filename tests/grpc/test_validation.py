@@ -62,7 +62,9 @@ def test_valid_uids_are_accepted(stub, uid):
 
 @pytest.mark.parametrize("namespace", ["", "a b", "x" * 129, "pacs\n", "ünïcode"])
 def test_invalid_namespaces_are_rejected(stub, namespace):
-    found = rejected(stub.LookupQuery, pb.LookupQueryRequest(namespace=namespace, query=query_pb2.Query()))
+    found = rejected(
+        stub.LookupQuery, pb.LookupQueryRequest(namespace=namespace, query=query_pb2.Query())
+    )
     assert [f for f, _ in found] == ["namespace"]
 
 
@@ -102,7 +104,10 @@ def test_duplicate_siblings_and_unknown_vr_are_rejected(stub):
     study.series.add().CopyFrom(study.series[0])
     study.attributes.elements[0x00081030].CopyFrom(dataset_pb2.Element(vr="XX"))
     found = rejected(stub.AddObjects, pb.AddObjectsRequest(namespace="ns", studies=[study]))
-    assert {f for f, _ in found} == {"studies[0].series[1].uid", "studies[0].attributes.elements[00081030].vr"}
+    assert {f for f, _ in found} == {
+        "studies[0].series[1].uid",
+        "studies[0].attributes.elements[00081030].vr",
+    }
 
 
 def test_deeply_nested_sequences_are_rejected(stub):
@@ -130,11 +135,18 @@ def test_too_many_references_are_rejected(stub):
 
 @pytest.mark.parametrize(
     "payload",
-    [b"\xff\xff\xff", b"\x0a\x05ab", b"\x12\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", b"\x0a\x02\xc3\x28"],
+    [
+        b"\xff\xff\xff",
+        b"\x0a\x05ab",
+        b"\x12\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01",
+        b"\x0a\x02\xc3\x28",
+    ],
     ids=["garbage", "truncated", "bad-varint", "invalid-utf8"],
 )
 @pytest.mark.parametrize("method", ["LookupQuery", "StoreQuery", "GetObjects", "GetStats"])
-def test_malformed_bytes_get_invalid_argument_and_the_server_keeps_serving(running, method, payload):
+def test_malformed_bytes_get_invalid_argument_and_the_server_keeps_serving(
+    running, method, payload
+):
     raw = running.channel.unary_unary(f"/{SERVICE_NAME}/{method}")
     with pytest.raises(grpc.RpcError) as caught:
         raw(payload)

@@ -19,7 +19,9 @@ from tests.messages import make_study
 def test_query_hit_parses_back_to_the_studies(n_studies, n_series, n_instances):
     studies = [make_study(n, n_series, n_instances) for n in range(1, n_studies + 1)]
     encoded = wire.query_hit([study_from_proto(s) for s in studies])
-    assert pb.LookupQueryResponse.FromString(encoded) == pb.LookupQueryResponse(hit=True, studies=studies)
+    assert pb.LookupQueryResponse.FromString(encoded) == pb.LookupQueryResponse(
+        hit=True, studies=studies
+    )
 
 
 def test_study_hit_and_miss():

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from dicomcache.server.backends.redis import RedisBackend
 
+from dicomcache.server.backends.redis import RedisBackend
 from tests.redis_fixtures import shared_cluster, shared_server
 from tests.redis_servers import RedisCluster, RedisServer, flush_all
 

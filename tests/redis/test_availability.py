@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from dicomcache.server.backends.redis import RedisBackend
 from dicomcache.server.errors import BackendUnavailable
 from dicomcache.server.model import Level
-
 from tests.builders import make_study
 from tests.redis_servers import RedisServer, free_port, redis_server
 

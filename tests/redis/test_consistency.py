@@ -6,10 +6,10 @@ import contextlib
 import threading
 
 import pytest
-from dicomcache.server.backends.redis import RedisBackend
-from dicomcache.server.model import Level, StudyData
 from redis.exceptions import MovedError
 
+from dicomcache.server.backends.redis import RedisBackend
+from dicomcache.server.model import Level, StudyData
 from tests.builders import make_study
 from tests.redis_servers import RedisCluster, RedisServer
 

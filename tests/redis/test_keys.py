@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
 from dicomcache.server.backends.redis import RedisBackend, escape
 from dicomcache.server.keys import query_key
 from dicomcache.server.model import Level
 from dicomcache.v1 import query_pb2
-
 from tests.builders import make_study
 from tests.redis_servers import RedisCluster, RedisServer
 

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 
 import pytest
 import redis
+
 from dicomcache.server.backends.redis import RedisBackend
 from dicomcache.server.model import Level
-
 from tests.builders import make_study
 from tests.redis_servers import RedisCluster, RedisServer
 

@@ -11,8 +11,8 @@ from dicomtrolley.dicom_qr import DICOMQR
 from dicomtrolley.mint import Mint
 from dicomtrolley.qido_rs import QidoRS
 
-from dicomcache.client.namespace import derive_namespace
 from dicomcache.client.namespace import NAMESPACE as _NAMESPACE
+from dicomcache.client.namespace import derive_namespace
 
 
 def test_same_archive_gives_the_same_namespace_in_any_spelling():

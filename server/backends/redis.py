@@ -49,18 +49,6 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis
 import redis.cluster
-from dicomcache.server.backends.redis_scripts import SCRIPTS
-from dicomcache.server.errors import BackendUnavailable
-from dicomcache.server.model import (
-    Address,
-    CachedObject,
-    InstanceData,
-    Level,
-    NamespaceStats,
-    SeriesData,
-    Stats,
-    StudyData,
-)
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     AskError,
@@ -79,6 +67,19 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+
+from dicomcache.server.backends.redis_scripts import SCRIPTS
+from dicomcache.server.errors import BackendUnavailable
+from dicomcache.server.model import (
+    Address,
+    CachedObject,
+    InstanceData,
+    Level,
+    NamespaceStats,
+    SeriesData,
+    Stats,
+    StudyData,
+)
 
 SCHEMA = "1"
 _PREFIX = f"dc:{SCHEMA}:"

@@ -227,7 +227,8 @@ return out
 # level; every object of the listing must still be the one listed, and the objects
 # at that level must hold data. Dead listings met on the way are dropped.
 # KEYS[1]: the study's base key; KEYS[2], KEYS[3] (single Redis only): the
-# namespace base and the set of namespaces, for the counters. ARGV: level, the study's escaped uid, the namespace.
+# namespace base and the set of namespaces, for the counters.
+# ARGV: level, the study's escaped uid, the namespace.
 # Returns {depth, (member, data or nil)...} or {0, missing addresses...}.
 STUDY_READ = r"""
 local base, ns = KEYS[1], KEYS[2]

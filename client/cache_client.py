@@ -32,7 +32,7 @@ from dicomcache.client.objects import (
     study_from_proto,
     study_to_proto,
 )
-from dicomcache.client.query import query_to_proto
+from dicomcache.client.query import LEVELS, query_to_proto
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import cache_service_pb2_grpc, objects_pb2, query_pb2
 
@@ -45,12 +45,6 @@ CHANNEL_OPTIONS = (
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 )
-
-LEVELS = {
-    QueryLevels.STUDY: query_pb2.QUERY_LEVEL_STUDY,
-    QueryLevels.SERIES: query_pb2.QUERY_LEVEL_SERIES,
-    QueryLevels.INSTANCE: query_pb2.QUERY_LEVEL_INSTANCE,
-}
 
 
 def reference_to_proto(reference: DICOMObjectReference) -> objects_pb2.ObjectReference:

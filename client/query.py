@@ -50,12 +50,12 @@ _DATETIME_FIELDS = {"min_study_date": "min_study_date", "max_study_date": "max_s
 _DATE_FIELDS = {"PatientBirthDate": "patient_birth_date"}
 _SPECIAL_FIELDS = frozenset({"query_level", "include_fields"})
 
-_LEVELS = {
+LEVELS = {  # dicomtrolley's query levels and the contract's
     QueryLevels.STUDY: query_pb2.QUERY_LEVEL_STUDY,
     QueryLevels.SERIES: query_pb2.QUERY_LEVEL_SERIES,
     QueryLevels.INSTANCE: query_pb2.QUERY_LEVEL_INSTANCE,
 }
-_LEVELS_BACK = {number: level for level, number in _LEVELS.items()}
+_LEVELS_BACK = {number: level for level, number in LEVELS.items()}
 
 
 def kind_of(cls: type[Query]) -> str:
@@ -146,7 +146,7 @@ def query_to_proto(query: Query) -> query_pb2.Query:
             if value is not None:
                 _fill_date(getattr(message, _DATE_FIELDS[name]), name, value)
         elif name == "query_level":
-            message.query_level = _LEVELS[QueryLevels(value)]
+            message.query_level = LEVELS[QueryLevels(value)]
         elif name == "include_fields":
             if value is None:
                 message.include_fields_null = True

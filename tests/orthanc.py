@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from tests.ports import free_port
 
 ORTHANC_BINARY = os.environ.get("ORTHANC_BINARY", "/usr/sbin/Orthanc")
 _PLUGIN_CANDIDATES = (
@@ -67,14 +68,6 @@ class Orthanc:
         """Orthanc's output so far, for failure messages."""
         path = self.directory / "orthanc.log"
         return path.read_text(errors="replace") if path.exists() else ""
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def dicomweb_plugin() -> str:

@@ -11,7 +11,8 @@ from dicomcache.server.backends.redis import RedisBackend
 from dicomcache.server.errors import BackendUnavailable
 from dicomcache.server.model import Level
 from tests.builders import make_study
-from tests.redis_servers import RedisServer, free_port, redis_server
+from tests.ports import free_port
+from tests.redis_servers import RedisServer, redis_server
 
 pytestmark = pytest.mark.redis
 

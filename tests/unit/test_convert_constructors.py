@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,3 +152,29 @@ def test_common_values_carry_what_from_json_gives_them(json_dataset: dict[str, A
         if element.VR in ("SQ", "DS", "FL", "FD", "OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT"):
             continue  # compared by value in test_convert_dataset; not built here
         assert _state(element) == _state(reference), (hex(tag), element.VR)
+
+
+def test_built_datasets_behave_like_pydicoms() -> None:
+    source = Dataset()
+    source.PatientName = "Doe^Jane"
+    source.SOPInstanceUID = "1.2.3.4"
+    source.InstanceNumber = 7
+    source.Modality = "MR"
+    source.Rows = 512
+    source.ReferringPhysicianName = ""
+    message = dataset_from_json(source.to_json_dict())
+    built = to_pydicom(message)
+
+    assert list(built.keys()) == sorted(built.keys())  # the order from_json adds them in
+    assert isinstance(built.PatientName, PersonName)
+    assert built.PatientName.family_name == "Doe"
+    assert isinstance(built.SOPInstanceUID, UID) and built.SOPInstanceUID.name == "1.2.3.4"
+    assert isinstance(built.InstanceNumber, IS) and built.InstanceNumber == 7
+    assert built.ReferringPhysicianName == ""
+    for clone in (pickle.loads(pickle.dumps(built)), copy.deepcopy(built)):
+        assert clone == built and clone.to_json_dict() == built.to_json_dict()
+    built.Modality = "CT"
+    built.PatientID = "P1"
+    del built.Rows
+    assert (built.Modality, built.PatientID, "Rows" in built) == ("CT", "P1", False)
+    assert to_pydicom(message).Modality == "MR"  # nothing shared between datasets

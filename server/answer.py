@@ -4,7 +4,8 @@ An answer keeps the objects' nodes by identity, not their data, so a hit serves
 each object's current data, and an answer whose object was dropped (expired,
 evicted, invalidated) stays dead even after the same address is written again: the
 new node is another node. Levels that came only as a path (attributes None) are
-kept as their uid and served as paths.
+kept as their uid and served as paths. Instances' data comes out as the tree keeps
+it, packed: the backend unpacks it after its lock (``packing``).
 """
 
 from __future__ import annotations

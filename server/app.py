@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterable
 from concurrent import futures
@@ -25,6 +26,12 @@ SWEEP_CHUNK = 32  # entries reaped at a time: the backend's lock is held for abo
 # objects once stalled hits for 400 ms. Reads never see expired entries anyway;
 # only their memory is freed a little later.
 SWEEP_PAUSE = 0.001
+# How long a thread may hold the interpreter lock while others wait (Python's
+# default is 5 ms). zlib lets go of it on every call, so a write that packs 80
+# instances would wait up to 80 switch intervals whenever another thread is busy:
+# 200 ms at the default, near a client's deadline. A server process wants short,
+# fair turns; the cost is a little more switching.
+SWITCH_INTERVAL = 0.0005
 
 
 def build_backend(settings: Settings, clock: Clock = monotonic) -> Backend:
@@ -93,7 +100,8 @@ class CacheServer:
         self._sweeper = threading.Thread(target=self._sweep, name="sweeper", daemon=True)
 
     def start(self) -> CacheServer:
-        """Start serving; returns self."""
+        """Start serving; returns self. Sets the process's thread switch interval."""
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.grpc_server.start()
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)

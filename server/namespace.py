@@ -2,11 +2,13 @@
 
 Namespaces never share a node or an answer, so a namespace can neither see nor
 drop another's entries. The namespace keeps its own byte count; the backend adds
-the namespaces up to enforce its bound.
+the namespaces up to enforce its bound. Instances come to it packed (see
+``packing``), and it keeps them that way.
 """
 
 from __future__ import annotations
 
+from dicomcache.server import compression
 from dicomcache.server.answer import Answer, Item, SeriesShape, StudyShape
 from dicomcache.server.model import Level, NamespaceStats, SeriesData, StudyData
 from dicomcache.server.tree import Branch, Node, lineage, subtree
@@ -45,32 +47,41 @@ class Namespace(Branch):
 
     # -- writing objects ---------------------------------------------------------------
 
-    def write(self, study: StudyData, expires_at: float, written: list[Node]) -> StudyShape:
+    def write(
+        self, study: StudyData, expires_at: float, written: list[Node], dictionary: bytes | None
+    ) -> StudyShape:
         """Write a study and what comes with it; returns the shape of what was given.
 
         Objects with attributes are written and appended to ``written``; levels
         without are paths, created as data-less nodes only when something is written
         below them. Creating a node drops the study's listings that are deep enough
-        to have had to contain it.
+        to have had to contain it. The instances come packed against ``dictionary``,
+        which becomes the study's if it has none yet when the first is written.
         """
         node = self._branch(self, study.uid, Level.STUDY, study.uid)
         series = tuple(
-            self._write_series(node, s, expires_at, written, study.uid) for s in study.series
+            self._write_series(node, s, expires_at, written, dictionary) for s in study.series
         )
         item = self._set(node, study.attributes, expires_at, written, Level.STUDY)
         self._prune(node)
         return item, series
 
     def _write_series(
-        self, study: Branch, series: SeriesData, expires_at: float, written: list[Node], uid: str
+        self,
+        study: Branch,
+        series: SeriesData,
+        expires_at: float,
+        written: list[Node],
+        dictionary: bytes | None,
     ) -> SeriesShape:
-        node = self._branch(study, series.uid, Level.SERIES, uid)
+        node = self._branch(study, series.uid, Level.SERIES, study.uid)
         instances = []
         for instance in series.instances:
-            child = self._child(node, instance.uid, Level.INSTANCE, uid)
-            instances.append(
-                self._set(child, instance.attributes, expires_at, written, Level.INSTANCE)
-            )
+            child = self._child(node, instance.uid, Level.INSTANCE, study.uid)
+            data = instance.attributes
+            if data is not None and study.dictionary is not dictionary:
+                data = self._repack(study, data, dictionary)
+            instances.append(self._set(child, data, expires_at, written, Level.INSTANCE))
             self._prune(child)
         item = self._set(node, series.attributes, expires_at, written, Level.SERIES)
         self._prune(node)
@@ -91,6 +102,27 @@ class Namespace(Branch):
             self.bytes += node.size()
             self.drop_listings(study_uid, level)
         return node
+
+    def _repack(self, study: Branch, blob: bytes, dictionary: bytes | None) -> bytes:
+        """The blob for ``study``, packed against ``dictionary`` (before the lock).
+
+        A study without a dictionary takes this one. A study that has another (a
+        concurrent write gave it one first) keeps the data as given: rare enough
+        for the one call into zlib it makes here.
+        """
+        if study.dictionary is None and dictionary is not None:
+            before = study.size()
+            study.dictionary = dictionary
+            self.bytes += study.size() - before
+            return blob
+        if not compression.packed(blob):
+            return blob
+        return compression.pack(compression.unpack(blob, dictionary), None)
+
+    def dictionary_of(self, study_uid: str) -> bytes | None:
+        """The study's compression dictionary, if it is cached and has one."""
+        study = self.children.get(study_uid)
+        return study.dictionary if study is not None else None
 
     def _set(
         self, node: Node, data: bytes | None, expires_at: float, written: list[Node], level: Level

@@ -5,6 +5,12 @@ leaves its series alone, and a study whose data expired can still lead to its li
 series (it stays as a data-less path). A cache holds hundreds of thousands of
 nodes, so a node is a ``__slots__`` object that shares its uid string with its
 parent's dict and its expiry float with the rest of its write batch.
+
+An instance's data is kept packed (``compression``) against its study's
+dictionary, and leaves the tree packed: the backend unpacks what it serves after
+it lets go of its lock (``packing``). A study node takes its dictionary once, from
+the first instance written under it with data, and keeps it unchanged for as long
+as the node lives, so every blob packed against it stays readable.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from dicomcache.server.model import Address, CachedObject, InstanceData, SeriesD
 # Bytes charged per node on top of its uid and data, an estimate of what CPython
 # spends on it (64-bit, 3.11): the node (80), its slot in the parent's dict (~50),
 # the uid's str header (~56), the data's bytes header and malloc rounding (~48) and
-# its pointer in the expiry queue (8). benchmarks/memory_backend_rss.py compares
-# the accounted bytes with the process's real growth (they agree within a few %).
+# its pointer in the expiry queue (8). Data counts as kept (an instance's packed),
+# a study's dictionary with its bytes header. benchmarks/memory_backend_rss.py
+# compares the accounted bytes with the process's real growth.
 NODE_OVERHEAD = 240
+DICTIONARY_OVERHEAD = 48
 
 _NEVER = 0.0
 
@@ -37,6 +45,7 @@ class Node:
     __slots__ = ("data", "expires_at", "parent", "uid")
 
     children: dict[str, Node] | None = None  # a leaf's, for code that walks any node
+    dictionary: bytes | None = None  # a leaf's, for code that reads any node
 
     def __init__(self, uid: str, parent: Branch | None) -> None:
         self.uid = uid
@@ -61,14 +70,23 @@ class Node:
 class Branch(Node):
     """A node that can have children (a study, a series, a namespace root).
 
-    Not thread-safe: the backend's lock guards every node. Reads no clock.
+    ``dictionary`` is a study's compression dictionary (see the module docstring):
+    None until an instance gives it one, then fixed for the node's life; always
+    None for series and roots. Not thread-safe: the backend's lock guards every
+    node. Reads no clock.
     """
 
-    __slots__ = ("children",)
+    __slots__ = ("children", "dictionary")
 
     def __init__(self, uid: str, parent: Branch | None) -> None:
         super().__init__(uid, parent)
         self.children: dict[str, Node] | None = None
+        self.dictionary: bytes | None = None
+
+    def size(self) -> int:
+        """The bytes charged for this node, its dictionary included."""
+        own = super().size()
+        return own if self.dictionary is None else own + DICTIONARY_OVERHEAD + len(self.dictionary)
 
 
 def find(root: Node, address: Address) -> Node | None:
@@ -103,7 +121,8 @@ def snapshot(node: Node, level: int, now: float) -> CachedObject | None:
     """The object at ``node`` (at tree depth ``level``) with its live descendants.
 
     A descendant whose own data is gone but that leads to live objects comes as a
-    path (attributes None). None when nothing under ``node`` is alive.
+    path (attributes None). None when nothing under ``node`` is alive. Instances'
+    data comes as kept: packed.
     """
     if level == 1:
         return _study(node, now)

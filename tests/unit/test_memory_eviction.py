@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from dicomcache.server.backends.memory import MemoryBackend
 from dicomcache.server.clock import FakeClock
-from dicomcache.server.model import Level
+from dicomcache.server.model import InstanceData, Level, SeriesData, StudyData
 from tests.builders import make_study
 
 SIZE = 1000  # attribute bytes per object: a study of 1 series x 2 instances holds 4 objects
 
 
+def heavy(uid: str, n_series: int = 0, n_instances: int = 0) -> StudyData:
+    """``make_study`` with objects that weigh SIZE bytes even packed (random bytes do not
+    compress), so a study outweighs the answers that hold it, as real studies do."""
+    study = make_study(uid, n_series, n_instances)
+    return StudyData(
+        study.uid,
+        weigh(study.attributes),
+        tuple(
+            SeriesData(
+                s.uid,
+                weigh(s.attributes),
+                tuple(InstanceData(i.uid, weigh(i.attributes)) for i in s.instances),
+            )
+            for s in study.series
+        ),
+    )
+
+
+def weigh(data: bytes | None) -> bytes:
+    """``data`` padded to SIZE with bytes drawn from it: the same data, the same padding."""
+    assert data is not None
+    return data + random.Random(data).randbytes(SIZE - len(data))
+
+
 def study_bytes() -> int:
     """What one study of the test's shape costs, as the backend accounts it."""
     probe = MemoryBackend()
-    probe.add_objects("ns", [make_study("1.0", 1, 2, size=SIZE)], None)
+    probe.add_objects("ns", [heavy("1.0", 1, 2)], None)
     return probe.stats("ns").total_bytes
 
 
@@ -31,9 +57,9 @@ def cached(backend: MemoryBackend, uid: str, namespace: str = "ns") -> bool:
 def test_the_least_recently_used_study_goes_first() -> None:
     backend = backend_for(3)
     for uid in ("1.1", "1.2", "1.3"):
-        backend.add_objects("ns", [make_study(uid, 1, 2, size=SIZE)], None)
+        backend.add_objects("ns", [heavy(uid, 1, 2)], None)
 
-    backend.add_objects("ns", [make_study("1.4", 1, 2, size=SIZE)], None)
+    backend.add_objects("ns", [heavy("1.4", 1, 2)], None)
 
     assert [cached(backend, u) for u in ("1.1", "1.2", "1.3", "1.4")] == [False, True, True, True]
     assert backend.stats("ns").namespaces[0].evictions == 4  # the study and its 3 descendants
@@ -42,10 +68,10 @@ def test_the_least_recently_used_study_goes_first() -> None:
 @pytest.mark.parametrize("hit", ["query", "study", "object"])
 def test_a_hit_makes_its_study_recent(hit: str) -> None:
     backend = backend_for(3)
-    backend.store_query("ns", b"key", [make_study("1.1", 1, 2, size=SIZE)], None)
-    backend.store_study("ns", make_study("1.1", 1, 2, size=SIZE), Level.INSTANCE, None)
+    backend.store_query("ns", b"key", [heavy("1.1", 1, 2)], None)
+    backend.store_study("ns", heavy("1.1", 1, 2), Level.INSTANCE, None)
     for uid in ("1.2", "1.3"):
-        backend.add_objects("ns", [make_study(uid, 1, 2, size=SIZE)], None)
+        backend.add_objects("ns", [heavy(uid, 1, 2)], None)
 
     if hit == "query":
         assert backend.lookup_query("ns", b"key") is not None
@@ -53,20 +79,18 @@ def test_a_hit_makes_its_study_recent(hit: str) -> None:
         assert backend.lookup_study("ns", "1.1", Level.SERIES) is not None
     else:
         assert backend.get_object("ns", ("1.1", "1.1.1")) is not None
-    backend.add_objects("ns", [make_study("1.4", 1, 2, size=SIZE)], None)
+    backend.add_objects("ns", [heavy("1.4", 1, 2)], None)
 
     assert [cached(backend, u) for u in ("1.1", "1.2", "1.3", "1.4")] == [True, False, True, True]
 
 
 def test_an_evicted_study_kills_the_answers_that_held_it() -> None:
     backend = backend_for(2)
-    backend.store_query(
-        "ns", b"both", [make_study("1.1", size=SIZE), make_study("1.2", size=SIZE)], None
-    )
-    backend.store_study("ns", make_study("1.1", 1, 2, size=SIZE), Level.INSTANCE, None)
+    backend.store_query("ns", b"both", [heavy("1.1"), heavy("1.2")], None)
+    backend.store_study("ns", heavy("1.1", 1, 2), Level.INSTANCE, None)
 
     for uid in ("1.3", "1.4"):
-        backend.add_objects("ns", [make_study(uid, 1, 2, size=SIZE)], None)
+        backend.add_objects("ns", [heavy(uid, 1, 2)], None)
 
     assert not cached(backend, "1.1")
     assert backend.lookup_query("ns", b"both") is None
@@ -77,7 +101,7 @@ def test_the_bound_holds_after_every_write_across_namespaces() -> None:
     backend = backend_for(5)
     assert backend.max_bytes is not None
     for i in range(40):
-        backend.store_query(f"ns{i % 3}", b"k%d" % i, [make_study(f"1.{i}", 1, 2, size=SIZE)], None)
+        backend.store_query(f"ns{i % 3}", b"k%d" % i, [heavy(f"1.{i}", 1, 2)], None)
         stats = backend.stats(None)
         assert stats.total_bytes <= backend.max_bytes
         assert stats.total_bytes == sum(s.bytes for s in stats.namespaces)
@@ -88,13 +112,13 @@ def test_the_bound_holds_after_every_write_across_namespaces() -> None:
 
 def test_a_write_keeps_its_own_studies_when_older_ones_can_go() -> None:
     backend = backend_for(2)
-    backend.add_objects("ns", [make_study("1.1", 1, 2, size=SIZE)], None)
-    backend.add_objects("ns", [make_study("1.2", 1, 2, size=SIZE)], None)
+    backend.add_objects("ns", [heavy("1.1", 1, 2)], None)
+    backend.add_objects("ns", [heavy("1.2", 1, 2)], None)
 
     backend.store_query(
         "ns",
         b"pair",
-        [make_study("1.3", 1, 2, size=SIZE), make_study("1.4", 1, 2, size=SIZE)],
+        [heavy("1.3", 1, 2), heavy("1.4", 1, 2)],
         None,
     )
 
@@ -105,7 +129,7 @@ def test_a_write_keeps_its_own_studies_when_older_ones_can_go() -> None:
 def test_a_write_larger_than_the_bound_does_not_stay() -> None:
     backend = backend_for(1)
     assert backend.max_bytes is not None
-    backend.add_objects("ns", [make_study("1.1", 4, 4, size=SIZE)], None)
+    backend.add_objects("ns", [heavy("1.1", 4, 4)], None)
 
     assert not cached(backend, "1.1")
     assert backend.stats(None).total_bytes <= backend.max_bytes

@@ -107,10 +107,6 @@ class Checker:
             return Level.STUDY
         return Level(value)
 
-    def ttl(self, value: int, field: str = "ttl_seconds") -> float | None:
-        """0 means the server's TTL; longer than the server's TTL is capped by the backend."""
-        return float(value) if value else None
-
     def query(self, query: query_pb2.Query, field: str = "query") -> None:
         """Every field of a Query within its bounds, dates real dates."""
         if query.kind and (len(query.kind) > 256 or not _KIND.fullmatch(query.kind)):

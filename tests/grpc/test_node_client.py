@@ -60,3 +60,17 @@ def test_node_lookup_before_store_is_a_miss_and_after_a_hit(running):
     response = node("lookup", running.target)
     assert response["hit"] is True
     assert response["studies"][0]["series"][0]["instances"][0]["uid"].endswith(".77.1.1")
+
+
+def test_python_stores_and_node_hits_the_same_entry(running):
+    from tests.messages import make_study
+
+    study = make_study(5, 1, 2)
+    running.stub.StoreQuery(
+        pb.StoreQueryRequest(namespace="node-test", query=python_query(), studies=[study])
+    )
+    response = node("lookup", running.target)
+    assert response["hit"] is True
+    assert [s["uid"] for s in response["studies"]] == [study.uid]
+    instances = response["studies"][0]["series"][0]["instances"]
+    assert [i["uid"] for i in instances] == [i.uid for i in study.series[0].instances]

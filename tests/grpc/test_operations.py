@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -197,3 +198,28 @@ def test_serve_help_documents_every_setting_and_its_variable():
     for name in Settings.model_fields:
         assert f"--{name.replace('_', '-')}" in text
         assert f"DICOMCACHE_{name.upper()}" in text
+
+
+def test_json_logs_are_one_object_per_line_with_the_configuration():
+    import json
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dicomcache.server.cli", "serve", "--listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DICOMCACHE_LOG_FORMAT": "json", "DICOMCACHE_TTL": "30"},
+    )
+    try:
+        assert process.stderr is not None
+        record = json.loads(process.stderr.readline())
+        assert record["level"] == "INFO"
+        assert "serving on 127.0.0.1:" in record["message"]
+        assert "ttl=30s negative_ttl=30s" in record["message"]
+        assert "log_format=json" in record["message"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        lines = [json.loads(line) for line in process.stderr.read().splitlines() if line]
+        assert [r["message"] for r in lines][-1] == "stopped"
+    finally:
+        process.kill()
+        process.wait()

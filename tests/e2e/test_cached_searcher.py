@@ -23,6 +23,7 @@ from dicomcache.client import CachedSearcher
 from dicomcache.server.app import CacheServer
 from dicomcache.server.config import Settings
 from tests.e2e.conftest import LoadedOrthanc
+from tests.recovery import wait_until_cache_used
 from tests.trees import tree_summary
 
 pytestmark = pytest.mark.orthanc
@@ -239,16 +240,7 @@ def test_cache_server_stopped_mid_run_then_back(orthanc, qido):
             assert summaries(searcher.find_studies(query)) == expected
             assert qido.calls == 1 + n
         server = CacheServer(Settings(listen=f"127.0.0.1:{port}")).start()
-        import time
-
-        deadline = time.monotonic() + 20
-        calls = qido.calls
-        while qido.calls - calls < 50 and time.monotonic() < deadline:
-            clock.advance(5)
-            searcher.find_studies(query)
-            if searcher.breaker.state.value == "closed":
-                break
-            time.sleep(0.05)
+        wait_until_cache_used(searcher, clock, lambda: searcher.find_studies(query))
         calls = qido.calls
         assert summaries(searcher.find_studies(query)) == expected
         assert qido.calls == calls, "hits resumed once the cache was back"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -17,6 +16,7 @@ from dicomcache.server.app import CacheServer
 from dicomcache.server.clock import FakeClock
 from dicomcache.server.config import Settings
 from tests.messages import make_study
+from tests.recovery import wait_until_cache_used
 
 
 class FakeArchive(Searcher):
@@ -129,14 +129,8 @@ def test_dead_cache_falls_back_then_skips_then_resumes_by_itself():
 
     server = CacheServer(Settings(listen=f"127.0.0.1:{port}")).start()
     try:
-        # Trials after each back-off; the first may still meet the channel's own
-        # reconnect back-off (real time), so allow a few before giving up.
-        deadline = time.monotonic() + 20
-        while searcher.breaker.state is not State.CLOSED and time.monotonic() < deadline:
-            clock.advance(30)
-            searcher.find_studies(query)  # the trial finds an empty cache: a miss, then stored
-            time.sleep(0.05)
-        assert searcher.breaker.state is State.CLOSED
+        # The trial finds an empty cache: a miss, then stored.
+        wait_until_cache_used(searcher, clock, lambda: searcher.find_studies(query))
         calls = upstream.calls
         assert json_of(searcher.find_studies(query)) == expected
         assert upstream.calls == calls, "hits resumed"

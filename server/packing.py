@@ -9,7 +9,7 @@ hit takes its objects out packed and unpacks them, in one call, once it has let 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from dicomcache.server import compression
 from dicomcache.server.model import CachedObject, InstanceData, SeriesData, StudyData
@@ -28,18 +28,7 @@ def pack_study(study: StudyData, dictionary: bytes | None) -> StudyData:
     """The study with its instances' attributes packed against ``dictionary``."""
     if not any(s.instances for s in study.series):
         return study
-    return StudyData(
-        study.uid,
-        study.attributes,
-        tuple(
-            SeriesData(
-                s.uid,
-                s.attributes,
-                tuple(InstanceData(i.uid, _pack(i.attributes, dictionary)) for i in s.instances),
-            )
-            for s in study.series
-        ),
-    )
+    return _map_instances(study, lambda data: compression.pack(data, dictionary))
 
 
 def unpack_studies(
@@ -56,7 +45,7 @@ def unpack_studies(
     if not any(compression.packed(blob) for blob, _ in blobs):
         return studies
     data = iter(compression.unpack_all(blobs))
-    return [_study(study, data) for study in studies]
+    return [_map_instances(study, lambda _: next(data)) for study in studies]
 
 
 def unpack_object(obj: CachedObject, dictionary: bytes | None) -> CachedObject:
@@ -71,11 +60,8 @@ def unpack_object(obj: CachedObject, dictionary: bytes | None) -> CachedObject:
     return InstanceData(obj.uid, compression.unpack(obj.attributes, dictionary))
 
 
-def _pack(data: bytes | None, dictionary: bytes | None) -> bytes | None:
-    return None if data is None else compression.pack(data, dictionary)
-
-
-def _study(study: StudyData, data: Iterator[bytes]) -> StudyData:
+def _map_instances(study: StudyData, change: Callable[[bytes], bytes]) -> StudyData:
+    """The study with ``change`` applied to each instance's attributes (None stays None)."""
     return StudyData(
         study.uid,
         study.attributes,
@@ -84,7 +70,7 @@ def _study(study: StudyData, data: Iterator[bytes]) -> StudyData:
                 s.uid,
                 s.attributes,
                 tuple(
-                    InstanceData(i.uid, None if i.attributes is None else next(data))
+                    InstanceData(i.uid, None if i.attributes is None else change(i.attributes))
                     for i in s.instances
                 ),
             )

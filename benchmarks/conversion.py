@@ -33,8 +33,8 @@ from dicomtrolley.parsing import DICOMParseTree
 from pydicom.dataset import Dataset
 
 from benchmarks.corpus import STANDARD, instance_dataset
-from dicomcache.client.dataset import to_pydicom
-from dicomcache.client.objects import studies_from_proto, study_to_proto
+from dicomcache.client.convert.dataset import to_pydicom
+from dicomcache.client.convert.objects import studies_from_proto, study_to_proto
 from dicomcache.v1 import cache_service_pb2
 
 INSTANCES = STANDARD.per_study

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from dicomtrolley.core import Instance, Series, Study
 from pydicom.dataset import Dataset
 
-from dicomcache.client.dataset import from_pydicom
-from dicomcache.client.objects import study_to_proto
+from dicomcache.client.convert.dataset import from_pydicom
+from dicomcache.client.convert.objects import study_to_proto
 from dicomcache.v1 import dataset_pb2, objects_pb2
 
 ROOT = "1.2.826.0.1.3680043.8.498."  # a UID root of realistic length

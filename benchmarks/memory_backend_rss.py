@@ -16,7 +16,7 @@ import os
 
 import psutil
 
-from dicomcache.server.backends.memory import MemoryBackend
+from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.server.model import InstanceData, SeriesData, StudyData
 
 ROOT = "1.2.826.0.1.3680043.8.498."  # a UID root of realistic length

@@ -23,8 +23,7 @@ from dicomtrolley.core import (
 )
 from pydicom.dataset import Dataset
 
-from dicomcache.client.errors import translate
-from dicomcache.client.objects import (
+from dicomcache.client.convert.objects import (
     instance_from_proto,
     rooted_tree_to_proto,
     series_from_proto,
@@ -32,7 +31,8 @@ from dicomcache.client.objects import (
     study_from_proto,
     study_to_proto,
 )
-from dicomcache.client.query import LEVELS, query_to_proto
+from dicomcache.client.convert.query import LEVELS, query_to_proto
+from dicomcache.client.errors import translate
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import cache_service_pb2_grpc, objects_pb2, query_pb2
 

@@ -18,9 +18,9 @@ from dicomtrolley.core import Query, QueryLevels, Searcher, Study
 
 from dicomcache.client.breaker import Breaker
 from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
+from dicomcache.client.convert.query import QueryConversionError, query_to_proto
 from dicomcache.client.errors import CacheError
 from dicomcache.client.namespace import NAMESPACE, NAMESPACE_RULE, derive_namespace
-from dicomcache.client.query import QueryConversionError, query_to_proto
 
 log = logging.getLogger(__name__)
 

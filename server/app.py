@@ -12,10 +12,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from dicomcache.server.backend import Backend
+from dicomcache.server.api.service import SERVICE_NAME, CacheService, InFlight, handler
+from dicomcache.server.backends import Backend
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.config import Settings
-from dicomcache.server.service import SERVICE_NAME, CacheService, InFlight, handler
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ SWITCH_INTERVAL = 0.0005
 def build_backend(settings: Settings, clock: Clock = monotonic) -> Backend:
     """The backend that ``settings.backend`` names."""
     if settings.backend == "memory":
-        from dicomcache.server.backends.memory import MemoryBackend
+        from dicomcache.server.backends.memory.backend import MemoryBackend
 
         return MemoryBackend(
             ttl=settings.ttl,
@@ -45,7 +45,7 @@ def build_backend(settings: Settings, clock: Clock = monotonic) -> Backend:
             max_bytes=int(settings.max_memory),
             clock=clock,
         )
-    from dicomcache.server.backends.redis import RedisBackend
+    from dicomcache.server.backends.redis.backend import RedisBackend
 
     return RedisBackend.from_url(
         settings.backend,

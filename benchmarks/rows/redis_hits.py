@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 
-from tests.redis_servers import redis_server
+from tests.support.redis_servers import redis_server
 
 from ..calls import HotStudy, check_hit
 from ..load import Call, alternating_latency, elsewhere

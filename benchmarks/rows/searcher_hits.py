@@ -24,8 +24,8 @@ from dicomtrolley.dicom_qr import DICOMQR
 from dicomtrolley.qido_rs import QidoRS
 
 from dicomcache.client import CachedSearcher
-from tests.orthanc import running_orthanc
-from tests.synthetic import standard_studies, upload
+from tests.support.orthanc import running_orthanc
+from tests.support.synthetic import standard_studies, upload
 
 from ..calls import stats
 from ..plan import Plan

@@ -1,0 +1,96 @@
+"""The storage interface: what every backend (memory, Redis) must do.
+
+All semantics of the cache live behind this interface, and ``tests/contract``
+checks them against every backend with the same suite:
+
+* Objects live at tree addresses inside a namespace; namespaces never see each
+  other. Adding an object adds its descendants; an object given without
+  attributes is only a path and is neither written nor refreshed. Each object
+  expires on its own ``ttl`` seconds after it was last written.
+* A query answer is kept as the set of addresses it returned. It is served only
+  while the entry itself is alive (its own ttl) and every object it returned is
+  still cached, with the objects' current data and exactly those objects; otherwise
+  it is a miss and the entry is dropped. Empty answers live for the negative TTL.
+* A study-by-id answer records that the study's children are complete to a depth.
+  ``lookup_study`` answers only from such a listing of that depth or deeper, and
+  only while every object of the listing is cached; the answer is trimmed to the
+  requested depth.
+* Writing a study or series never drops its cached descendants or listings.
+* Invalidation drops an object, its descendants, and (checked on read) whatever
+  answers contain them.
+
+Backends are thread-safe. Times are in seconds from the backend's own clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from dicomcache.server.model import Address, CachedObject, Level, Stats, StudyData
+
+
+class Backend(Protocol):
+    """A store of expiring DICOM objects and the query index over them."""
+
+    def lookup_query(self, namespace: str, key: bytes) -> list[StudyData] | None:
+        """The studies of a stored answer, or None on a miss ([] is a cached empty answer).
+
+        Args:
+            namespace: the upstream archive.
+            key: the query's canonical key (``keys.query_key``).
+        Raises:
+            BackendUnavailable: the storage cannot be reached.
+        """
+        ...
+
+    def store_query(
+        self, namespace: str, key: bytes, studies: Sequence[StudyData], ttl: float | None
+    ) -> None:
+        """Store the objects of an answer, then the answer as the set of their addresses.
+
+        Args:
+            ttl: seconds to keep, None for the default; an empty answer is kept for
+                at most the negative TTL.
+        """
+        ...
+
+    def lookup_study(self, namespace: str, study_uid: str, level: Level) -> StudyData | None:
+        """The study with exactly its complete content down to ``level``, or None."""
+        ...
+
+    def store_study(
+        self, namespace: str, study: StudyData, level: Level, ttl: float | None
+    ) -> None:
+        """Store a study-by-id answer whose content is complete down to ``level``."""
+        ...
+
+    def add_objects(self, namespace: str, studies: Sequence[StudyData], ttl: float | None) -> int:
+        """Add objects and their descendants; returns how many objects were written."""
+        ...
+
+    def get_object(self, namespace: str, address: Address) -> CachedObject | None:
+        """The object at ``address`` with whatever of its descendants is cached, or None."""
+        ...
+
+    def invalidate(self, namespace: str, address: Address | None) -> int:
+        """Drop an object and its descendants (or the whole namespace when address is
+        None); returns how many objects were dropped."""
+        ...
+
+    def stats(self, namespace: str | None) -> Stats:
+        """Counters of one namespace, or of all when namespace is None."""
+        ...
+
+    def expire(self, max_items: int) -> int:
+        """Reap at most ``max_items`` expired entries; returns how many were reaped.
+
+        Expired entries are already invisible to reads; this only frees their
+        memory, a little at a time, from the server's background sweeper. A backend
+        whose storage expires entries by itself (Redis) returns 0.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        ...

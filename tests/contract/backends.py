@@ -16,10 +16,10 @@ from typing import Protocol
 
 import pytest
 
-from dicomcache.server.backend import Backend
-from dicomcache.server.backends.memory import MemoryBackend
-from dicomcache.server.clock import FakeClock
-from tests.redis_fixtures import redis_on_cluster, redis_single
+from dicomcache.server.backends import Backend
+from dicomcache.server.backends.memory.backend import MemoryBackend
+from tests.support.clock import FakeClock
+from tests.support.redis_fixtures import redis_on_cluster, redis_single
 
 
 @dataclass

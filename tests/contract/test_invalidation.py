@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dicomcache.server.model import Level, StudyData
-from tests.builders import attrs, make_series, make_study
 from tests.contract.backends import CacheUnderTest
+from tests.support.builders import attrs, make_series, make_study
 
 
 def test_invalidating_an_instance_drops_it_alone(cache: CacheUnderTest) -> None:

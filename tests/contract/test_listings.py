@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from dicomcache.server.model import Level, StudyData
-from tests.builders import (
+from tests.contract.backends import CacheUnderTest
+from tests.support.builders import (
     attrs,
     canonical_study,
     make_study,
     series_only,
     study_only,
 )
-from tests.contract.backends import CacheUnderTest
 
 LEVELS = [Level.STUDY, Level.SERIES, Level.INSTANCE]
 TRIM = {Level.STUDY: study_only, Level.SERIES: series_only, Level.INSTANCE: lambda s: s}

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from dicomcache.server.model import InstanceData, SeriesData, StudyData
-from tests.builders import attrs, canonical_study, make_series, make_study, path_to, study_only
 from tests.contract.backends import CacheUnderTest
+from tests.support.builders import (
+    attrs,
+    canonical_study,
+    make_series,
+    make_study,
+    path_to,
+    study_only,
+)
 
 
 def test_added_objects_come_back_at_every_address(cache: CacheUnderTest) -> None:

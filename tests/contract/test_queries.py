@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dicomcache.server.model import InstanceData, SeriesData, StudyData
-from tests.builders import attrs, canonical, make_series, make_study, path_to, study_only
 from tests.contract.backends import CacheUnderTest
 from tests.contract.conftest import MakeCache
+from tests.support.builders import attrs, canonical, make_series, make_study, path_to, study_only
 
 KEY = b"query-1"
 

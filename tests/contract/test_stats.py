@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dicomcache.server.model import Level, NamespaceStats
-from tests.builders import make_study
 from tests.contract.backends import CacheUnderTest
+from tests.support.builders import make_study
 
 
 def one(cache: CacheUnderTest, namespace: str) -> NamespaceStats:

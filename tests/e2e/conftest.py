@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.orthanc import Orthanc, OrthancUnavailableError, running_orthanc
-from tests.synthetic import SyntheticStudy, standard_studies, upload
+from tests.support.orthanc import Orthanc, OrthancUnavailableError, running_orthanc
+from tests.support.synthetic import SyntheticStudy, standard_studies, upload
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from dicomcache.client import CachedSearcher
 from dicomcache.server.app import CacheServer
 from dicomcache.server.config import Settings
 from tests.e2e.conftest import LoadedOrthanc
-from tests.recovery import wait_until_cache_used
-from tests.trees import tree_summary
+from tests.support.recovery import wait_until_cache_used
+from tests.support.trees import tree_summary
 
 pytestmark = pytest.mark.orthanc
 
@@ -217,7 +217,7 @@ def test_trolley_download_through_wado_rs_asks_the_searcher_once(
 
 
 def test_cache_server_stopped_mid_run_then_back(orthanc, qido):
-    from dicomcache.server.clock import FakeClock
+    from tests.support.clock import FakeClock
 
     clock = FakeClock()
     server = CacheServer(Settings(listen="127.0.0.1:0")).start()

@@ -16,10 +16,10 @@ from dicomtrolley.core import Query, QueryLevels, Study
 from dicomtrolley.dicom_qr import DICOMQR, DICOMQuery
 from dicomtrolley.qido_rs import HierarchicalQuery, QidoRS, RelationalQuery
 
-from dicomcache.client.objects import studies_from_proto, study_to_proto
+from dicomcache.client.convert.objects import studies_from_proto, study_to_proto
 from dicomcache.v1 import objects_pb2
 from tests.e2e.conftest import LoadedOrthanc
-from tests.trees import tree_summary
+from tests.support.trees import tree_summary
 
 pytestmark = pytest.mark.orthanc
 

@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from dicomcache.server.app import CacheServer
-from dicomcache.server.backends.memory import MemoryBackend
-from dicomcache.server.clock import FakeClock
+from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.server.config import Settings
 from dicomcache.v1 import cache_service_pb2_grpc
+from tests.support.clock import FakeClock
 
 
 @dataclass

@@ -7,11 +7,11 @@ import pytest
 from dicomtrolley.core import InstanceReference, Query, QueryLevels, SeriesReference, StudyReference
 
 from dicomcache.client import CacheClient, CacheRejected, CacheUnavailable
-from dicomcache.client.objects import study_from_proto
+from dicomcache.client.convert.objects import study_from_proto
 from tests.grpc.conftest import RunningServer
-from tests.messages import make_study
-from tests.ports import free_port
-from tests.trees import tree_summary
+from tests.support.messages import make_study
+from tests.support.ports import free_port
+from tests.support.trees import tree_summary
 
 
 @pytest.fixture

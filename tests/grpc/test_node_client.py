@@ -63,7 +63,7 @@ def test_node_lookup_before_store_is_a_miss_and_after_a_hit(running):
 
 
 def test_python_stores_and_node_hits_the_same_entry(running):
-    from tests.messages import make_study
+    from tests.support.messages import make_study
 
     study = make_study(5, 1, 2)
     running.stub.StoreQuery(

@@ -15,12 +15,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from dicomcache.server.backends.memory import MemoryBackend
-from dicomcache.server.service import SERVICE_NAME
+from dicomcache.server.api.service import SERVICE_NAME
+from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import query_pb2
 from tests.grpc.conftest import start_server
-from tests.messages import make_study
+from tests.support.messages import make_study
 
 
 class BlockingBackend(MemoryBackend):

@@ -11,12 +11,12 @@ from dicomtrolley.exceptions import DICOMTrolleyError
 
 from dicomcache.client import CachedSearcher
 from dicomcache.client.breaker import State
-from dicomcache.client.objects import study_from_proto
+from dicomcache.client.convert.objects import study_from_proto
 from dicomcache.server.app import CacheServer
-from dicomcache.server.clock import FakeClock
 from dicomcache.server.config import Settings
-from tests.messages import make_study
-from tests.recovery import wait_until_cache_used
+from tests.support.clock import FakeClock
+from tests.support.messages import make_study
+from tests.support.recovery import wait_until_cache_used
 
 
 class FakeArchive(Searcher):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import objects_pb2, query_pb2
 from tests.grpc.conftest import RunningServer
-from tests.messages import make_study
+from tests.support.messages import make_study
 
 NS = "pacs-a"
 

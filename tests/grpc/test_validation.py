@@ -7,10 +7,10 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from dicomcache.server.service import SERVICE_NAME
+from dicomcache.server.api.service import SERVICE_NAME
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import dataset_pb2, objects_pb2, query_pb2
-from tests.messages import make_study
+from tests.support.messages import make_study
 
 GOOD_UID = "1.2.840.10008.1"
 

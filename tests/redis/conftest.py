@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from dicomcache.server.backends.redis import RedisBackend
-from tests.redis_fixtures import shared_cluster, shared_server
-from tests.redis_servers import RedisCluster, RedisServer, flush_all
+from dicomcache.server.backends.redis.backend import RedisBackend
+from tests.support.redis_fixtures import shared_cluster, shared_server
+from tests.support.redis_servers import RedisCluster, RedisServer, flush_all
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from dicomcache.server.backends.redis import RedisBackend
+from dicomcache.server.backends.redis.backend import RedisBackend
 from dicomcache.server.errors import BackendUnavailable
 from dicomcache.server.model import Level
-from tests.builders import make_study
-from tests.ports import free_port
-from tests.redis_servers import RedisServer, redis_server
+from tests.support.builders import make_study
+from tests.support.ports import free_port
+from tests.support.redis_servers import RedisServer, redis_server
 
 pytestmark = pytest.mark.redis
 

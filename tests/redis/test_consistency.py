@@ -8,10 +8,10 @@ import threading
 import pytest
 from redis.exceptions import MovedError
 
-from dicomcache.server.backends.redis import RedisBackend
+from dicomcache.server.backends.redis.backend import RedisBackend
 from dicomcache.server.model import Level, StudyData
-from tests.builders import make_study
-from tests.redis_servers import RedisCluster, RedisServer
+from tests.support.builders import make_study
+from tests.support.redis_servers import RedisCluster, RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -109,7 +109,7 @@ def test_a_single_evicted_object_makes_the_answer_a_miss_on_a_cluster(
 
 
 def test_real_maxmemory_eviction_never_serves_a_partial_answer() -> None:
-    from tests.redis_servers import redis_server
+    from tests.support.redis_servers import redis_server
 
     with redis_server("--maxmemory", "3mb", "--maxmemory-policy", "volatile-lru") as server:
         backend = RedisBackend.from_url(server.url, ttl=600, negative_ttl=60)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from dicomcache.server.backends.redis import RedisBackend, escape
-from dicomcache.server.keys import query_key
+from dicomcache.server.api.keys import query_key
+from dicomcache.server.backends.redis.backend import RedisBackend, escape
 from dicomcache.server.model import Level
 from dicomcache.v1 import query_pb2
-from tests.builders import make_study
-from tests.redis_servers import RedisCluster, RedisServer
+from tests.support.builders import make_study
+from tests.support.redis_servers import RedisCluster, RedisServer
 
 pytestmark = pytest.mark.redis
 

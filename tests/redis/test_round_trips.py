@@ -16,10 +16,10 @@ from contextlib import contextmanager
 import pytest
 import redis
 
-from dicomcache.server.backends.redis import RedisBackend
+from dicomcache.server.backends.redis.backend import RedisBackend
 from dicomcache.server.model import Level
-from tests.builders import make_study
-from tests.redis_servers import RedisCluster, RedisServer
+from tests.support.builders import make_study
+from tests.support.redis_servers import RedisCluster, RedisServer
 
 pytestmark = pytest.mark.redis
 

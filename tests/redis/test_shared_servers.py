@@ -7,10 +7,10 @@ import pytest
 
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import query_pb2
-from tests.messages import make_study
-from tests.redis_fixtures import shared_cluster
-from tests.redis_servers import flush_all, redis_server
-from tests.serve_process import serve_process
+from tests.support.messages import make_study
+from tests.support.redis_fixtures import shared_cluster
+from tests.support.redis_servers import flush_all, redis_server
+from tests.support.serve_process import serve_process
 
 QUERY = query_pb2.Query(patient_id="PAT1", query_level=query_pb2.QUERY_LEVEL_INSTANCE)
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from dicomcache.server.backends.redis import RedisBackend
+from dicomcache.server.backends.redis.backend import RedisBackend
 from dicomcache.server.errors import BackendUnavailable
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import query_pb2
-from tests.builders import make_study
-from tests.messages import make_study as make_study_message
-from tests.ports import free_port
-from tests.redis_servers import redis_server
-from tests.serve_process import serve_process
+from tests.support.builders import make_study
+from tests.support.messages import make_study as make_study_message
+from tests.support.ports import free_port
+from tests.support.redis_servers import redis_server
+from tests.support.serve_process import serve_process
 
 QUERY = query_pb2.Query(patient_id="PAT1")
 

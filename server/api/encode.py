@@ -1,0 +1,138 @@
+"""Every response of the service: hits hand-encoded from stored bytes, stats as messages.
+
+A hit never re-parses a dataset: the backends keep each object's attributes as
+the serialized bytes of a ``dicomcache.v1.Dataset``, and a protobuf message field
+is written on the wire as a tag, a length and the message's bytes, so a Study can
+be encoded by concatenating stored bytes. Building protobuf objects instead would
+parse and re-serialize every dataset on every hit. The field numbers below are
+those of the .proto files (``tests/grpc/test_encode.py`` checks the output
+against the protobuf library).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dicomcache.server.model import (
+    CachedObject,
+    InstanceData,
+    NamespaceStats,
+    SeriesData,
+    Stats,
+    StudyData,
+)
+from dicomcache.v1 import cache_service_pb2
+
+# Tags: field number << 3 | wire type (0 varint, 2 length-delimited).
+_UID = b"\x0a"  # Study/Series/Instance.uid = 1
+_ATTRIBUTES = b"\x12"  # .attributes = 2
+_CHILDREN = b"\x1a"  # Study.series = 3, Series.instances = 3
+_HIT = b"\x08\x01"  # Lookup*Response.hit = 1, GetObjectsResult.found = 1
+_HIT_PAYLOAD = b"\x12"  # LookupQueryResponse.studies = 2, LookupStudyResponse.study = 2
+_RESULT_FIELDS = {StudyData: b"\x12", SeriesData: b"\x1a", InstanceData: b"\x22"}
+_RESULTS = b"\x0a"  # GetObjectsResponse.results = 1
+
+MISS = b""  # every field at its default: hit = false
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# Length prefixes up to 16 KiB, encoded once: nearly every field on a hit fits.
+_SHORT = [_varint(n) for n in range(1 << 14)]
+
+
+def _length(n: int) -> bytes:
+    return _SHORT[n] if n < 16384 else _varint(n)
+
+
+def _head(uid: str, attributes: bytes | None) -> bytes:
+    raw = uid.encode()
+    if attributes is None:
+        return b"".join((_UID, _length(len(raw)), raw))
+    return b"".join(
+        (_UID, _length(len(raw)), raw, _ATTRIBUTES, _length(len(attributes)), attributes)
+    )
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return b"".join((tag, _length(len(payload)), payload))
+
+
+def instance(obj: InstanceData) -> bytes:
+    """An encoded ``Instance``."""
+    return _head(obj.uid, obj.attributes)
+
+
+def series(obj: SeriesData) -> bytes:
+    """An encoded ``Series`` with its instances."""
+    parts = [_head(obj.uid, obj.attributes)]
+    for child in obj.instances:
+        body = _head(child.uid, child.attributes)
+        parts += (_CHILDREN, _length(len(body)), body)
+    return b"".join(parts)
+
+
+def study(obj: StudyData) -> bytes:
+    """An encoded ``Study`` with its series."""
+    parts = [_head(obj.uid, obj.attributes)]
+    for child in obj.series:
+        body = series(child)
+        parts += (_CHILDREN, _length(len(body)), body)
+    return b"".join(parts)
+
+
+def query_hit(studies: Sequence[StudyData]) -> bytes:
+    """An encoded ``LookupQueryResponse`` with hit = true."""
+    return _HIT + b"".join(_field(_HIT_PAYLOAD, study(s)) for s in studies)
+
+
+def study_hit(obj: StudyData) -> bytes:
+    """An encoded ``LookupStudyResponse`` with hit = true."""
+    return _HIT + _field(_HIT_PAYLOAD, study(obj))
+
+
+_ENCODERS = {StudyData: study, SeriesData: series, InstanceData: instance}
+
+
+def objects_result(results: Sequence[CachedObject | None]) -> bytes:
+    """An encoded ``GetObjectsResponse``: one result per reference, found or not."""
+    parts = []
+    for obj in results:
+        if obj is None:
+            parts.append(_field(_RESULTS, b""))
+        else:
+            kind = type(obj)
+            body = _HIT + _field(_RESULT_FIELDS[kind], _ENCODERS[kind](obj))  # type: ignore[operator]
+            parts.append(_field(_RESULTS, body))
+    return b"".join(parts)
+
+
+def _namespace_stats(stats: NamespaceStats) -> cache_service_pb2.NamespaceStats:
+    return cache_service_pb2.NamespaceStats(
+        namespace=stats.namespace,
+        studies=stats.studies,
+        series=stats.series,
+        instances=stats.instances,
+        queries=stats.queries,
+        bytes=stats.bytes,
+        hits=stats.hits,
+        misses=stats.misses,
+        evictions=stats.evictions,
+        expirations=stats.expirations,
+    )
+
+
+def stats_to_proto(stats: Stats) -> cache_service_pb2.GetStatsResponse:
+    """The GetStats response for the backend's figures."""
+    return cache_service_pb2.GetStatsResponse(
+        namespaces=[_namespace_stats(s) for s in stats.namespaces],
+        total_bytes=stats.total_bytes,
+        max_bytes=stats.max_bytes,
+    )

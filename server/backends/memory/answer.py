@@ -1,0 +1,147 @@
+"""A recorded answer: which objects a query or a study-by-id lookup returned.
+
+An answer keeps the objects' nodes by identity, not their data, so a hit serves
+each object's current data, and an answer whose object was dropped (expired,
+evicted, invalidated) stays dead even after the same address is written again: the
+new node is another node. Levels that came only as a path (attributes None) are
+kept as their uid and served as paths. Instances' data comes out as the tree keeps
+it, packed: the backend unpacks it after its lock (``packing``).
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from dicomcache.server.backends.memory.tree import Node
+from dicomcache.server.model import InstanceData, Level, SeriesData, StudyData
+
+# An object the answer returned (its node), or the uid of a level that was only a path.
+Item: TypeAlias = Node | str
+SeriesShape: TypeAlias = tuple[Item, tuple[Item, ...]]
+StudyShape: TypeAlias = tuple[Item, tuple[SeriesShape, ...]]
+Shape: TypeAlias = tuple[StudyShape, ...]
+# The uids of an answer's objects, for comparing two listings of one study.
+Uids: TypeAlias = dict[str, dict[str, frozenset[str]]]
+
+# Bytes charged per answer on top of its key, and per object it holds (the pointer
+# and a share of the nesting tuples).
+ANSWER_OVERHEAD = 200
+ITEM_OVERHEAD = 16
+
+
+class Answer:
+    """The objects an answer returned, down to its level, and when it expires.
+
+    ``key`` is the query key (bytes) for a query answer, the study uid (str) for a
+    study's listing. Not thread-safe: the backend's lock guards it. Stores times,
+    reads no clock.
+    """
+
+    __slots__ = ("expires_at", "key", "level", "root", "shape", "size")
+
+    def __init__(
+        self, root: Node, key: bytes | str, level: Level, shape: Shape, expires_at: float
+    ) -> None:
+        self.root = root
+        self.key = key
+        self.level = level
+        self.shape = shape
+        self.expires_at = expires_at
+        items = sum(1 + len(series) + sum(len(i) for _, i in series) for _, series in shape)
+        self.size = ANSWER_OVERHEAD + len(key) + ITEM_OVERHEAD * items
+
+    def resolve(self, now: float, level: Level) -> list[StudyData] | None:
+        """The answer with current data, trimmed to ``level``; None if any object is gone.
+
+        Every object of the answer must be alive, trimmed away or not: the answer
+        stands or falls as a whole. The objects at ``level`` itself must hold live
+        data even where the answer recorded only a path: dicomtrolley answers carry
+        data at their deepest level only, so a listing of instances has its series as
+        paths, and serving it at series level would hand out series without their
+        attributes, a partial answer. Such an answer serves the series only when they
+        are cached with data (from any write).
+        """
+        if now >= self.expires_at:
+            return None
+        studies = []
+        for study_item, series_shapes in self.shape:
+            study = _pick(study_item, self.root, now, level == Level.STUDY)
+            if study is None:
+                return None
+            series: list[SeriesData] = []
+            for series_item, instance_items in series_shapes:
+                one = _series(series_item, instance_items, study[0], now, level)
+                if one is None:
+                    return None
+                series.append(one)
+            studies.append(StudyData(_uid(study_item), study[1], _trim(series, level)))
+        return studies
+
+    def uids(self, level: Level) -> Uids:
+        """The uids of the answer's objects down to ``level``."""
+        return {
+            _uid(study): {
+                _uid(series): frozenset(_uid(i) for i in instances)
+                if level >= Level.INSTANCE
+                else frozenset()
+                for series, instances in series_shapes
+            }
+            if level >= Level.SERIES
+            else {}
+            for study, series_shapes in self.shape
+        }
+
+
+def trim(shape: Shape, level: Level) -> Shape:
+    """The shape without the levels below ``level``."""
+    if level >= Level.INSTANCE:
+        return shape
+    if level == Level.SERIES:
+        return tuple((study, tuple((s, ()) for s, _ in series)) for study, series in shape)
+    return tuple((study, ()) for study, _ in shape)
+
+
+def _trim(series: list[SeriesData], level: Level) -> tuple[SeriesData, ...]:
+    if level >= Level.INSTANCE:
+        return tuple(series)
+    if level == Level.SERIES:
+        return tuple(SeriesData(s.uid, s.attributes) for s in series)
+    return ()
+
+
+def _series(
+    item: Item, instance_items: tuple[Item, ...], parent: Node | None, now: float, level: Level
+) -> SeriesData | None:
+    series = _pick(item, parent, now, level == Level.SERIES)
+    if series is None:
+        return None
+    instances: list[InstanceData] = []
+    for instance_item in instance_items:
+        instance = _pick(instance_item, series[0], now, level == Level.INSTANCE)
+        if instance is None:
+            return None
+        instances.append(InstanceData(_uid(instance_item), instance[1]))
+    return SeriesData(_uid(item), series[1], tuple(instances))
+
+
+def _pick(
+    item: Item, parent: Node | None, now: float, leaf: bool
+) -> tuple[Node | None, bytes | None] | None:
+    """The item's current node and data; None if it was an object that is gone.
+
+    A path item resolves to whatever node is at its address now (perhaps none),
+    served as a path; at the answer's leaf level it must be a live node, served with
+    its data.
+    """
+    if isinstance(item, str):
+        node = parent.child(item) if parent is not None else None
+        if leaf:
+            return (node, node.data) if node is not None and node.alive(now) else None
+        return node, None
+    if parent is None or item.parent is not parent or not item.alive(now):
+        return None
+    return item, item.data
+
+
+def _uid(item: Item) -> str:
+    return item if isinstance(item, str) else item.uid

@@ -1,0 +1,289 @@
+"""One upstream archive's part of the cache: its tree, its recorded answers, its counters.
+
+Namespaces never share a node or an answer, so a namespace can neither see nor
+drop another's entries. The namespace keeps its own byte count; the backend adds
+the namespaces up to enforce its bound. Instances come to it packed (see
+``packing``), and it keeps them that way.
+"""
+
+from __future__ import annotations
+
+from dicomcache.server.backends.memory import compression
+from dicomcache.server.backends.memory.answer import Answer, Item, SeriesShape, StudyShape
+from dicomcache.server.backends.memory.tree import Branch, Node, lineage, subtree
+from dicomcache.server.model import Level, NamespaceStats, SeriesData, StudyData
+
+
+class Namespace(Branch):
+    """The root of one namespace's tree, with its query answers, listings and counters.
+
+    ``queries`` maps a query key to its answer; ``listings`` maps a study uid to its
+    complete listings by depth. Not thread-safe: the backend's lock guards it.
+    Reads no clock: ``now`` is passed in.
+    """
+
+    __slots__ = (
+        "bytes",
+        "counts",
+        "evictions",
+        "expirations",
+        "hits",
+        "listings",
+        "misses",
+        "queries",
+    )
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, None)
+        self.children: dict[str, Node] = {}
+        self.queries: dict[bytes, Answer] = {}
+        self.listings: dict[str, dict[Level, Answer]] = {}
+        self.counts = [0, 0, 0, 0]  # objects holding data, by Level
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+        self.expirations = 0
+
+    # -- writing objects ---------------------------------------------------------------
+
+    def write(
+        self, study: StudyData, expires_at: float, written: list[Node], dictionary: bytes | None
+    ) -> StudyShape:
+        """Write a study and what comes with it; returns the shape of what was given.
+
+        Objects with attributes are written and appended to ``written``; levels
+        without are paths, created as data-less nodes only when something is written
+        below them. Creating a node drops the study's listings that are deep enough
+        to have had to contain it. The instances come packed against ``dictionary``,
+        which becomes the study's if it has none yet when the first is written.
+        """
+        node = self._branch(self, study.uid, Level.STUDY, study.uid)
+        series = tuple(
+            self._write_series(node, s, expires_at, written, dictionary) for s in study.series
+        )
+        item = self._set(node, study.attributes, expires_at, written, Level.STUDY)
+        self._prune(node)
+        return item, series
+
+    def _write_series(
+        self,
+        study: Branch,
+        series: SeriesData,
+        expires_at: float,
+        written: list[Node],
+        dictionary: bytes | None,
+    ) -> SeriesShape:
+        node = self._branch(study, series.uid, Level.SERIES, study.uid)
+        instances = []
+        for instance in series.instances:
+            child = self._child(node, instance.uid, Level.INSTANCE, study.uid)
+            data = instance.attributes
+            if data is not None and study.dictionary is not dictionary:
+                data = self._repack(study, data, dictionary)
+            instances.append(self._set(child, data, expires_at, written, Level.INSTANCE))
+            self._prune(child)
+        item = self._set(node, series.attributes, expires_at, written, Level.SERIES)
+        self._prune(node)
+        return item, tuple(instances)
+
+    def _branch(self, parent: Branch, uid: str, level: Level, study_uid: str) -> Branch:
+        node = self._child(parent, uid, level, study_uid)
+        assert isinstance(node, Branch)  # studies and series are always created as branches
+        return node
+
+    def _child(self, parent: Branch, uid: str, level: Level, study_uid: str) -> Node:
+        node = parent.child(uid)
+        if node is None:
+            node = Node(uid, parent) if level == Level.INSTANCE else Branch(uid, parent)
+            if parent.children is None:
+                parent.children = {}
+            parent.children[uid] = node
+            self.bytes += node.size()
+            self.drop_listings(study_uid, level)
+        return node
+
+    def _repack(self, study: Branch, blob: bytes, dictionary: bytes | None) -> bytes:
+        """The blob for ``study``, packed against ``dictionary`` (before the lock).
+
+        A study without a dictionary takes this one. A study that has another (a
+        concurrent write gave it one first) keeps the data as given: rare enough
+        for the one call into zlib it makes here.
+        """
+        if study.dictionary is None and dictionary is not None:
+            before = study.size()
+            study.dictionary = dictionary
+            self.bytes += study.size() - before
+            return blob
+        if not compression.packed(blob):
+            return blob
+        return compression.pack(compression.unpack(blob, dictionary), None)
+
+    def dictionary_of(self, study_uid: str) -> bytes | None:
+        """The study's compression dictionary, if it is cached and has one."""
+        study = self.children.get(study_uid)
+        return study.dictionary if study is not None else None
+
+    def _set(
+        self, node: Node, data: bytes | None, expires_at: float, written: list[Node], level: Level
+    ) -> Item:
+        if data is None:
+            return node.uid
+        if node.data is None:
+            self.counts[level] += 1
+        else:
+            self.bytes -= len(node.data)
+        self.bytes += len(data)
+        node.data = data
+        node.expires_at = expires_at
+        written.append(node)
+        return node
+
+    def _prune(self, node: Node, cascade: bool = False) -> None:
+        """Remove a data-less node that leads nowhere (and, with ``cascade``, its
+        ancestors that then do too; a write prunes each level itself, after writing it).
+        """
+        while node.data is None and not node.children and node.parent is not None:
+            parent = node.parent
+            assert parent.children is not None  # it holds node
+            del parent.children[node.uid]
+            self.bytes -= node.size()
+            node.parent = None
+            if not cascade:
+                return
+            node = parent
+
+    # -- dropping objects ----------------------------------------------------------------
+
+    def remove(self, node: Node, level: Level, now: float) -> tuple[int, int]:
+        """Drop a node and its subtree (and listings that held them).
+
+        Returns:
+            (objects that were alive, objects whose data had expired).
+        """
+        alive = expired = 0
+        for each, depth in subtree(node):
+            if each.data is not None:
+                if each.alive(now):
+                    alive += 1
+                else:
+                    expired += 1
+                self.counts[level + depth] -= 1
+            self.bytes -= each.size()
+            each.data = None
+            if isinstance(each, Branch):
+                each.children = None
+            if each is not node:
+                each.parent = None
+        study = lineage(node)[-1].uid
+        self.drop_listings(study, level)
+        parent = node.parent
+        assert parent is not None and parent.children is not None  # node is in the tree
+        del parent.children[node.uid]
+        node.parent = None
+        self._prune(parent, cascade=True)
+        self.expirations += expired
+        return alive, expired
+
+    def expire(self, node: Node, now: float) -> None:
+        """Reap an expired node: drop its data, and the node too unless it leads to others."""
+        chain = lineage(node)
+        level = Level(len(chain))
+        self.drop_listings(chain[-1].uid, level)
+        if node.children:
+            self.counts[level] -= 1
+            self.bytes -= len(node.data or b"")
+            node.data = None
+            self.expirations += 1
+        else:
+            self.remove(node, level, now)
+
+    def clear(self, now: float) -> int:
+        """Drop every node and answer, keeping the counters; returns how many objects were alive."""
+        alive = 0
+        for study in list(self.children.values()):
+            alive += self.remove(study, Level.STUDY, now)[0]
+        self.queries.clear()
+        self.listings.clear()
+        self.bytes = 0
+        return alive
+
+    # -- recorded answers ----------------------------------------------------------------
+
+    def set_query(self, answer: Answer) -> None:
+        """Record a query answer, replacing the key's previous one."""
+        assert isinstance(answer.key, bytes)
+        self.drop_query(answer.key)
+        self.queries[answer.key] = answer
+        self.bytes += answer.size
+
+    def drop_query(self, key: bytes, answer: Answer | None = None) -> None:
+        """Forget a query answer (only ``answer`` if given, not a newer one)."""
+        current = self.queries.get(key)
+        if current is not None and (answer is None or current is answer):
+            del self.queries[key]
+            self.bytes -= current.size
+
+    def set_listing(self, answer: Answer) -> None:
+        """Record a study's complete listing; drop the study's listings it contradicts.
+
+        A listing of another depth that saw other children at the depth both cover
+        is older news; keeping it would answer one level from one state and another
+        level from another.
+        """
+        assert isinstance(answer.key, str)
+        listings = self.listings.setdefault(answer.key, {})
+        for level, other in list(listings.items()):
+            depth = min(level, answer.level)
+            if level == answer.level or other.uids(depth) != answer.uids(depth):
+                del listings[level]
+                self.bytes -= other.size
+        listings[answer.level] = answer
+        self.bytes += answer.size
+
+    def drop_listings(self, study_uid: str, level: Level, answer: Answer | None = None) -> None:
+        """Forget the study's listings of depth ``level`` or deeper (or only ``answer``)."""
+        listings = self.listings.get(study_uid)
+        if not listings:
+            return
+        for depth, listing in list(listings.items()):
+            if depth >= level and (answer is None or listing is answer):
+                del listings[depth]
+                self.bytes -= listing.size
+        if not listings:
+            del self.listings[study_uid]
+
+    def listing(self, study_uid: str, level: Level, now: float) -> StudyData | None:
+        """The study complete to ``level`` from its shallowest good listing that deep, or None.
+
+        Listings found dead on the way are dropped; a deeper listing that only lacks
+        data at ``level`` (see ``Answer.resolve``) is kept for its own level.
+        """
+        listings = self.listings.get(study_uid)
+        for depth in sorted(listings or ()):
+            if depth < level:
+                continue
+            assert listings is not None
+            listing = listings[depth]
+            studies = listing.resolve(now, level)
+            if studies is not None:
+                return studies[0]
+            if depth == level or listing.resolve(now, depth) is None:
+                # Dead, not merely lacking data at the shallower level.
+                self.drop_listings(study_uid, depth, listing)
+        return None
+
+    def stats(self) -> NamespaceStats:
+        """The namespace's counters; objects count until reaped, even if already expired."""
+        return NamespaceStats(
+            namespace=self.uid,
+            studies=self.counts[Level.STUDY],
+            series=self.counts[Level.SERIES],
+            instances=self.counts[Level.INSTANCE],
+            queries=len(self.queries),
+            bytes=self.bytes,
+            hits=self.hits,
+            misses=self.misses,
+            evictions=self.evictions,
+            expirations=self.expirations,
+        )

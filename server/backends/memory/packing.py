@@ -1,0 +1,79 @@
+"""Study trees with their instances' attributes packed before the backend's lock, unpacked after.
+
+zlib lets go of the interpreter lock on every call (see ``compression``); inside the
+backend's lock that would hold every other request up until the interpreter lock
+comes back. So a write packs its instances before it takes the lock, against the
+dictionaries its studies have (read under the lock just before) or will have; and a
+hit takes its objects out packed and unpacks them, in one call, once it has let go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from dicomcache.server.backends.memory import compression
+from dicomcache.server.model import CachedObject, InstanceData, SeriesData, StudyData
+
+
+def first_dictionary(study: StudyData) -> bytes | None:
+    """The dictionary the study's first instance with attributes would give, if any."""
+    for series in study.series:
+        for instance in series.instances:
+            if instance.attributes is not None:
+                return compression.dictionary(instance.attributes)
+    return None
+
+
+def pack_study(study: StudyData, dictionary: bytes | None) -> StudyData:
+    """The study with its instances' attributes packed against ``dictionary``."""
+    if not any(s.instances for s in study.series):
+        return study
+    return _map_instances(study, lambda data: compression.pack(data, dictionary))
+
+
+def unpack_studies(
+    studies: list[StudyData], dictionaries: Sequence[bytes | None]
+) -> list[StudyData]:
+    """The studies (each with its dictionary) with their instances' attributes unpacked."""
+    blobs = [
+        (i.attributes, dictionary)
+        for study, dictionary in zip(studies, dictionaries, strict=True)
+        for s in study.series
+        for i in s.instances
+        if i.attributes is not None
+    ]
+    if not any(compression.packed(blob) for blob, _ in blobs):
+        return studies
+    data = iter(compression.unpack_all(blobs))
+    return [_map_instances(study, lambda _: next(data)) for study in studies]
+
+
+def unpack_object(obj: CachedObject, dictionary: bytes | None) -> CachedObject:
+    """The object (with its study's dictionary) with its instances' attributes unpacked."""
+    if isinstance(obj, StudyData):
+        return unpack_studies([obj], [dictionary])[0]
+    if isinstance(obj, SeriesData):
+        return unpack_studies([StudyData("", None, (obj,))], [dictionary])[0].series[0]
+    if not compression.packed(obj.attributes):
+        return obj
+    assert obj.attributes is not None  # packed
+    return InstanceData(obj.uid, compression.unpack(obj.attributes, dictionary))
+
+
+def _map_instances(study: StudyData, change: Callable[[bytes], bytes]) -> StudyData:
+    """The study with ``change`` applied to each instance's attributes (None stays None)."""
+    return StudyData(
+        study.uid,
+        study.attributes,
+        tuple(
+            SeriesData(
+                s.uid,
+                s.attributes,
+                tuple(
+                    InstanceData(i.uid, None if i.attributes is None else change(i.attributes))
+                    for i in s.instances
+                ),
+            )
+            for s in study.series
+        ),
+    )

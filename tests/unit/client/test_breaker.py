@@ -1,0 +1,73 @@
+"""The circuit breaker, with a fake clock."""
+
+from __future__ import annotations
+
+import logging
+
+from dicomcache.client.breaker import Breaker, State
+from tests.support.clock import FakeClock
+
+
+def test_opens_after_threshold_failures_in_a_row():
+    breaker = Breaker(threshold=3, backoff=10, clock=FakeClock())
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.failed()
+    assert breaker.state is State.CLOSED
+    breaker.succeeded()  # a success resets the count
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.failed()
+    assert breaker.state is State.OPEN
+    assert not breaker.allow()
+
+
+def test_one_trial_after_the_backoff_then_closed_on_success():
+    clock = FakeClock()
+    breaker = Breaker(threshold=1, backoff=10, clock=clock)
+    breaker.failed()
+    clock.advance(9.9)
+    assert not breaker.allow()
+    clock.advance(0.1)
+    assert breaker.allow()
+    assert breaker.state is State.HALF_OPEN
+    assert not breaker.allow(), "only one trial call at a time"
+    breaker.succeeded()
+    assert breaker.state is State.CLOSED
+    assert breaker.allow()
+
+
+def test_failed_trial_opens_for_another_backoff():
+    clock = FakeClock()
+    breaker = Breaker(threshold=1, backoff=10, clock=clock)
+    breaker.failed()
+    clock.advance(10)
+    assert breaker.allow()
+    breaker.failed()
+    assert breaker.state is State.OPEN
+    clock.advance(5)
+    assert not breaker.allow()
+    clock.advance(5)
+    assert breaker.allow()
+
+
+def test_logs_once_per_change_of_state_not_per_call(caplog):
+    caplog.set_level(logging.DEBUG, logger="dicomcache.client.breaker")
+    clock = FakeClock()
+    breaker = Breaker(threshold=2, backoff=10, clock=clock)
+    for _ in range(50):
+        if breaker.allow():
+            breaker.failed()
+    for _ in range(3):  # trials that fail keep it open without logging again
+        clock.advance(10)
+        assert breaker.allow()
+        breaker.failed()
+    clock.advance(10)
+    assert breaker.allow()
+    breaker.succeeded()
+    for _ in range(50):
+        assert breaker.allow()
+        breaker.succeeded()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "going to the upstream only" in messages[0] and "back" in messages[1]

@@ -32,6 +32,7 @@ import grpc
 import psutil
 
 from dicomcache.server.app import CacheServer, build_backend
+from dicomcache.server.cli import SWITCH_INTERVAL
 from dicomcache.server.config import Settings
 
 ADMIN_SERVICE = "dicomcache.bench.Admin"
@@ -97,8 +98,12 @@ class Admin:
 
 
 def serve(backend: str) -> None:
-    """Serve until SIGTERM; print the port once listening."""
+    """Serve until SIGTERM; print the port once listening.
+
+    A process of its own, set up as ``dicomcache serve`` sets up its process.
+    """
     logging.basicConfig(level=logging.WARNING)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     settings = Settings(
         listen="127.0.0.1:0",
         backend=backend,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Iterable
 from concurrent import futures
@@ -12,7 +11,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from dicomcache.server.api.service import SERVICE_NAME, CacheService, InFlight, handler
+from dicomcache.server.api.handler import InFlight, handler
+from dicomcache.server.api.service import SERVICE_NAME, CacheService
 from dicomcache.server.backends import Backend
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.config import Settings
@@ -26,12 +26,6 @@ SWEEP_CHUNK = 32  # entries reaped at a time: the backend's lock is held for abo
 # objects once stalled hits for 400 ms. Reads never see expired entries anyway;
 # only their memory is freed a little later.
 SWEEP_PAUSE = 0.001
-# How long a thread may hold the interpreter lock while others wait (Python's
-# default is 5 ms). zlib lets go of it on every call, so a write that packs 80
-# instances would wait up to 80 switch intervals whenever another thread is busy:
-# 200 ms at the default, near a client's deadline. A server process wants short,
-# fair turns; the cost is a little more switching.
-SWITCH_INTERVAL = 0.0005
 
 
 def build_backend(settings: Settings, clock: Clock = monotonic) -> Backend:
@@ -100,8 +94,7 @@ class CacheServer:
         self._sweeper = threading.Thread(target=self._sweep, name="sweeper", daemon=True)
 
     def start(self) -> CacheServer:
-        """Start serving; returns self. Sets the process's thread switch interval."""
-        sys.setswitchinterval(SWITCH_INTERVAL)
+        """Start serving; returns self. Changes nothing process-wide (see ``cli.serve``)."""
         self.grpc_server.start()
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)

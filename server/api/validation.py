@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from dicomcache.server.errors import InvalidArgument, Violation
 from dicomcache.server.model import Level
@@ -211,6 +211,19 @@ class Checker:
                         self.dataset(
                             value.item, f"{path}.elements[{tag:08X}].values[{n}]", depth + 1
                         )
+
+    def references(
+        self, refs: Sequence[objects_pb2.ObjectReference], field: str
+    ) -> list[tuple[str, ...]]:
+        """The addresses of a list of references, at most ``MAX_REFERENCES`` of them.
+
+        A list over the bound is refused before any reference is read, so a huge
+        request costs nothing but its own parse.
+        """
+        if len(refs) > MAX_REFERENCES:
+            self.fail(field, f"must have at most {MAX_REFERENCES} entries")
+            return []
+        return [self.reference(ref, f"{field}[{i}]") for i, ref in enumerate(refs)]
 
     def reference(self, ref: objects_pb2.ObjectReference, field: str) -> tuple[str, ...]:
         """The address a reference names; exactly one kind must be set."""

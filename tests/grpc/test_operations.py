@@ -223,3 +223,17 @@ def test_json_logs_are_one_object_per_line_with_the_configuration():
     finally:
         process.kill()
         process.wait()
+
+
+def test_an_in_process_server_leaves_the_interpreter_as_it_was():
+    """Library objects change nothing process-wide: only ``dicomcache serve`` may."""
+    from dicomcache.server.app import CacheServer
+    from dicomcache.server.config import Settings
+
+    before = sys.getswitchinterval()
+    server = CacheServer(Settings(listen="127.0.0.1:0")).start()
+    try:
+        assert sys.getswitchinterval() == before
+    finally:
+        server.stop(0)
+    assert sys.getswitchinterval() == before

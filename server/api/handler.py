@@ -1,0 +1,105 @@
+"""Serving ``CacheService`` over gRPC: parse each request, call, map errors, count calls.
+
+Handlers are registered through a generic handler rather than the generated
+``add_CacheServiceServicer_to_server`` for two reasons: hit responses are
+returned as ready-made bytes (see ``encode``), and a request that does not parse
+must come back as INVALID_ARGUMENT, not as gRPC's own INTERNAL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from dicomcache.server.api import status
+from dicomcache.server.api.service import SERVICE_NAME, CacheService
+from dicomcache.server.errors import InvalidArgument
+from dicomcache.v1 import cache_service_pb2 as pb
+
+
+class InFlight:
+    """Counts unary calls being served, so shutdown can wait for exactly those.
+
+    Thread-safe. Streams (health Watch) are not counted: they never end by themselves.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self._idle:
+            self._count -= 1
+            if not self._count:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is in flight; False when timeout passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._count, timeout)
+
+
+class _Malformed:
+    """Stands in for a request whose bytes did not parse."""
+
+
+def _parser(message_type: type[Message]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except (DecodeError, RecursionError, ValueError):
+            return _Malformed()
+
+    return parse
+
+
+def _serialize(response: bytes | Message) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def _unary(
+    method: str, call: Callable[[Any], Any], message_type: type[Message], in_flight: InFlight
+) -> grpc.RpcMethodHandler:
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        with in_flight:
+            try:
+                if isinstance(request, _Malformed):
+                    raise InvalidArgument.single(
+                        "request", f"must be a serialized {message_type.DESCRIPTOR.full_name}"
+                    )
+                return call(request)
+            except Exception as exc:
+                status.abort(context, exc, method)
+
+    return grpc.unary_unary_rpc_method_handler(
+        handle, request_deserializer=_parser(message_type), response_serializer=_serialize
+    )
+
+
+def handler(service: CacheService, in_flight: InFlight) -> grpc.GenericRpcHandler:
+    """The gRPC handler that serves ``service`` as dicomcache.v1.CacheService."""
+    table: dict[str, tuple[Callable[[Any], Any], type[Message]]] = {
+        "LookupQuery": (service.lookup_query, pb.LookupQueryRequest),
+        "StoreQuery": (service.store_query, pb.StoreQueryRequest),
+        "LookupStudy": (service.lookup_study, pb.LookupStudyRequest),
+        "StoreStudy": (service.store_study, pb.StoreStudyRequest),
+        "AddObjects": (service.add_objects, pb.AddObjectsRequest),
+        "GetObjects": (service.get_objects, pb.GetObjectsRequest),
+        "Invalidate": (service.invalidate, pb.InvalidateRequest),
+        "GetStats": (service.get_stats, pb.GetStatsRequest),
+    }
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            name: _unary(name, call, message_type, in_flight)
+            for name, (call, message_type) in table.items()
+        },
+    )

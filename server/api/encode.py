@@ -109,7 +109,7 @@ def objects_result(results: Sequence[CachedObject | None]) -> bytes:
             parts.append(_field(_RESULTS, b""))
         else:
             kind = type(obj)
-            body = _HIT + _field(_RESULT_FIELDS[kind], _ENCODERS[kind](obj))  # type: ignore[operator]
+            body = _HIT + _field(_RESULT_FIELDS[kind], _ENCODERS[kind](obj))  # type: ignore[operator]  # the table pairs each kind with its encoder; mypy cannot see that
             parts.append(_field(_RESULTS, body))
     return b"".join(parts)
 

@@ -18,7 +18,7 @@ def test_added_objects_come_back_at_every_address(cache: CacheUnderTest) -> None
     study = make_study("1.2", 2, 3)
     assert cache.backend.add_objects("ns", [study], None) == 1 + 2 + 2 * 3
 
-    assert canonical_study(cache.backend.get_object("ns", ("1.2",))) == canonical_study(study)  # type: ignore[arg-type]
+    assert canonical_study(cache.backend.get_object("ns", ("1.2",))) == canonical_study(study)  # type: ignore[arg-type]  # found, so a StudyData
     series = study.series[1]
     assert cache.backend.get_object("ns", ("1.2", "1.2.2")) == series
     assert cache.backend.get_object("ns", ("1.2", "1.2.2", "1.2.2.3")) == series.instances[2]

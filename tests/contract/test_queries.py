@@ -41,7 +41,7 @@ def test_a_hit_serves_the_objects_current_data(cache: CacheUnderTest) -> None:
 
     got = cache.backend.lookup_query("ns", KEY)
     assert got is not None
-    assert canonical(got)[0].series[0].instances == (  # type: ignore[index]
+    assert canonical(got)[0].series[0].instances == (  # type: ignore[index]  # a hit, asserted above
         InstanceData("1.2.1.1", attrs("1.2.1.1")),
         newer,
     )

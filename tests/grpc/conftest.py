@@ -32,7 +32,7 @@ class RunningServer:
 def start_server(clock: FakeClock | None = None, **settings: object) -> RunningServer:
     """Start a memory-backed server on port 0 with the given settings."""
     clock = clock or FakeClock()
-    config = Settings(listen="127.0.0.1:0", **settings)  # type: ignore[arg-type]
+    config = Settings(listen="127.0.0.1:0", **settings)  # type: ignore[arg-type]  # settings as keywords
     backend = MemoryBackend(
         ttl=config.ttl,
         negative_ttl=config.negative_ttl,

@@ -101,4 +101,4 @@ def test_an_unreachable_server_is_cache_unavailable():
 
 def test_a_single_object_instead_of_a_sequence_is_a_clear_error(client):
     with pytest.raises(TypeError, match="sequence"):
-        client.add_objects("ns", study(1))  # type: ignore[arg-type]
+        client.add_objects("ns", study(1))  # type: ignore[arg-type]  # a wrong type on purpose

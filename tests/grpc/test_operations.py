@@ -31,7 +31,7 @@ class BlockingBackend(MemoryBackend):
         self.entered = threading.Semaphore(0)
         self.gate = threading.Event()
 
-    def lookup_query(self, namespace, key):  # type: ignore[no-untyped-def]
+    def lookup_query(self, namespace, key):  # type: ignore[no-untyped-def]  # an override; the base is typed
         self.entered.release()
         self.gate.wait(30)
         return super().lookup_query(namespace, key)
@@ -42,7 +42,7 @@ def start_blocking(**settings: object):
     from dicomcache.server.config import Settings
 
     backend = BlockingBackend()
-    server = CacheServer(Settings(listen="127.0.0.1:0", **settings), backend=backend).start()  # type: ignore[arg-type]
+    server = CacheServer(Settings(listen="127.0.0.1:0", **settings), backend=backend).start()  # type: ignore[arg-type]  # settings as keywords
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     from dicomcache.v1 import cache_service_pb2_grpc
 
@@ -128,7 +128,7 @@ def test_sigterm_turns_health_not_serving_and_exits_zero():
     try:
         assert process.stderr is not None
         line = process.stderr.readline()
-        port = int(re.search(r"serving on 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+        port = int(re.search(r"serving on 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]  # the line was matched just above
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             watch = health_pb2_grpc.HealthStub(channel).Watch(
                 health_pb2.HealthCheckRequest(service="")

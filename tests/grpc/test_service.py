@@ -11,7 +11,7 @@ NS = "pacs-a"
 
 
 def instance_query(**fields: object) -> query_pb2.Query:
-    return query_pb2.Query(query_level=query_pb2.QUERY_LEVEL_INSTANCE, **fields)  # type: ignore[arg-type]
+    return query_pb2.Query(query_level=query_pb2.QUERY_LEVEL_INSTANCE, **fields)  # type: ignore[arg-type]  # keyword fields of the Query message
 
 
 def test_lookup_before_store_is_a_miss_not_an_error(stub):

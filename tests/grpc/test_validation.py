@@ -69,7 +69,7 @@ def test_invalid_namespaces_are_rejected(stub, namespace):
 
 
 def test_unknown_enum_value_is_rejected(stub):
-    request = pb.LookupStudyRequest(namespace="ns", study_uid=GOOD_UID, query_level=7)  # type: ignore[arg-type]
+    request = pb.LookupStudyRequest(namespace="ns", study_uid=GOOD_UID, query_level=7)  # type: ignore[arg-type]  # an unknown level on purpose
     found = rejected(stub.LookupStudy, request)
     assert found[0][0] == "query_level" and "known QueryLevel" in found[0][1]
 
@@ -81,7 +81,7 @@ def test_every_violation_of_a_request_is_reported(stub):
     request = pb.StoreQueryRequest(
         namespace="ns",
         query=query_pb2.Query(
-            query_level=9,  # type: ignore[arg-type]
+            query_level=9,  # type: ignore[arg-type]  # an unknown level on purpose
             include_fields=["Patient Name"],
             limit=-1,
             min_study_date=query_pb2.DateTime(date=query_pb2.Date(year=2024, month=2, day=30)),

@@ -1,14 +1,19 @@
-"""The house rules hold: ruff (lint and format) and mypy strict, as configured in pyproject.toml."""
+"""The house rules hold: ruff (lint and format) and mypy strict, as configured in
+pyproject.toml, and luacheck on the Redis backend's Lua, as configured in .luacheckrc."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 CHECKED = ["server", "client", "tests", "benchmarks", "scripts"]
+LUA = ROOT / "server" / "backends" / "redis" / "scripts"
 
 
 def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -51,4 +56,15 @@ def test_mypy_strict_is_clean(tmp_path):
         "dicomcache.client",
         env=env,
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_luacheck_is_clean():
+    """Every script, and common.lua that is prepended to each (see .luacheckrc)."""
+    luacheck = shutil.which("luacheck")
+    if luacheck is None:
+        pytest.skip("the luacheck binary is missing (apt-get install lua-check)")
+    files = sorted(LUA.glob("*.lua"))
+    assert files, f"no .lua files in {LUA}"
+    result = run(luacheck, "--no-color", "--formatter", "plain", *map(str, files))
     assert result.returncode == 0, result.stdout + result.stderr

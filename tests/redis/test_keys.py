@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dicomcache.server.api.keys import query_key
-from dicomcache.server.backends.redis.backend import RedisBackend, escape
+from dicomcache.server.backends.redis.backend import RedisBackend
+from dicomcache.server.backends.redis.names import escape
 from dicomcache.server.model import Level
 from dicomcache.v1 import query_pb2
 from tests.support.builders import make_study

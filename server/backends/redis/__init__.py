@@ -1,8 +1,11 @@
 """The Redis backend: one cache shared by many servers, on Redis or Redis Cluster.
 
-backend   RedisBackend: the Backend interface in Redis calls
-names     every key name, built in one place
-scripts   the Lua scripts (``scripts/*.lua``), loaded as package data
+backend    RedisBackend: the Backend interface in Redis calls
+topology   one Redis or a Redis Cluster: the calls that differ, chosen once
+names      every key name, built in one place (the key layout is drawn there)
+scripts    the Lua scripts (``scripts/*.lua``), loaded as package data
+replies    the scripts' replies, each parsed into a named tuple
+errors     redis-py's errors translated into BackendUnavailable
 """
 
 from dicomcache.server.backends.redis.backend import RedisBackend

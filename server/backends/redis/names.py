@@ -1,0 +1,107 @@
+"""Every key name of the Redis backend, built here and nowhere else in Python.
+
+Key layout (schema 1; ``<ns>`` and UIDs escaped, see ``escape``)::
+
+    dc:1:namespaces                                set: every namespace ever written
+    dc:1:<ns>:{<study>}:o[:<series>[:<instance>]]  '<token>|<attributes>' (PX ttl)
+    dc:1:<ns>:{<study>}:t                          zset: the study's objects, by expiry
+    dc:1:<ns>:{<study>}:g                          serial for new tokens
+    dc:1:<ns>:{<study>}:l<depth>                   a complete listing to depth (PX ttl)
+    dc:1:{<ns>}:q:<hex of the query key>           a query answer: its addresses (PX ttl)
+    dc:1:{<ns>}:n                                  hash: lookups, misses, bytes, ...
+    dc:1:{<ns>}:z<level> / :b / :qz                the stats ledger (zsets by expiry, sizes)
+
+Python names the bases (``Names``); the Lua scripts (``scripts/*.lua``) append the
+suffixes after ``{<study>}:`` and ``{<ns>}:`` themselves, as drawn above.
+
+Answers and listings hold one line per object, ``<address>|<token>`` (an empty
+token for a level that was only a path); addresses are
+``<study>[:<series>[:<instance>]]``, members (inside a study)
+``[:<series>[:<instance>]]``. Every sorted set is scored by absolute expiry in
+Redis milliseconds (the tests' time machine relies on it).
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from dicomcache.server.model import Address
+
+SCHEMA = "1"
+PREFIX = f"dc:{SCHEMA}:"
+NAMESPACES = f"{PREFIX}namespaces"  # set of every namespace ever written
+_SAFE = frozenset(string.ascii_letters + string.digits + "._/-")
+
+
+def escape(text: str) -> str:
+    """``text`` made safe for a key segment: no ':', braces, glob or blank characters.
+
+    Anything outside ``[A-Za-z0-9._/-]`` becomes %XX of its UTF-8 bytes, so the
+    mapping is one-to-one and a namespace or UID can never forge a hash tag or
+    reach into another namespace's keys.
+    """
+    return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The key names of one namespace. Immutable, so thread-safe."""
+
+    namespace: str
+
+    @property
+    def objects(self) -> str:
+        """What precedes a study's hash tag: ``dc:1:<ns>:``."""
+        return f"{PREFIX}{escape(self.namespace)}:"
+
+    @property
+    def ledger(self) -> str:
+        """The base of the namespace's own keys: ``dc:1:{<ns>}:``."""
+        return f"{PREFIX}{{{escape(self.namespace)}}}:"
+
+    @property
+    def counters(self) -> str:
+        """The namespace's counters (lookups, misses, ...): ``dc:1:{<ns>}:n``."""
+        return f"{self.ledger}n"
+
+    @property
+    def patterns(self) -> tuple[str, str]:
+        """SCAN patterns that together match every key of the namespace."""
+        return f"{self.objects}*", f"{self.ledger}*"
+
+    def study(self, study_uid: str) -> str:
+        """The base of a study's keys: ``dc:1:<ns>:{<study>}:``."""
+        return f"{self.objects}{{{escape(study_uid)}}}:"
+
+    def object_key(self, line: str) -> str:
+        """The key of the object a line (an escaped address) names:
+        ``dc:1:<ns>:{<study>}:o<member>``."""
+        study, colon, rest = line.partition(":")
+        return f"{self.objects}{{{study}}}:o{colon}{rest}"
+
+
+def is_object_key(key: bytes) -> bool:
+    """Whether a key (as SCAN returns it) holds an object; escaped names hold no '}'."""
+    return b"}:o" in key
+
+
+def member_of(address: Address) -> str:
+    """An object's name inside its study: '' for the study, ':<series>[:<instance>]'."""
+    return "".join(":" + escape(uid) for uid in address[1:])
+
+
+def line_of(address: Address) -> str:
+    """An address as stored in entries and the ledger: escaped UIDs joined by ':'."""
+    return ":".join(escape(uid) for uid in address)
+
+
+def address_of(line: str) -> Address:
+    """The address a stored line names (the inverse of ``line_of``)."""
+    return tuple(unquote(part) for part in line.split(":"))
+
+
+def in_study(study_uid: str, member: str) -> Address:
+    """The address of a member ('', ':<series>', ...) of a study."""
+    return (study_uid, *(unquote(part) for part in member.split(":")[1:]))

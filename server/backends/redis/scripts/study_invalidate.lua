@@ -1,0 +1,22 @@
+-- Drop an object and its descendants. KEYS[1]: the study's base key. ARGV[1]: the
+-- member ('' for the study itself). Returns {dropped count, members forgotten...}.
+local base = KEYS[1]
+local target = ARGV[1]
+local tree = base .. 't'
+local members = {target}
+local prefix = target .. ':'
+for _, member in ipairs(redis.call('ZRANGE', tree, 0, -1)) do
+  if target == '' or string.sub(member, 1, #prefix) == prefix then
+    if member ~= target then members[#members + 1] = member end
+  end
+end
+local dropped = 0
+for _, member in ipairs(members) do
+  dropped = dropped + redis.call('DEL', base .. 'o' .. member)
+  redis.call('ZREM', tree, member)
+end
+for d = member_level(target), 3 do redis.call('DEL', base .. 'l' .. d) end
+if target == '' then redis.call('DEL', tree) end
+local out = {dropped}
+for _, member in ipairs(members) do out[#out + 1] = member end
+return out

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.redis_servers import redis_server
+
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "protos" / "dicomcache" / "v1"
 _COPY_IGNORE = shutil.ignore_patterns(
@@ -74,15 +76,23 @@ def test_wheel_holds_only_the_dicomcache_package(wheel: Path) -> None:
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"dicomcache"}
     for expected in (
         "dicomcache/client/__init__.py",
-        "dicomcache/client/dataset.py",
+        "dicomcache/client/convert/dataset.py",
         "dicomcache/server/__init__.py",
         "dicomcache/server/cli.py",
+        "dicomcache/server/api/service.py",
+        "dicomcache/server/backends/__init__.py",
+        "dicomcache/server/backends/memory/backend.py",
+        "dicomcache/server/backends/redis/backend.py",
         "dicomcache/v1/cache_service_pb2_grpc.py",
         "dicomcache/v1/dataset_pb2.pyi",
         "dicomcache/v1/query.proto",
         "dicomcache/v1/py.typed",
     ):
         assert expected in names, f"{expected} is missing from {wheel.name}"
+    assert any(
+        name.startswith("dicomcache/server/backends/redis/scripts/") and name.endswith(".lua")
+        for name in names
+    ), f"the Redis backend's Lua scripts are missing from {wheel.name}"
 
 
 def test_wheel_installs_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
@@ -102,6 +112,25 @@ def test_wheel_installs_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
     _run([python, "-c", script], tmp_path)
     result = _run([environment / "bin" / "dicomcache", "--help"], tmp_path)
     assert "usage" in result.stdout.lower()
+
+    # The Redis backend from the installed copy: its Lua scripts load as package data.
+    with redis_server() as server:
+        _run([python, "-c", _REDIS_ROUND_TRIP, server.url], tmp_path)
+
+
+_REDIS_ROUND_TRIP = """
+import sys
+from dicomcache.server.backends.redis import RedisBackend
+from dicomcache.server.model import InstanceData, Level, SeriesData, StudyData
+
+backend = RedisBackend.from_url(sys.argv[1], ttl=60, negative_ttl=10)
+study = StudyData("1.2", b"s", (SeriesData("1.2.3", b"se", (InstanceData("1.2.3.4", b"i"),)),))
+backend.store_query("ns", b"k" * 16, [study], None)
+assert backend.lookup_query("ns", b"k" * 16) == [study], "no hit from the stored answer"
+backend.store_study("ns", study, Level.INSTANCE, None)
+assert backend.lookup_study("ns", "1.2", Level.INSTANCE) == study, "no study hit"
+backend.close()
+"""
 
 
 def test_committed_generated_code_is_reproducible(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ checks them against every backend with the same suite:
   requested depth.
 * Writing a study or series never drops its cached descendants or listings.
 * Invalidation drops an object, its descendants, and (checked on read) whatever
-  answers contain them.
+  answers contain them. Invalidating an object that is not cached (it is new in
+  the archive) drops its study, so that the study's listings and every answer
+  holding the study are misses: they would lack the new object.
 
 Backends are thread-safe. Times are in seconds from the backend's own clock.
 """
@@ -75,7 +77,11 @@ class Backend(Protocol):
 
     def invalidate(self, namespace: str, address: Address | None) -> int:
         """Drop an object and its descendants (or the whole namespace when address is
-        None); returns how many objects were dropped."""
+        None); returns how many live objects were dropped.
+
+        An address that is not cached drops its study instead (everything cached of
+        it), as the archive has something new there.
+        """
         ...
 
     def stats(self, namespace: str | None) -> Stats:

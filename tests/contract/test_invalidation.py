@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dicomcache.server.model import Level, StudyData
 from tests.contract.backends import CacheUnderTest
 from tests.support.builders import attrs, make_series, make_study
@@ -73,7 +75,7 @@ def test_invalidating_what_is_not_cached_drops_nothing(cache: CacheUnderTest) ->
     cache.backend.add_objects("ns", [make_study("1.2", 1, 1)], None)
 
     assert cache.backend.invalidate("ns", ("1.3",)) == 0
-    assert cache.backend.invalidate("ns", ("1.2", "1.2.9")) == 0
+    assert cache.backend.invalidate("ns", ("1.3", "1.3.1", "1.3.1.1")) == 0
     assert cache.backend.invalidate("other", ("1.2",)) == 0
     assert cache.backend.invalidate("other", None) == 0
     assert cache.backend.get_object("ns", ("1.2",)) == make_study("1.2", 1, 1)
@@ -98,3 +100,27 @@ def test_a_series_path_written_after_invalidation_is_fresh(cache: CacheUnderTest
     assert cache.backend.get_object("ns", ("1.2", "1.2.1")) is None
     got = cache.backend.get_object("ns", ("1.2", "1.2.1", "1.2.1.1"))
     assert got is not None and got.attributes == attrs("1.2.1.1", 2)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [("1.2", "1.2.1", "1.2.1.9"), ("1.2", "1.2.9"), ("1.2", "1.2.9", "1.2.9.1")],
+    ids=["new instance", "new series", "instance of a new series"],
+)
+def test_invalidating_an_object_never_cached_drops_its_study(
+    cache: CacheUnderTest, address: tuple[str, ...]
+) -> None:
+    """A new object in the archive: whatever should have held it must be a miss (issue 10)."""
+    study = make_study("1.2", 1, 2)
+    for level in (Level.STUDY, Level.SERIES, Level.INSTANCE):
+        cache.backend.store_study("ns", study, level, None)
+    cache.backend.store_query("ns", b"with", [make_study("1.2", 1, 1), make_study("1.3")], None)
+    cache.backend.store_query("ns", b"without", [make_study("1.4", 1, 1)], None)
+
+    assert cache.backend.invalidate("ns", address) == 1 + 1 + 2
+
+    for level in (Level.STUDY, Level.SERIES, Level.INSTANCE):
+        assert cache.backend.lookup_study("ns", "1.2", level) is None
+    assert cache.backend.lookup_query("ns", b"with") is None
+    assert cache.backend.lookup_query("ns", b"without") == [make_study("1.4", 1, 1)]
+    assert cache.backend.get_object("ns", ("1.3",)) == make_study("1.3")

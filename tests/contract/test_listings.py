@@ -68,11 +68,18 @@ def test_a_listing_holds_exactly_its_children(cache: CacheUnderTest) -> None:
     assert lookup(cache, Level.SERIES) == listed
 
 
-def test_a_listing_serves_current_data(cache: CacheUnderTest) -> None:
+def test_a_listing_whose_objects_changed_is_a_miss(cache: CacheUnderTest) -> None:
     cache.backend.store_study("ns", make_study("1.2", 1, 1), Level.INSTANCE, None)
     cache.backend.add_objects("ns", [make_study("1.2", 1, 1, version=3)], None)
 
-    assert lookup(cache, Level.INSTANCE) == make_study("1.2", 1, 1, version=3)
+    assert lookup(cache, Level.INSTANCE) is None
+
+
+def test_a_listing_survives_a_write_of_the_same_attributes(cache: CacheUnderTest) -> None:
+    cache.backend.store_study("ns", make_study("1.2", 1, 1), Level.INSTANCE, None)
+    cache.backend.add_objects("ns", [make_study("1.2", 1, 1)], None)
+
+    assert lookup(cache, Level.INSTANCE) == make_study("1.2", 1, 1)
 
 
 def test_listings_are_kept_per_namespace(cache: CacheUnderTest) -> None:
@@ -116,17 +123,26 @@ def test_a_listing_may_ask_for_a_shorter_ttl(cache: CacheUnderTest) -> None:
 def test_a_shallower_write_keeps_deeper_content_and_listings(
     cache: CacheUnderTest, shallow: Level
 ) -> None:
-    cache.backend.store_study("ns", make_study("1.2", 2, 2), Level.INSTANCE, None)
+    # As dicomtrolley answers at instance level: data at the deepest level only.
+    deep_listing = make_study("1.2", 2, 2, paths=True)
+    cache.backend.store_study("ns", deep_listing, Level.INSTANCE, None)
     newer = TRIM[shallow](make_study("1.2", 2, 2, version=5))
     cache.backend.store_study("ns", newer, shallow, None)
     cache.backend.store_query("ns", b"key", [newer], None)
     cache.backend.add_objects("ns", [newer], None)
 
-    deep = lookup(cache, Level.INSTANCE)
-    assert deep is not None
-    assert deep.attributes == attrs("1.2", 5)
-    assert [len(s.instances) for s in deep.series] == [2, 2]
+    assert lookup(cache, Level.INSTANCE) == canonical_study(deep_listing)
     assert lookup(cache, shallow) == canonical_study(newer)
+
+
+def test_a_shallower_write_of_other_attributes_breaks_listings_that_returned_them(
+    cache: CacheUnderTest,
+) -> None:
+    cache.backend.store_study("ns", make_study("1.2", 2, 2), Level.INSTANCE, None)
+    cache.backend.store_study("ns", make_study("1.2", version=5), Level.STUDY, None)
+
+    assert lookup(cache, Level.INSTANCE) is None
+    assert lookup(cache, Level.STUDY) == make_study("1.2", version=5)
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dicomcache.server.model import InstanceData, SeriesData, StudyData
 from tests.contract.backends import CacheUnderTest
 from tests.contract.conftest import MakeCache
-from tests.support.builders import attrs, canonical, make_series, make_study, path_to, study_only
+from tests.support.builders import attrs, canonical, make_series, make_study, study_only
 
 KEY = b"query-1"
 
@@ -32,19 +34,33 @@ def test_answers_of_one_key_are_kept_per_namespace(cache: CacheUnderTest) -> Non
     assert cache.backend.lookup_query("b", KEY) == [make_study("1.3", version=2)]
 
 
-def test_a_hit_serves_the_objects_current_data(cache: CacheUnderTest) -> None:
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_a_hit_never_serves_attributes_written_by_another_answer(
+    cache: CacheUnderTest, level: int
+) -> None:
+    """Query A asked for more attributes than query B; B's write must not thin A's hit."""
     cache.backend.store_query("ns", KEY, [make_study("1.2", 1, 2)], None)
-    newer = InstanceData("1.2.1.2", attrs("1.2.1.2", 7))
-    cache.backend.add_objects(
-        "ns", [path_to(make_study("1.2"), SeriesData("1.2.1", None, (newer,)))], None
-    )
+    other = StudyData("1.2", attrs("1.2", 7) if level == 1 else None)
+    if level > 1:
+        instances = (InstanceData("1.2.1.2", attrs("1.2.1.2", 7)),) if level == 3 else ()
+        other = StudyData(
+            "1.2",
+            None,
+            (SeriesData("1.2.1", attrs("1.2.1", 7) if level == 2 else None, instances),),
+        )
+    cache.backend.store_query("ns", b"query-b", [other], None)
 
-    got = cache.backend.lookup_query("ns", KEY)
-    assert got is not None
-    assert canonical(got)[0].series[0].instances == (  # type: ignore[index]  # a hit, asserted above
-        InstanceData("1.2.1.1", attrs("1.2.1.1")),
-        newer,
-    )
+    assert cache.backend.lookup_query("ns", KEY) is None
+    assert cache.backend.lookup_query("ns", b"query-b") == [other]
+
+
+def test_writing_the_same_attributes_again_keeps_the_answer(cache: CacheUnderTest) -> None:
+    answer = [make_study("1.2", 1, 2)]
+    cache.backend.store_query("ns", KEY, answer, None)
+    cache.backend.add_objects("ns", [make_study("1.2", 1, 2)], None)
+    cache.backend.store_query("ns", b"query-b", [make_study("1.2", 1, 1)], None)
+
+    assert canonical(cache.backend.lookup_query("ns", KEY)) == canonical(answer)
 
 
 def test_a_hit_holds_exactly_the_objects_answered(cache: CacheUnderTest) -> None:

@@ -218,7 +218,10 @@ class MemoryBackend:
         return unpack_object(found, dictionary) if found is not None else None
 
     def invalidate(self, namespace: str, address: Address | None) -> int:
-        """Drop an object with its descendants and listings, or a whole namespace."""
+        """Drop an object with its descendants and listings, or a whole namespace.
+
+        An object that is not cached drops its study, if that is: see ``Backend.invalidate``.
+        """
         with self._lock:
             now = self._clock()
             if address is None:
@@ -227,9 +230,14 @@ class MemoryBackend:
             if ns is None or not 1 <= len(address) <= Level.INSTANCE:
                 return 0
             node = find(ns, address)
-            if node is None:
-                return 0
             level = Level(len(address))
+            if node is None:
+                # New in the archive: the study's listings and the answers holding the
+                # study no longer tell the whole truth, so the study goes.
+                node = ns.children.get(address[0])
+                level = Level.STUDY
+                if node is None:
+                    return 0
             alive, _ = self._account(ns, lambda: ns.remove(node, level, now))
             if address[0] not in ns.children:
                 self._lru.discard((namespace, address[0]))

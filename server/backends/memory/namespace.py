@@ -63,7 +63,7 @@ class Namespace(Branch):
             self._write_series(node, s, expires_at, written, dictionary) for s in study.series
         )
         item = self._set(node, study.attributes, expires_at, written, Level.STUDY)
-        self._prune(node)
+        self._prune(node)  # a path that led nowhere; a node that was renewed holds data
         return item, series
 
     def _write_series(
@@ -131,8 +131,14 @@ class Namespace(Branch):
             return node.uid
         if node.data is None:
             self.counts[level] += 1
+        elif node.data == data:
+            # The same attributes again: answers that saw them stay good.
+            node.expires_at = expires_at
+            written.append(node)
+            return node
         else:
             self.bytes -= len(node.data)
+            node = _renew(node)
         self.bytes += len(data)
         node.data = data
         node.expires_at = expires_at
@@ -287,3 +293,31 @@ class Namespace(Branch):
             evictions=self.evictions,
             expirations=self.expirations,
         )
+
+
+def _renew(node: Node) -> Node:
+    """Put a new node in ``node``'s place, with its children; the old one is cut loose.
+
+    Answers hold nodes by identity, so every answer that saw the old attributes is
+    dead from now on: a hit gives each object the attributes the archive returned
+    for that answer's own query, never those another query wrote since (which may
+    hold fewer attributes or other ones). The old node drops its data at once, so
+    answers that still point at it keep no bytes alive.
+    """
+    parent = node.parent
+    assert parent is not None and parent.children is not None  # it is being written: in the tree
+    fresh: Node
+    if isinstance(node, Branch):
+        branch = Branch(node.uid, parent)
+        branch.children = node.children
+        branch.dictionary = node.dictionary
+        for child in (node.children or {}).values():
+            child.parent = branch
+        node.children = None
+        fresh = branch
+    else:
+        fresh = Node(node.uid, parent)
+    parent.children[node.uid] = fresh
+    node.parent = None
+    node.data = None
+    return fresh

@@ -2,9 +2,11 @@
 
 The model keeps every object as ``(namespace, address) -> (data, expires_at)`` and
 every query answer as the studies it returned; it knows nothing of nodes, queues
-or reaping. Reaping makes one thing timing-dependent: an answer whose object
-expired and was written again may or may not still be served (it is always safe
-to miss). The model allows both there, and only there.
+or reaping. An answer is dead once any of its objects was invalidated or written
+again with other attributes (issue 10: a hit is what that query was answered).
+Reaping makes one thing timing-dependent: an answer whose object expired and was
+written again may or may not still be served (it is always safe to miss). The
+model allows both there, and only there.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class ModelAnswer:
     studies: list[StudyData]
     expires_at: float
     expired_object: bool = False  # some object was dead at some moment since the store
-    invalidated: bool = False  # some object was invalidated since the store
+    invalidated: bool = False  # some object was invalidated or changed since the store
 
 
 def address_of(uid: str) -> Address:
@@ -128,9 +130,19 @@ class MemoryBackendMachine(RuleBasedStateMachine):
         for study in given:
             for obj in (study, *study.series, *(i for r in study.series for i in r.instances)):
                 if obj.attributes is not None:
-                    self.objects[(ns, address_of(obj.uid))] = (obj.attributes, expires_at)
-                    written.append(address_of(obj.uid))
+                    address = address_of(obj.uid)
+                    prior = self.objects.get((ns, address))
+                    if prior is not None and prior[0] != obj.attributes:
+                        self.changed(ns, address)
+                    self.objects[(ns, address)] = (obj.attributes, expires_at)
+                    written.append(address)
         return written
+
+    def changed(self, ns: str, address: Address) -> None:
+        """An object got other attributes: every answer that returned it is dead."""
+        for (n, _), answer in self.answers.items():
+            if n == ns and address in answer.addresses:
+                answer.invalidated = True
 
     def expected_object(self, ns: str, address: Address) -> CachedObject | None:
         if self.alive(ns, address) is None:
@@ -259,6 +271,13 @@ class MemoryBackendMachine(RuleBasedStateMachine):
             if address is None
             else tuple(".".join(address[: i + 1]) for i in range(len(address)))
         )
+        under = [a for (n, a) in self.objects if n == ns and full and a[: len(full)] == full]
+        if under and not any(self.alive(ns, a) for a in under):
+            # Whether the backend still has a node there depends on reaping: reap.
+            while self.backend.expire(100) == 100:
+                pass
+        if full is not None and not any(self.alive(ns, a) for a in under):
+            full = full[:1]  # not cached: its study goes (new in the archive)
         dropped = self.backend.invalidate(ns, full)
         gone = [
             a for (n, a) in self.objects if n == ns and (full is None or a[: len(full)] == full)

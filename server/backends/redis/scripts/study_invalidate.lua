@@ -1,14 +1,25 @@
 -- Drop an object and its descendants. KEYS[1]: the study's base key. ARGV[1]: the
--- member ('' for the study itself). Returns {dropped count, members forgotten...}.
+-- member ('' for the study itself). An object that is not cached drops its whole
+-- study. Returns {dropped count, members forgotten...}.
 local base = KEYS[1]
 local target = ARGV[1]
 local tree = base .. 't'
-local members = {target}
-local prefix = target .. ':'
-for _, member in ipairs(redis.call('ZRANGE', tree, 0, -1)) do
-  if target == '' or string.sub(member, 1, #prefix) == prefix then
-    if member ~= target then members[#members + 1] = member end
+local function collect()
+  local found = {target}
+  local prefix = target .. ':'
+  for _, member in ipairs(redis.call('ZRANGE', tree, 0, -1)) do
+    if target == '' or string.sub(member, 1, #prefix) == prefix then
+      if member ~= target then found[#found + 1] = member end
+    end
   end
+  return found
+end
+local members = collect()
+if target ~= '' and #members == 1 and redis.call('EXISTS', base .. 'o' .. target) == 0 then
+  -- Not cached: the object is new in the archive, so the study's listings and every
+  -- answer holding the study lack it. The whole study goes.
+  target = ''
+  members = collect()
 end
 local dropped = 0
 for _, member in ipairs(members) do

@@ -1,8 +1,9 @@
 -- Write a study's objects, and optionally its listing. KEYS[1]: the study's base key.
 -- ARGV: ttl_ms, listing depth (0: none), then (member, kind, value) per object in
 -- pre-order, kind 'o' for an object, 'p' for a path (not written). An object
--- keeps its token while its key lives, and gets a new one when it is created, so
--- answers that saw the old object stay dead. A node that appears (an object or a
+-- keeps its token while its key lives and its attributes stay the same, and gets
+-- a new one when it is created or its attributes change, so answers that saw the
+-- old object stay dead. A node that appears (an object or a
 -- path that was not there) drops the study's listings that deep or deeper: they
 -- no longer list every child. Returns {member, token, ...} of the objects written.
 local base = KEYS[1]
@@ -38,14 +39,16 @@ for i = 3, #ARGV, 3 do
   local token = ''
   if kind == 'o' then
     local key = base .. 'o' .. member
-    local old = redis.call('GETRANGE', key, 0, 63)
-    local bar = string.find(old, '|', 1, true)
-    if bar then
-      token = string.sub(old, 1, bar - 1)
+    local old = redis.call('GET', key)
+    local bar = old and string.find(old, '|', 1, true)
+    if bar and string.sub(old, bar + 1) == ARGV[i + 2] then
+      token = string.sub(old, 1, bar - 1)  -- the same attributes: answers that saw them hold
     else
-      -- Redis's clock and a per-study serial: unique even if the serial restarts.
+      -- New, or other attributes: a new token, so every answer that saw the old
+      -- attributes is dead. Redis's clock and a per-study serial: unique even if
+      -- the serial restarts.
       token = string.format('%x.%x', now, redis.call('INCR', base .. 'g'))
-      drop_listings(level)
+      if not bar and not present(member) then drop_listings(level) end
     end
     redis.call('SET', key, token .. '|' .. ARGV[i + 2], 'PX', ttl)
     redis.call('ZADD', tree, now + ttl, member)

@@ -1,15 +1,13 @@
-"""A stable namespace for an upstream searcher, derived from its kind and address."""
+"""A stable namespace for an upstream searcher, derived from its kind and address.
+
+What a namespace may be is the contract's rule: ``dicomcache.contract.NAMESPACE``.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-# The server's rule for namespaces (dicomcache.v1.CacheService).
-NAMESPACE = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
-NAMESPACE_RULE = "must be 1 to 128 characters of letters, digits and ._:/-"
 
 # Attributes that say which archive a dicomtrolley searcher talks to, and as whom:
 # QidoRS and Mint have a url; DICOMQR has host, port, its own AE title and the called one.

@@ -20,7 +20,8 @@ from dicomcache.client.breaker import Breaker
 from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
 from dicomcache.client.convert.query import QueryConversionError, query_to_proto
 from dicomcache.client.errors import CacheError
-from dicomcache.client.namespace import NAMESPACE, NAMESPACE_RULE, derive_namespace
+from dicomcache.client.namespace import derive_namespace
+from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
 
 log = logging.getLogger(__name__)
 

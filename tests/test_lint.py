@@ -39,7 +39,7 @@ def test_mypy_strict_is_clean(tmp_path):
     """
     root = tmp_path / "dicomcache"
     root.mkdir()
-    for name in ("__init__.py", "py.typed"):
+    for name in ("__init__.py", "py.typed", "contract.py"):
         (root / name).symlink_to(ROOT / "protos" / "dicomcache" / name)
     (root / "v1").symlink_to(ROOT / "protos" / "dicomcache" / "v1")
     (root / "server").symlink_to(ROOT / "server")

@@ -23,9 +23,8 @@ from dicomtrolley.mint import MintQuery
 from dicomtrolley.qido_rs import HierarchicalQuery, QidoRSQueryBase, RelationalQuery
 from pydantic import ValidationError
 
+from dicomcache.contract import DEFAULT_KIND
 from dicomcache.v1 import query_pb2
-
-DEFAULT_KIND = "dicomtrolley.core.Query"
 
 # Python field name -> proto field name, for the plain fields (str and int).
 _SCALAR_FIELDS = {
@@ -96,7 +95,7 @@ class QueryRegistry:
         return cls
 
     def lookup(self, kind: str) -> type[Query]:
-        """The class registered for kind ("" means dicomtrolley.core.Query).
+        """The class registered for kind (an empty kind is the contract's DEFAULT_KIND).
 
         Raises:
             QueryConversionError: if no class is registered for kind.

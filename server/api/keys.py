@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 
+from dicomcache.contract import DEFAULT_KIND
 from dicomcache.v1 import query_pb2
 
-DEFAULT_KIND = "dicomtrolley.core.Query"
 _PERSONALIZATION = b"dcache.query.v1"  # bump when the canonical form changes
 
 

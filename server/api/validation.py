@@ -11,11 +11,12 @@ import datetime
 import re
 from collections.abc import Iterable, Sequence
 
+from dicomcache.contract import NAMESPACE as _NAMESPACE
+from dicomcache.contract import NAMESPACE_RULE
 from dicomcache.server.errors import InvalidArgument, Violation
 from dicomcache.server.model import Level
 from dicomcache.v1 import dataset_pb2, objects_pb2, query_pb2
 
-NAMESPACE_RULE = "must be 1 to 128 characters of letters, digits and ._:/-"
 UID_RULE = (
     "must be a DICOM UID: at most 64 characters, digits and dots, no empty component, "
     "no leading zero in a component other than 0"
@@ -64,7 +65,6 @@ VALID_VRS = frozenset(
     ]
 )
 
-_NAMESPACE = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 _UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
 _KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from importlib import resources
 
 import pytest
 from dicomtrolley.core import Query, QueryLevels
@@ -10,6 +11,8 @@ from dicomtrolley.dicom_qr import DICOMQuery
 from dicomtrolley.qido_rs import HierarchicalQuery, RelationalQuery
 from hypothesis import given
 
+from dicomcache import contract
+from dicomcache.client.convert import query as query_module
 from dicomcache.client.convert.query import (
     DEFAULT_REGISTRY,
     QueryConversionError,
@@ -56,6 +59,18 @@ def test_kind_names_the_class() -> None:
         "dicomtrolley.dicom_qr.DICOMQuery",
         "dicomtrolley.mint.MintQuery",
     }
+
+
+def test_client_and_server_agree_on_the_default_kind() -> None:
+    """Both take it from the contract, which names dicomtrolley's Query as query.proto says."""
+    from dicomcache.server.api import keys
+
+    # Identity, not equality: a second definition of the same text is another object.
+    assert query_module.DEFAULT_KIND is contract.DEFAULT_KIND
+    assert keys.DEFAULT_KIND is contract.DEFAULT_KIND
+    assert kind_of(Query) == contract.DEFAULT_KIND
+    proto = resources.files("dicomcache.v1").joinpath("query.proto").read_text()
+    assert f'"{contract.DEFAULT_KIND}" (the default when empty)' in proto
 
 
 def test_empty_kind_and_level_mean_the_defaults() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from importlib import resources
 
 import pytest
 import requests
@@ -11,8 +12,8 @@ from dicomtrolley.dicom_qr import DICOMQR
 from dicomtrolley.mint import Mint
 from dicomtrolley.qido_rs import QidoRS
 
-from dicomcache.client.namespace import NAMESPACE as _NAMESPACE
 from dicomcache.client.namespace import derive_namespace
+from dicomcache.contract import NAMESPACE as _NAMESPACE
 
 
 def test_same_archive_gives_the_same_namespace_in_any_spelling():
@@ -47,8 +48,18 @@ def test_an_upstream_without_an_address_needs_an_explicit_namespace():
 
 
 def test_client_and_server_agree_on_the_namespace_rule():
-    from dicomcache.client import namespace
+    """Both use the contract's one definition, which states what cache_service.proto says."""
+    from dicomcache import contract
+    from dicomcache.client import searcher
     from dicomcache.server.api import validation
 
-    assert namespace.NAMESPACE.pattern == validation._NAMESPACE.pattern
-    assert namespace.NAMESPACE_RULE == validation.NAMESPACE_RULE
+    # Identity, not equality: each side must use the contract's objects, not copies.
+    assert searcher.NAMESPACE is contract.NAMESPACE
+    assert searcher.NAMESPACE_RULE is contract.NAMESPACE_RULE
+    assert validation._NAMESPACE is contract.NAMESPACE
+    assert validation.NAMESPACE_RULE is contract.NAMESPACE_RULE
+    proto = resources.files("dicomcache.v1").joinpath("cache_service.proto").read_text()
+    comment = " ".join(line.strip("/ ") for line in proto.splitlines() if line.startswith("//"))
+    assert 'Namespaces are 1 to 128 characters of letters, digits and "._:/-".' in comment
+    assert contract.NAMESPACE.pattern == r"[A-Za-z0-9._:/-]{1,128}"
+    assert "1 to 128" in contract.NAMESPACE_RULE and "._:/-" in contract.NAMESPACE_RULE

@@ -8,7 +8,23 @@ generated stubs (``dicomcache.v1``).
 """
 
 from dicomcache.client.cache_client import CacheClient
-from dicomcache.client.errors import CacheError, CacheRejected, CacheUnavailable
+from dicomcache.client.errors import (
+    CacheError,
+    CacheRejected,
+    CacheUnavailable,
+    ConversionError,
+    DicomJsonError,
+    QueryConversionError,
+)
 from dicomcache.client.searcher import CachedSearcher
 
-__all__ = ["CacheClient", "CacheError", "CacheRejected", "CacheUnavailable", "CachedSearcher"]
+__all__ = [
+    "CacheClient",
+    "CacheError",
+    "CacheRejected",
+    "CacheUnavailable",
+    "CachedSearcher",
+    "ConversionError",
+    "DicomJsonError",
+    "QueryConversionError",
+]

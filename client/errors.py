@@ -1,11 +1,22 @@
 """The client's exceptions, and the one place where gRPC errors become them.
 
-    CacheError                   any failure of a call to the cache server
-    ├── CacheUnavailable         unreachable, too slow, shedding load, or its storage is down
-    └── CacheRejected            the server refused the request as invalid (a bug on our side)
+    Exception
+    ├── CacheError                    any failure of a call to the cache server
+    │   ├── CacheUnavailable          unreachable, too slow, shedding load, or its storage is down
+    │   └── CacheRejected             the server refused the request as invalid (a bug on our side)
+    └── ValueError
+        └── ConversionError           something the wire contract cannot carry, either way
+            ├── QueryConversionError  a Query it cannot carry, or a proto query of unknown kind
+            └── DicomJsonError        a DICOM JSON object it cannot carry, or a malformed one
+
+A ``ConversionError`` is not a ``CacheError``: it happens in this process, before
+or after a call, says nothing about the server's health and carries no status
+code, so ``except CacheError`` around ``CacheClient`` calls keeps meaning "the
+cache failed". It is a ``ValueError``, as both of its kinds always were.
 
 ``CachedSearcher`` never lets any of them reach its caller: it falls back to the
-upstream searcher. ``CacheClient`` raises them.
+upstream searcher, whether the cache call failed or the query or the answer
+could not be converted. ``CacheClient`` and the conversions raise them.
 """
 
 from __future__ import annotations
@@ -33,6 +44,18 @@ class CacheRejected(CacheError):
     def __init__(self, message: str, violations: list[tuple[str, str]]) -> None:
         super().__init__(message, grpc.StatusCode.INVALID_ARGUMENT)
         self.violations = violations
+
+
+class ConversionError(ValueError):
+    """A value that the wire contract cannot carry, on its way to the wire or back."""
+
+
+class QueryConversionError(ConversionError):
+    """A query that cannot be carried by the wire contract, or a proto query of unknown kind."""
+
+
+class DicomJsonError(ConversionError):
+    """A DICOM JSON object that the wire contract cannot carry (or that is malformed)."""
 
 
 _UNAVAILABLE = frozenset(

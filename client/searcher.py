@@ -4,8 +4,10 @@ On a hit it returns dicomtrolley objects equal to what the upstream returned whe
 the answer was stored; on a miss it asks the upstream, stores the answer and
 returns it. The cache can only make calls faster, never fail them: any cache
 fault falls back to the upstream, and after repeated faults the cache is skipped
-for a back-off period (see ``breaker``). Upstream errors pass through unchanged
-and are never cached.
+for a back-off period (see ``breaker``). So does a conversion failure (a
+``ConversionError``): a query that the contract cannot carry goes to the upstream
+without a cache call; one in a call's conversion counts as a cache fault.
+Upstream errors pass through unchanged and are never cached.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from dicomtrolley.core import Query, QueryLevels, Searcher, Study
 
 from dicomcache.client.breaker import Breaker
 from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
-from dicomcache.client.convert.query import QueryConversionError, query_to_proto
-from dicomcache.client.errors import CacheError
+from dicomcache.client.convert.query import query_to_proto
+from dicomcache.client.errors import CacheError, ConversionError
 from dicomcache.client.namespace import derive_namespace
 from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
 
@@ -45,6 +47,10 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         ttl: seconds to keep answers (0: the server's TTL).
         client: a CacheClient to use instead of one built from target and timeout.
         clock: the breaker's monotonic clock.
+
+    Raises:
+        ValueError: the namespace breaks the contract's rule, or none was given
+            and none can be derived from the upstream.
     """
 
     def __init__(
@@ -81,7 +87,7 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         """The cached answer to ``query``, else the upstream's (then cached)."""
         try:
             message = query_to_proto(query)
-        except QueryConversionError:
+        except ConversionError:
             log.debug("query cannot be carried to the cache; asking the upstream")
             answer: Sequence[Study] = self.upstream.find_studies(query)
             return answer

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 from typing import Any, TypeAlias
 
+from dicomcache.client.errors import DicomJsonError
 from dicomcache.v1 import dataset_pb2
 
 JsonDataset: TypeAlias = dict[str, Any]
@@ -20,10 +21,6 @@ JsonDataset: TypeAlias = dict[str, Any]
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _UINT64_MAX = 2**64 - 1
-
-
-class DicomJsonError(ValueError):
-    """A DICOM JSON object that the wire contract cannot carry (or that is malformed)."""
 
 
 def dataset_from_json(json_dataset: JsonDataset) -> dataset_pb2.Dataset:

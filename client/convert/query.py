@@ -23,6 +23,7 @@ from dicomtrolley.mint import MintQuery
 from dicomtrolley.qido_rs import HierarchicalQuery, QidoRSQueryBase, RelationalQuery
 from pydantic import ValidationError
 
+from dicomcache.client.errors import QueryConversionError
 from dicomcache.contract import DEFAULT_KIND
 from dicomcache.v1 import query_pb2
 
@@ -60,10 +61,6 @@ _LEVELS_BACK = {number: level for level, number in LEVELS.items()}
 def kind_of(cls: type[Query]) -> str:
     """The kind of a Query class: its dotted module and class name."""
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-class QueryConversionError(ValueError):
-    """A query that cannot be carried by the wire contract, or a proto query of unknown kind."""
 
 
 class QueryRegistry:

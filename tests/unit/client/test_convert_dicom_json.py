@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from dicomcache.client.convert.dicom_json import DicomJsonError, dataset_from_json, dataset_to_json
+from dicomcache.client.convert.dicom_json import dataset_from_json, dataset_to_json
+from dicomcache.client.errors import DicomJsonError
 from dicomcache.v1 import dataset_pb2
 from tests.support.strategies import dicom_json_datasets
 

@@ -15,12 +15,12 @@ from dicomcache import contract
 from dicomcache.client.convert import query as query_module
 from dicomcache.client.convert.query import (
     DEFAULT_REGISTRY,
-    QueryConversionError,
     QueryRegistry,
     kind_of,
     query_from_proto,
     query_to_proto,
 )
+from dicomcache.client.errors import QueryConversionError
 from dicomcache.v1 import query_pb2
 from tests.support.strategies import QUERY_CLASSES, queries
 

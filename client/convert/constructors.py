@@ -9,21 +9,26 @@ attributes that pydicom's constructor sets.
 
 Exact by construction and checked: at import each shortcut is compared with
 pydicom's own constructor (type and every attribute); where they differ, as they
-may in another pydicom version, pydicom's constructor is used instead. So the
+may in another pydicom version, pydicom's constructor is used instead and a
+warning says so, once per shortcut (hits still work, only slower). So the
 objects are always those pydicom would build, only cheaper.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+import pydicom
 from pydicom import config
 from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from pydicom.valuerep import IS, PersonName
+
+log = logging.getLogger(__name__)
 
 _new = object.__new__
 _new_str = str.__new__
@@ -150,12 +155,25 @@ def _same(built: object, reference: object) -> bool:
 
 
 def _checked(shortcut: Callable[..., Any], reference: Callable[..., Any], *samples: Any) -> Any:
-    """The shortcut when it builds what pydicom builds for each sample's arguments."""
+    """The shortcut when it builds what pydicom builds for each sample's arguments.
+
+    Otherwise pydicom's constructor, with a warning; each shortcut is checked
+    once, at import. The warning names the shortcut and pydicom's version, never
+    a value (the samples are made up, but built objects are not logged either).
+    """
     try:
         if all(_same(shortcut(*args), reference(*args)) for args in samples):
             return shortcut
-    except Exception:
-        pass
+        why = "does not build what pydicom's constructor builds"
+    except Exception as exc:
+        why = f"raised {type(exc).__name__}"
+    log.warning(
+        "the %s shortcut %s under pydicom %s; using pydicom's constructor instead "
+        "(cache hits are slower)",
+        shortcut.__name__.removeprefix("_").removesuffix("_shortcut"),
+        why,
+        pydicom.__version__,
+    )
     return reference
 
 

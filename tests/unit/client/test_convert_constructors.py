@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import importlib
+import logging
 import pickle
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -97,6 +99,55 @@ def test_a_shortcut_that_builds_something_else_is_not_used() -> None:
     assert constructors._checked(wrong, right, ("1.2",)) is right
     assert constructors._checked(failing, right, ("1.2",)) is right
     assert constructors._checked(right, UID, ("1.2",)) is right
+
+
+@pytest.fixture
+def reload_constructors(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
+    """Re-runs the module's import-time checks; after the test, once more with pydicom restored."""
+    yield lambda: importlib.reload(constructors)
+    monkeypatch.undo()  # fixtures are torn down after their dependents: undo it now
+    importlib.reload(constructors)
+    assert constructors.person_name is constructors._person_name_shortcut, "not restored"
+
+
+def test_a_failing_self_check_falls_back_with_one_warning_per_shortcut(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    reload_constructors: Callable[[], None],
+) -> None:
+    """As if a pydicom release gave PersonName another attribute."""
+    original = PersonName.__init__
+
+    def init(self: PersonName, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.added_by_a_new_pydicom = True
+
+    monkeypatch.setattr(PersonName, "__init__", init)
+    with caplog.at_level(logging.WARNING, logger=constructors.__name__):
+        reload_constructors()
+    records = [r for r in caplog.records if r.name == constructors.__name__]
+    assert [r.levelno for r in records] == [logging.WARNING] * 2
+    assert sorted(r.getMessage().split()[1] for r in records) == [
+        "empty_person_name",
+        "person_name",
+    ]
+    for record in records:
+        message = record.getMessage()
+        assert "pydicom's constructor" in message
+        assert "Yamada" not in message and "Doe" not in message  # no sample value, no PHI
+    assert constructors.person_name is constructors._person_name_by_pydicom
+    assert constructors.empty_person_name is constructors._empty_person_name_by_pydicom
+    assert constructors.uid is constructors._uid_shortcut  # the others still pass
+    assert constructors.person_name("Doe^Jane", config.WARN).added_by_a_new_pydicom
+
+
+def test_passing_self_checks_log_nothing(
+    caplog: pytest.LogCaptureFixture, reload_constructors: Callable[[], None]
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger=constructors.__name__):
+        reload_constructors()
+    assert [r for r in caplog.records if r.name == constructors.__name__] == []
+    assert constructors.person_name is constructors._person_name_shortcut
 
 
 @contextmanager

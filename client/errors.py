@@ -73,8 +73,8 @@ def translate(error: grpc.RpcError) -> CacheError:
     """The CacheError that a failed call stands for."""
     code = error.code() if isinstance(error, grpc.Call) else None
     details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
-    if code in _UNAVAILABLE:
-        return CacheUnavailable(f"cache unavailable ({code.name}): {details}", code)  # type: ignore[union-attr]
+    if code is not None and code in _UNAVAILABLE:
+        return CacheUnavailable(f"cache unavailable ({code.name}): {details}", code)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return CacheRejected(f"cache rejected the request: {details}", _violations(error))
     name = code.name if code is not None else "no status"

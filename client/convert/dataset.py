@@ -137,7 +137,7 @@ def to_pydicom(
                 if decimal:
                     value = decimal
             if value is not _NO:
-                attributes = template.copy()  # type: ignore[union-attr]
+                attributes = template.copy()  # type: ignore[union-attr]  # not None: kinds is {} then
                 attributes["tag"] = base
                 attributes["VR"] = vr
                 attributes["validation_mode"] = mode

@@ -8,20 +8,26 @@ Ours is what ``CacheClient.lookup_query`` does with a parsed hit:
 and are checked equal before timing. No server, no Orthanc: the RPC and the HTTP
 request are left out on purpose, to see the conversion alone.
 
-    python -m benchmarks.conversion [--repeat N]
+    python -m benchmarks.conversion [--repeat N] [--pause-rounds N] [--pause-calls N]
 
 Prints microseconds per instance, side by side: median and mean of ``--repeat``
 rounds, the two routes' rounds interleaved (the machine is shared and noisy).
 The garbage collector stays on and each route's last few answers are kept
 alive, as in an application: collections are a large part of the cost of
 building thousands of objects that all survive, so timing without them (as
-``timeit`` does) would flatter both routes. The dataset row calls
-``to_pydicom`` directly, without the collector pause of ``studies_from_proto``.
+``timeit`` does) would flatter both routes. Both rows time the default,
+without the collector pause.
+
+Then the hit with and without ``pause_gc`` (``collector``), in milliseconds per
+study. Each mode runs in a fresh process, the modes alternating over
+``--pause-rounds`` rounds: in one process the collections that one mode's
+objects trigger would land in the other mode's time.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
 from collections import deque
@@ -35,7 +41,7 @@ from pydicom.dataset import Dataset
 from benchmarks.corpus import STANDARD, instance_dataset
 from dicomcache.client.convert.dataset import to_pydicom
 from dicomcache.client.convert.objects import studies_from_proto, study_to_proto
-from dicomcache.v1 import cache_service_pb2
+from dicomcache.v1 import cache_service_pb2, objects_pb2
 
 INSTANCES = STANDARD.per_study
 HELD = 5  # answers each route keeps alive, as an application holds its recent results
@@ -77,6 +83,61 @@ def _times_us(
     return [(statistics.median(t) * 1e6, statistics.fmean(t) * 1e6) for t in samples]
 
 
+def _hit(reference: list[Study]) -> tuple[bytes, cache_service_pb2.LookupQueryResponse]:
+    """The serialized hit for the reference answer, and the hit parsed again."""
+    response = cache_service_pb2.LookupQueryResponse(
+        hit=True, studies=[study_to_proto(s) for s in reference]
+    )
+    wire = response.SerializeToString()
+    return wire, cache_service_pb2.LookupQueryResponse.FromString(wire)
+
+
+def _hit_times_ms(pause_gc: bool, calls: int) -> list[float]:
+    """In a fresh process: the times of ``calls`` hits, GC on, the last HELD answers held."""
+    _, parsed = _hit(_parse_answer(_answer()))
+    studies: list[objects_pb2.Study] = list(parsed.studies)
+    held: deque[object] = deque(maxlen=HELD)
+    for _ in range(HELD + 5):  # warm up, and hold answers as in the timed calls
+        held.append(studies_from_proto(studies, pause_gc=pause_gc))
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        held.append(studies_from_proto(studies, pause_gc=pause_gc))
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def _pause_times_ms(rounds: int, calls: int) -> dict[bool, list[float]]:
+    """Hit times without and with the pause, each round a fresh process per mode."""
+    context = multiprocessing.get_context("spawn")
+    samples: dict[bool, list[float]] = {False: [], True: []}
+    for round_ in range(rounds):
+        for pause_gc in (False, True) if round_ % 2 == 0 else (True, False):
+            with context.Pool(1) as pool:
+                samples[pause_gc].extend(pool.apply(_hit_times_ms, (pause_gc, calls)))
+    return samples
+
+
+def _print_pause(samples: dict[bool, list[float]], rounds: int, calls: int) -> None:
+    print(
+        f"\nthe hit, per study, with and without pause_gc: {rounds} rounds of a fresh process"
+        f" per mode, {calls} hits each, garbage collector on, last {HELD} answers held"
+    )
+    print(f"{'ms per study':28} {'median':>8} {'mean':>8} {'p95':>8} {'max':>8}")
+    for pause_gc, times in samples.items():
+        ordered = sorted(times)
+        p95 = ordered[int(0.95 * (len(ordered) - 1))]
+        print(
+            f"{f'pause_gc={pause_gc}':28} {statistics.median(times):8.2f}"
+            f" {statistics.fmean(times):8.2f} {p95:8.2f} {ordered[-1]:8.2f}"
+        )
+    saved = [
+        100 * (1 - measure(samples[True]) / measure(samples[False]))
+        for measure in (statistics.median, statistics.fmean)
+    ]
+    print(f"the pause saves {saved[0]:.0f}% of the median, {saved[1]:.0f}% of the mean")
+
+
 def _summary(studies: list[Study]) -> list[Any]:
     return [
         (s.uid, [(x.uid, [(i.uid, i.data.to_json_dict()) for i in x.instances]) for x in s.series])
@@ -88,17 +149,18 @@ def main(argv: list[str] | None = None) -> None:
     """Time both routes on the same study and print them side by side."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=15, help="timed rounds per figure")
+    parser.add_argument(
+        "--pause-rounds", type=int, default=6, help="rounds of processes for pause_gc (0: none)"
+    )
+    parser.add_argument("--pause-calls", type=int, default=100, help="hits per such process")
     args = parser.parse_args(argv)
 
     answer = _answer()
     reference = _parse_answer(answer)
-    response = cache_service_pb2.LookupQueryResponse(
-        hit=True, studies=[study_to_proto(s) for s in reference]
-    )
-    wire = response.SerializeToString()
-    parsed = cache_service_pb2.LookupQueryResponse.FromString(wire)
-    if _summary(studies_from_proto(parsed.studies)) != _summary(reference):
-        raise SystemExit("conversion does not give what dicomtrolley gives: not timing it")
+    wire, parsed = _hit(reference)
+    for pause_gc in (False, True):
+        if _summary(studies_from_proto(parsed.studies, pause_gc=pause_gc)) != _summary(reference):
+            raise SystemExit("conversion does not give what dicomtrolley gives: not timing it")
 
     attributes = [
         instance.attributes for series in parsed.studies[0].series for instance in series.instances
@@ -139,6 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"per study, tree included (medians): from_json {theirs_ms:.2f} ms, ", end="")
     print(f"dicomcache {ours_ms:.2f} ms")
     print(f"(parsing the {len(wire)}-byte response itself: {parse_us:.0f} us, not counted above)")
+    if args.pause_rounds:
+        samples = _pause_times_ms(args.pause_rounds, args.pause_calls)
+        _print_pause(samples, args.pause_rounds, args.pause_calls)
 
 
 if __name__ == "__main__":

@@ -115,17 +115,26 @@ class CacheClient:
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
-    def lookup_query(self, namespace: str, query: Query | query_pb2.Query) -> list[Study] | None:
+    def lookup_query(
+        self, namespace: str, query: Query | query_pb2.Query, *, pause_gc: bool = False
+    ) -> list[Study] | None:
         """The cached answer to a query, or None on a miss.
+
+        Args:
+            namespace: the upstream archive's namespace.
+            query: a dicomtrolley Query, or one already converted.
+            pause_gc: pause the garbage collector while the hit's objects are
+                built (see ``convert.collector``).
 
         Raises:
             CacheError: the call failed.
+            QueryConversionError: the query cannot be carried by the contract.
         """
         message = query if isinstance(query, query_pb2.Query) else query_to_proto(query)
         response = self._call(
             "LookupQuery", pb.LookupQueryRequest(namespace=namespace, query=message)
         )
-        return studies_from_proto(response.studies) if response.hit else None
+        return studies_from_proto(response.studies, pause_gc=pause_gc) if response.hit else None
 
     def store_query(
         self,
@@ -146,13 +155,18 @@ class CacheClient:
             ),
         )
 
-    def lookup_study(self, namespace: str, study_uid: str, level: QueryLevels) -> Study | None:
-        """The study complete down to ``level``, or None on a miss."""
+    def lookup_study(
+        self, namespace: str, study_uid: str, level: QueryLevels, *, pause_gc: bool = False
+    ) -> Study | None:
+        """The study complete down to ``level``, or None on a miss.
+
+        ``pause_gc`` as for ``lookup_query``.
+        """
         request = pb.LookupStudyRequest(
             namespace=namespace, study_uid=study_uid, query_level=LEVELS[QueryLevels(level)]
         )
         response = self._call("LookupStudy", request)
-        return study_from_proto(response.study) if response.hit else None
+        return study_from_proto(response.study, pause_gc=pause_gc) if response.hit else None
 
     def store_study(self, namespace: str, study: Study, level: QueryLevels, ttl: int = 0) -> None:
         """Store a study-by-id answer, complete down to ``level``."""

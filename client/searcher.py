@@ -47,6 +47,9 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         ttl: seconds to keep answers (0: the server's TTL).
         client: a CacheClient to use instead of one built from target and timeout.
         clock: the breaker's monotonic clock.
+        pause_gc: pause the garbage collector while a hit's objects are built,
+            once per lookup (see ``convert.collector``). Off by default: the
+            collector is process-wide.
 
     Raises:
         ValueError: the namespace breaks the contract's rule, or none was given
@@ -65,6 +68,7 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         ttl: int = 0,
         client: CacheClient | None = None,
         clock: Callable[[], float] | None = None,
+        pause_gc: bool = False,
     ) -> None:
         self.upstream = upstream
         self.namespace = namespace or derive_namespace(upstream)
@@ -72,6 +76,7 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             raise ValueError(f"namespace {self.namespace!r} {NAMESPACE_RULE}")
         self.client = client if client is not None else CacheClient(target, timeout=timeout)
         self.ttl = ttl
+        self.pause_gc = pause_gc
         breaker_options = {"clock": clock} if clock is not None else {}
         self.breaker = Breaker(
             threshold=failure_threshold,
@@ -91,7 +96,9 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             log.debug("query cannot be carried to the cache; asking the upstream")
             answer: Sequence[Study] = self.upstream.find_studies(query)
             return answer
-        cached = self._try(lambda: self.client.lookup_query(self.namespace, message))
+        cached = self._try(
+            lambda: self.client.lookup_query(self.namespace, message, pause_gc=self.pause_gc)
+        )
         if cached is not None:
             return cached
         studies: Sequence[Study] = self.upstream.find_studies(query)
@@ -102,7 +109,11 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         self, study_uid: str, query_level: QueryLevels = QueryLevels.STUDY
     ) -> Study:
         """The study complete down to ``query_level``, from the cache when it is known complete."""
-        cached = self._try(lambda: self.client.lookup_study(self.namespace, study_uid, query_level))
+        cached = self._try(
+            lambda: self.client.lookup_study(
+                self.namespace, study_uid, query_level, pause_gc=self.pause_gc
+            )
+        )
         if cached is not None:
             return cached
         study: Study = self.upstream.find_study_by_id(study_uid, query_level=query_level)

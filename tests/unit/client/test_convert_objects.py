@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -11,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 
+from dicomcache.client.convert import collector
 from dicomcache.client.convert.objects import (
     instance_from_proto,
     rooted_tree_to_proto,
@@ -20,6 +24,7 @@ from dicomcache.client.convert.objects import (
     study_to_proto,
 )
 from dicomcache.v1 import objects_pb2
+from tests.support.messages import make_study
 from tests.support.strategies import dicom_json_datasets
 from tests.support.trees import tree_summary
 
@@ -121,3 +126,43 @@ def test_types_are_dicomtrolleys() -> None:
     assert type(back) is Study
     assert type(back.series[0]) is Series
     assert type(back.series[0].instances[0]) is Instance
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Counts collector pauses: one entry per pause, whether the collector was on inside."""
+    entered: list[bool] = []
+    real = collector.paused
+
+    @contextmanager
+    def counted() -> Iterator[None]:
+        with real():
+            entered.append(gc.isenabled())
+            yield
+
+    monkeypatch.setattr(collector, "paused", counted)
+    return entered
+
+
+def test_the_collector_is_paused_only_when_asked(pauses: list[bool]) -> None:
+    messages = [make_study(n, 2, 3) for n in (1, 2, 3)]
+    plain = studies_from_proto(messages)
+    assert pauses == []
+    assert study_from_proto(messages[0]).uid == messages[0].uid
+    assert pauses == []
+    paused = studies_from_proto(messages, pause_gc=True)
+    assert [tree_summary(s) for s in paused] == [tree_summary(s) for s in plain]
+
+
+def test_a_paused_answer_pauses_once_not_once_per_study(pauses: list[bool]) -> None:
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        studies_from_proto([make_study(n, 2, 3) for n in (1, 2, 3)], pause_gc=True)
+        assert pauses == [False]  # once for the three studies, the collector off inside
+        study_from_proto(make_study(4, 1, 1), pause_gc=True)
+        assert pauses == [False, False]
+        assert gc.isenabled()
+    finally:
+        if not was:
+            gc.disable()

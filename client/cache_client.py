@@ -130,11 +130,23 @@ class CacheClient:
             CacheError: the call failed.
             QueryConversionError: the query cannot be carried by the contract.
         """
+        return self.lookup_query_leased(namespace, query, pause_gc=pause_gc)[0]
+
+    def lookup_query_leased(
+        self, namespace: str, query: Query | query_pb2.Query, *, pause_gc: bool = False
+    ) -> tuple[list[Study] | None, int]:
+        """As ``lookup_query``, with the lease of a miss (0 on a hit) for ``store_query``.
+
+        A store under the lease is refused if the namespace, or a study the answer
+        holds, is invalidated after the miss: the answer fetched meanwhile may be old.
+        """
         message = query if isinstance(query, query_pb2.Query) else query_to_proto(query)
         response = self._call(
             "LookupQuery", pb.LookupQueryRequest(namespace=namespace, query=message)
         )
-        return studies_from_proto(response.studies, pause_gc=pause_gc) if response.hit else None
+        if not response.hit:
+            return None, int(response.lease)
+        return studies_from_proto(response.studies, pause_gc=pause_gc), 0
 
     def store_query(
         self,
@@ -142,18 +154,24 @@ class CacheClient:
         query: Query | query_pb2.Query,
         studies: Sequence[Study],
         ttl: int = 0,
-    ) -> None:
-        """Store an upstream's answer to a query (ttl in seconds, 0 for the server's)."""
+        lease: int = 0,
+    ) -> bool:
+        """Store an upstream's answer to a query (ttl in seconds, 0 for the server's).
+
+        Returns False when the server refused the store: its lease was revoked.
+        """
         message = query if isinstance(query, query_pb2.Query) else query_to_proto(query)
-        self._call(
+        response = self._call(
             "StoreQuery",
             pb.StoreQueryRequest(
                 namespace=namespace,
                 query=message,
                 studies=[study_to_proto(s) for s in studies],
                 ttl_seconds=ttl,
+                lease=lease,
             ),
         )
+        return bool(response.stored)
 
     def lookup_study(
         self, namespace: str, study_uid: str, level: QueryLevels, *, pause_gc: bool = False
@@ -162,21 +180,32 @@ class CacheClient:
 
         ``pause_gc`` as for ``lookup_query``.
         """
+        return self.lookup_study_leased(namespace, study_uid, level, pause_gc=pause_gc)[0]
+
+    def lookup_study_leased(
+        self, namespace: str, study_uid: str, level: QueryLevels, *, pause_gc: bool = False
+    ) -> tuple[Study | None, int]:
+        """As ``lookup_study``, with the lease of a miss (0 on a hit) for ``store_study``."""
         request = pb.LookupStudyRequest(
             namespace=namespace, study_uid=study_uid, query_level=LEVELS[QueryLevels(level)]
         )
         response = self._call("LookupStudy", request)
-        return study_from_proto(response.study, pause_gc=pause_gc) if response.hit else None
+        if not response.hit:
+            return None, int(response.lease)
+        return study_from_proto(response.study, pause_gc=pause_gc), 0
 
-    def store_study(self, namespace: str, study: Study, level: QueryLevels, ttl: int = 0) -> None:
-        """Store a study-by-id answer, complete down to ``level``."""
+    def store_study(
+        self, namespace: str, study: Study, level: QueryLevels, ttl: int = 0, lease: int = 0
+    ) -> bool:
+        """Store a study-by-id answer, complete down to ``level``; False when refused."""
         request = pb.StoreStudyRequest(
             namespace=namespace,
             study=study_to_proto(study),
             query_level=LEVELS[QueryLevels(level)],
             ttl_seconds=ttl,
+            lease=lease,
         )
-        self._call("StoreStudy", request)
+        return bool(self._call("StoreStudy", request).stored)
 
     def add_objects(self, namespace: str, objects: Sequence[DICOMObject], ttl: int = 0) -> int:
         """Add objects with their descendants; returns how many objects the server wrote."""

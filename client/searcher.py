@@ -1,13 +1,14 @@
 """CachedSearcher: a dicomtrolley Searcher that answers from dicomcache first.
 
 On a hit it returns dicomtrolley objects equal to what the upstream returned when
-the answer was stored; on a miss it asks the upstream, stores the answer and
-returns it. The cache can only make calls faster, never fail them: any cache
-fault falls back to the upstream, and after repeated faults the cache is skipped
-for a back-off period (see ``breaker``). So does a conversion failure (a
-``ConversionError``): a query that the contract cannot carry goes to the upstream
-without a cache call; one in a call's conversion counts as a cache fault.
-Upstream errors pass through unchanged and are never cached.
+the answer was stored; on a miss it asks the upstream, stores the answer under the
+miss's lease (refused if an invalidation came meanwhile) and returns it. The cache
+can only make calls faster, never fail them: any cache fault falls back to the
+upstream, and after repeated faults the cache is skipped for a back-off period (see
+``breaker``). So does a conversion failure (a ``ConversionError``): a query that the
+contract cannot carry goes to the upstream without a cache call; one in a call's
+conversion counts as a cache fault. Upstream errors pass through unchanged and are
+never cached.
 """
 
 from __future__ import annotations
@@ -96,28 +97,34 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             log.debug("query cannot be carried to the cache; asking the upstream")
             answer: Sequence[Study] = self.upstream.find_studies(query)
             return answer
-        cached = self._try(
-            lambda: self.client.lookup_query(self.namespace, message, pause_gc=self.pause_gc)
-        )
+        cached, lease = self._try(
+            lambda: self.client.lookup_query_leased(self.namespace, message, pause_gc=self.pause_gc)
+        ) or (None, 0)
         if cached is not None:
             return cached
         studies: Sequence[Study] = self.upstream.find_studies(query)
-        self._try(lambda: self.client.store_query(self.namespace, message, studies, self.ttl))
+        if lease:  # no lease, no store: it could not be ordered against invalidations
+            self._try(
+                lambda: self.client.store_query(self.namespace, message, studies, self.ttl, lease)
+            )
         return studies
 
     def find_study_by_id(
         self, study_uid: str, query_level: QueryLevels = QueryLevels.STUDY
     ) -> Study:
         """The study complete down to ``query_level``, from the cache when it is known complete."""
-        cached = self._try(
-            lambda: self.client.lookup_study(
+        cached, lease = self._try(
+            lambda: self.client.lookup_study_leased(
                 self.namespace, study_uid, query_level, pause_gc=self.pause_gc
             )
-        )
+        ) or (None, 0)
         if cached is not None:
             return cached
         study: Study = self.upstream.find_study_by_id(study_uid, query_level=query_level)
-        self._try(lambda: self.client.store_study(self.namespace, study, query_level, self.ttl))
+        if lease:
+            self._try(
+                lambda: self.client.store_study(self.namespace, study, query_level, self.ttl, lease)
+            )
         return study
 
     def _try(self, call: Callable[[], T]) -> T | None:

@@ -32,7 +32,12 @@ _HIT_PAYLOAD = b"\x12"  # LookupQueryResponse.studies = 2, LookupStudyResponse.s
 _RESULT_FIELDS = {StudyData: b"\x12", SeriesData: b"\x1a", InstanceData: b"\x22"}
 _RESULTS = b"\x0a"  # GetObjectsResponse.results = 1
 
-MISS = b""  # every field at its default: hit = false
+_LEASE = b"\x18"  # Lookup*Response.lease = 3 (varint)
+
+
+def miss(lease: int) -> bytes:
+    """An encoded ``Lookup*Response`` miss (hit = false) carrying a lease."""
+    return _LEASE + _varint(lease) if lease else b""
 
 
 def _varint(n: int) -> bytes:

@@ -42,7 +42,9 @@ class CacheService:
         check.query(request.query)
         check.done()
         studies = self.backend.lookup_query(request.namespace, query_key(request.query))
-        return encode.MISS if studies is None else encode.query_hit(studies)
+        if studies is None:
+            return encode.miss(self.backend.lease(request.namespace))
+        return encode.query_hit(studies)
 
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
         """StoreQuery: the answer's objects, then the answer."""
@@ -53,8 +55,10 @@ class CacheService:
         check.done()
         studies = [study_from_proto(s) for s in request.studies]
         key = query_key(request.query)
-        self.backend.store_query(request.namespace, key, studies, self._ttl(request.ttl_seconds))
-        return pb.StoreQueryResponse()
+        stored = self.backend.store_query(
+            request.namespace, key, studies, self._ttl(request.ttl_seconds), request.lease
+        )
+        return pb.StoreQueryResponse(stored=stored)
 
     def lookup_study(self, request: pb.LookupStudyRequest) -> bytes:
         """LookupStudy: the study complete to the level, or a miss."""
@@ -64,7 +68,9 @@ class CacheService:
         level = check.level(request.query_level, "query_level")
         check.done()
         study = self.backend.lookup_study(request.namespace, request.study_uid, level)
-        return encode.MISS if study is None else encode.study_hit(study)
+        if study is None:
+            return encode.miss(self.backend.lease(request.namespace))
+        return encode.study_hit(study)
 
     def store_study(self, request: pb.StoreStudyRequest) -> pb.StoreStudyResponse:
         """StoreStudy: a study-by-id answer, complete to its level."""
@@ -75,13 +81,14 @@ class CacheService:
         check.studies([request.study], "study")
         level = check.level(request.query_level, "query_level")
         check.done()
-        self.backend.store_study(
+        stored = self.backend.store_study(
             request.namespace,
             study_from_proto(request.study),
             level,
             self._ttl(request.ttl_seconds),
+            request.lease,
         )
-        return pb.StoreStudyResponse()
+        return pb.StoreStudyResponse(stored=stored)
 
     def add_objects(self, request: pb.AddObjectsRequest) -> pb.AddObjectsResponse:
         """AddObjects: objects and their descendants, without a query."""

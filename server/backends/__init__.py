@@ -16,6 +16,9 @@ checks them against every backend with the same suite:
   only while every object of the listing is cached; the answer is trimmed to the
   requested depth.
 * Writing a study or series never drops its cached descendants or listings.
+* Invalidation wins over every store that began before it: a miss hands out a
+  lease, and a store under a lease that an invalidation of the namespace or of a
+  study it holds came after is refused (memcache's leases).
 * Invalidation drops an object, its descendants, and (checked on read) whatever
   answers contain them. Invalidating an object that is not cached (it is new in
   the archive) drops its study, so that the study's listings and every answer
@@ -30,6 +33,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from dicomcache.server.model import Address, CachedObject, Level, Stats, StudyData
+
+# How long a lease is honoured at least: a miss of a large study may take tens of
+# seconds to fetch. An older lease may be refused.
+LEASE_SECONDS = 300.0
 
 
 class Backend(Protocol):
@@ -46,14 +53,28 @@ class Backend(Protocol):
         """
         ...
 
+    def lease(self, namespace: str) -> int:
+        """A lease for a miss: a store under it is refused if an invalidation of the
+        namespace, or of a study the store holds, comes after it (never 0)."""
+        ...
+
     def store_query(
-        self, namespace: str, key: bytes, studies: Sequence[StudyData], ttl: float | None
-    ) -> None:
+        self,
+        namespace: str,
+        key: bytes,
+        studies: Sequence[StudyData],
+        ttl: float | None,
+        lease: int = 0,
+    ) -> bool:
         """Store the objects of an answer, then the answer as the set of their addresses.
 
         Args:
             ttl: seconds to keep, None for the default; an empty answer is kept for
                 at most the negative TTL.
+            lease: from ``lease`` at the miss; 0 for none (the store is not ordered
+                against invalidations).
+        Returns:
+            False when the lease was revoked or is too old to tell: nothing was written.
         """
         ...
 
@@ -62,9 +83,12 @@ class Backend(Protocol):
         ...
 
     def store_study(
-        self, namespace: str, study: StudyData, level: Level, ttl: float | None
-    ) -> None:
-        """Store a study-by-id answer whose content is complete down to ``level``."""
+        self, namespace: str, study: StudyData, level: Level, ttl: float | None, lease: int = 0
+    ) -> bool:
+        """Store a study-by-id answer whose content is complete down to ``level``.
+
+        Returns False, writing nothing, when ``lease`` was revoked (as ``store_query``).
+        """
         ...
 
     def add_objects(self, namespace: str, studies: Sequence[StudyData], ttl: float | None) -> int:

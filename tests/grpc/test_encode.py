@@ -29,7 +29,14 @@ def test_study_hit_and_miss():
     assert pb.LookupStudyResponse.FromString(wire.study_hit(study_from_proto(study))) == (
         pb.LookupStudyResponse(hit=True, study=study)
     )
-    assert pb.LookupStudyResponse.FromString(wire.MISS) == pb.LookupStudyResponse(hit=False)
+    assert pb.LookupStudyResponse.FromString(wire.miss(0)) == pb.LookupStudyResponse(hit=False)
+    for lease in (1, 300, 2**63 + 5):
+        assert pb.LookupStudyResponse.FromString(wire.miss(lease)) == pb.LookupStudyResponse(
+            hit=False, lease=lease
+        )
+        assert pb.LookupQueryResponse.FromString(wire.miss(lease)) == pb.LookupQueryResponse(
+            hit=False, lease=lease
+        )
 
 
 def test_objects_result_for_every_kind_and_a_miss():

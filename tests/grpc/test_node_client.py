@@ -41,7 +41,7 @@ def python_query() -> query_pb2.Query:
 
 
 def test_node_stores_and_python_hits_the_same_entry(running):
-    assert node("store", running.target) == {}
+    assert node("store", running.target) == {"stored": True}
     response = running.stub.LookupQuery(
         pb.LookupQueryRequest(namespace="node-test", query=python_query())
     )
@@ -55,7 +55,9 @@ def test_node_stores_and_python_hits_the_same_entry(running):
 
 
 def test_node_lookup_before_store_is_a_miss_and_after_a_hit(running):
-    assert node("lookup", running.target) == {}  # hit=false and nothing else: all defaults
+    miss = node("lookup", running.target)
+    assert set(miss) == {"lease"}  # hit=false (a default, so not shown) and a lease
+    assert int(miss["lease"]) > 0  # uint64 as a JSON string
     node("store", running.target)
     response = node("lookup", running.target)
     assert response["hit"] is True

@@ -6,10 +6,17 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from dicomtrolley.core import Query, QueryLevels, Searcher, Study
+from dicomtrolley.core import (
+    InstanceReference,
+    Query,
+    QueryLevels,
+    Searcher,
+    Study,
+    StudyReference,
+)
 from dicomtrolley.exceptions import DICOMTrolleyError
 
-from dicomcache.client import CachedSearcher
+from dicomcache.client import CacheClient, CachedSearcher
 from dicomcache.client.breaker import State
 from dicomcache.client.convert.objects import study_from_proto
 from dicomcache.server.app import CacheServer
@@ -171,3 +178,47 @@ def test_one_searcher_shared_by_many_threads(searcher):
         t.join()
     assert not errors
     assert searcher.upstream.calls <= 2 + 16  # 2 from expected, then at most a few racing misses
+
+
+class ChangingArchive(FakeArchive):
+    """An archive that changes while a miss fetches from it: someone invalidates meanwhile."""
+
+    def __init__(self, studies: Sequence[Study], target: str, reference: object) -> None:
+        super().__init__(studies)
+        self.cache = CacheClient(target, timeout=5)
+        self.reference = reference
+        self.changes = 1
+
+    def find_studies(self, query: Query) -> Sequence[Study]:
+        answer = super().find_studies(query)  # the answer as it was...
+        if self.changes:
+            self.changes -= 1
+            self.cache.invalidate("pacs-a", self.reference)  # ...then the change is announced
+        return answer
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        StudyReference(study_uid=make_study(1).uid),
+        InstanceReference(study_uid=make_study(1).uid, series_uid="9.9", instance_uid="9.9.1"),
+        None,
+    ],
+    ids=["the study", "a new instance", "the namespace"],
+)
+@pytest.mark.parametrize("how", ["find_studies", "find_study_by_id"])
+def test_an_invalidation_during_a_miss_wins_over_its_store(running, reference, how):
+    upstream = ChangingArchive([study_from_proto(make_study(1, 2, 3))], running.target, reference)
+    searcher = CachedSearcher(upstream, target=running.target, namespace="pacs-a", timeout=5)
+    uid = make_study(1).uid
+
+    def ask() -> object:
+        if how == "find_studies":
+            return searcher.find_studies(Query(StudyInstanceUID=uid))
+        return searcher.find_study_by_id(uid, QueryLevels.INSTANCE)
+
+    ask()  # a miss; the archive changes while it fetches; its store is refused
+    ask()  # so this is a miss too, and stores
+    ask()  # a hit
+    assert upstream.calls == 2
+    upstream.cache.close()

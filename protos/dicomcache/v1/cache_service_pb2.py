@@ -26,7 +26,7 @@ from dicomcache.v1 import objects_pb2 as dicomcache_dot_v1_dot_objects__pb2
 from dicomcache.v1 import query_pb2 as dicomcache_dot_v1_dot_query__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!dicomcache/v1/cache_service.proto\x12\rdicomcache.v1\x1a\x1b\x64icomcache/v1/objects.proto\x1a\x19\x64icomcache/v1/query.proto\"L\n\x12LookupQueryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05query\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Query\"I\n\x13LookupQueryResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12%\n\x07studies\x18\x02 \x03(\x0b\x32\x14.dicomcache.v1.Study\"\x87\x01\n\x11StoreQueryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05query\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Query\x12%\n\x07studies\x18\x03 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"\x14\n\x12StoreQueryResponse\"j\n\x12LookupStudyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tstudy_uid\x18\x02 \x01(\t\x12.\n\x0bquery_level\x18\x03 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\"G\n\x13LookupStudyResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12#\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Study\"\x90\x01\n\x11StoreStudyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Study\x12.\n\x0bquery_level\x18\x03 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"\x14\n\x12StoreStudyResponse\"b\n\x11\x41\x64\x64ObjectsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12%\n\x07studies\x18\x02 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\r\"-\n\x12\x41\x64\x64ObjectsResponse\x12\x17\n\x0fobjects_written\x18\x01 \x01(\x04\"Z\n\x11GetObjectsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x32\n\nreferences\x18\x02 \x03(\x0b\x32\x1e.dicomcache.v1.ObjectReference\"\xa8\x01\n\x10GetObjectsResult\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12%\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.StudyH\x00\x12\'\n\x06series\x18\x03 \x01(\x0b\x32\x15.dicomcache.v1.SeriesH\x00\x12+\n\x08instance\x18\x04 \x01(\x0b\x32\x17.dicomcache.v1.InstanceH\x00\x42\x08\n\x06object\"F\n\x12GetObjectsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.dicomcache.v1.GetObjectsResult\"Y\n\x11InvalidateRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x31\n\treference\x18\x02 \x01(\x0b\x32\x1e.dicomcache.v1.ObjectReference\"-\n\x12InvalidateResponse\x12\x17\n\x0fobjects_removed\x18\x01 \x01(\x04\"$\n\x0fGetStatsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"\xbd\x01\n\x0eNamespaceStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x07studies\x18\x02 \x01(\x04\x12\x0e\n\x06series\x18\x03 \x01(\x04\x12\x11\n\tinstances\x18\x04 \x01(\x04\x12\x0f\n\x07queries\x18\x05 \x01(\x04\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\x12\x0c\n\x04hits\x18\x07 \x01(\x04\x12\x0e\n\x06misses\x18\x08 \x01(\x04\x12\x11\n\tevictions\x18\t \x01(\x04\x12\x13\n\x0b\x65xpirations\x18\n \x01(\x04\"m\n\x10GetStatsResponse\x12\x31\n\nnamespaces\x18\x01 \x03(\x0b\x32\x1d.dicomcache.v1.NamespaceStats\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\x32\xa6\x05\n\x0c\x43\x61\x63heService\x12T\n\x0bLookupQuery\x12!.dicomcache.v1.LookupQueryRequest\x1a\".dicomcache.v1.LookupQueryResponse\x12Q\n\nStoreQuery\x12 .dicomcache.v1.StoreQueryRequest\x1a!.dicomcache.v1.StoreQueryResponse\x12T\n\x0bLookupStudy\x12!.dicomcache.v1.LookupStudyRequest\x1a\".dicomcache.v1.LookupStudyResponse\x12Q\n\nStoreStudy\x12 .dicomcache.v1.StoreStudyRequest\x1a!.dicomcache.v1.StoreStudyResponse\x12Q\n\nAddObjects\x12 .dicomcache.v1.AddObjectsRequest\x1a!.dicomcache.v1.AddObjectsResponse\x12Q\n\nGetObjects\x12 .dicomcache.v1.GetObjectsRequest\x1a!.dicomcache.v1.GetObjectsResponse\x12Q\n\nInvalidate\x12 .dicomcache.v1.InvalidateRequest\x1a!.dicomcache.v1.InvalidateResponse\x12K\n\x08GetStats\x12\x1e.dicomcache.v1.GetStatsRequest\x1a\x1f.dicomcache.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!dicomcache/v1/cache_service.proto\x12\rdicomcache.v1\x1a\x1b\x64icomcache/v1/objects.proto\x1a\x19\x64icomcache/v1/query.proto\"L\n\x12LookupQueryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05query\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Query\"X\n\x13LookupQueryResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12%\n\x07studies\x18\x02 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\r\n\x05lease\x18\x03 \x01(\x04\"\x96\x01\n\x11StoreQueryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05query\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Query\x12%\n\x07studies\x18\x03 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\x12\r\n\x05lease\x18\x05 \x01(\x04\"$\n\x12StoreQueryResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\"j\n\x12LookupStudyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tstudy_uid\x18\x02 \x01(\t\x12.\n\x0bquery_level\x18\x03 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\"V\n\x13LookupStudyResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12#\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Study\x12\r\n\x05lease\x18\x03 \x01(\x04\"\x9f\x01\n\x11StoreStudyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Study\x12.\n\x0bquery_level\x18\x03 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\x12\r\n\x05lease\x18\x05 \x01(\x04\"$\n\x12StoreStudyResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\"b\n\x11\x41\x64\x64ObjectsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12%\n\x07studies\x18\x02 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\r\"-\n\x12\x41\x64\x64ObjectsResponse\x12\x17\n\x0fobjects_written\x18\x01 \x01(\x04\"Z\n\x11GetObjectsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x32\n\nreferences\x18\x02 \x03(\x0b\x32\x1e.dicomcache.v1.ObjectReference\"\xa8\x01\n\x10GetObjectsResult\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12%\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.StudyH\x00\x12\'\n\x06series\x18\x03 \x01(\x0b\x32\x15.dicomcache.v1.SeriesH\x00\x12+\n\x08instance\x18\x04 \x01(\x0b\x32\x17.dicomcache.v1.InstanceH\x00\x42\x08\n\x06object\"F\n\x12GetObjectsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.dicomcache.v1.GetObjectsResult\"Y\n\x11InvalidateRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x31\n\treference\x18\x02 \x01(\x0b\x32\x1e.dicomcache.v1.ObjectReference\"-\n\x12InvalidateResponse\x12\x17\n\x0fobjects_removed\x18\x01 \x01(\x04\"$\n\x0fGetStatsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"\xbd\x01\n\x0eNamespaceStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x07studies\x18\x02 \x01(\x04\x12\x0e\n\x06series\x18\x03 \x01(\x04\x12\x11\n\tinstances\x18\x04 \x01(\x04\x12\x0f\n\x07queries\x18\x05 \x01(\x04\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\x12\x0c\n\x04hits\x18\x07 \x01(\x04\x12\x0e\n\x06misses\x18\x08 \x01(\x04\x12\x11\n\tevictions\x18\t \x01(\x04\x12\x13\n\x0b\x65xpirations\x18\n \x01(\x04\"m\n\x10GetStatsResponse\x12\x31\n\nnamespaces\x18\x01 \x03(\x0b\x32\x1d.dicomcache.v1.NamespaceStats\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\x32\xa6\x05\n\x0c\x43\x61\x63heService\x12T\n\x0bLookupQuery\x12!.dicomcache.v1.LookupQueryRequest\x1a\".dicomcache.v1.LookupQueryResponse\x12Q\n\nStoreQuery\x12 .dicomcache.v1.StoreQueryRequest\x1a!.dicomcache.v1.StoreQueryResponse\x12T\n\x0bLookupStudy\x12!.dicomcache.v1.LookupStudyRequest\x1a\".dicomcache.v1.LookupStudyResponse\x12Q\n\nStoreStudy\x12 .dicomcache.v1.StoreStudyRequest\x1a!.dicomcache.v1.StoreStudyResponse\x12Q\n\nAddObjects\x12 .dicomcache.v1.AddObjectsRequest\x1a!.dicomcache.v1.AddObjectsResponse\x12Q\n\nGetObjects\x12 .dicomcache.v1.GetObjectsRequest\x1a!.dicomcache.v1.GetObjectsResponse\x12Q\n\nInvalidate\x12 .dicomcache.v1.InvalidateRequest\x1a!.dicomcache.v1.InvalidateResponse\x12K\n\x08GetStats\x12\x1e.dicomcache.v1.GetStatsRequest\x1a\x1f.dicomcache.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,39 +36,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOOKUPQUERYREQUEST']._serialized_start=108
   _globals['_LOOKUPQUERYREQUEST']._serialized_end=184
   _globals['_LOOKUPQUERYRESPONSE']._serialized_start=186
-  _globals['_LOOKUPQUERYRESPONSE']._serialized_end=259
-  _globals['_STOREQUERYREQUEST']._serialized_start=262
-  _globals['_STOREQUERYREQUEST']._serialized_end=397
-  _globals['_STOREQUERYRESPONSE']._serialized_start=399
-  _globals['_STOREQUERYRESPONSE']._serialized_end=419
-  _globals['_LOOKUPSTUDYREQUEST']._serialized_start=421
-  _globals['_LOOKUPSTUDYREQUEST']._serialized_end=527
-  _globals['_LOOKUPSTUDYRESPONSE']._serialized_start=529
-  _globals['_LOOKUPSTUDYRESPONSE']._serialized_end=600
-  _globals['_STORESTUDYREQUEST']._serialized_start=603
-  _globals['_STORESTUDYREQUEST']._serialized_end=747
-  _globals['_STORESTUDYRESPONSE']._serialized_start=749
-  _globals['_STORESTUDYRESPONSE']._serialized_end=769
-  _globals['_ADDOBJECTSREQUEST']._serialized_start=771
-  _globals['_ADDOBJECTSREQUEST']._serialized_end=869
-  _globals['_ADDOBJECTSRESPONSE']._serialized_start=871
-  _globals['_ADDOBJECTSRESPONSE']._serialized_end=916
-  _globals['_GETOBJECTSREQUEST']._serialized_start=918
-  _globals['_GETOBJECTSREQUEST']._serialized_end=1008
-  _globals['_GETOBJECTSRESULT']._serialized_start=1011
-  _globals['_GETOBJECTSRESULT']._serialized_end=1179
-  _globals['_GETOBJECTSRESPONSE']._serialized_start=1181
-  _globals['_GETOBJECTSRESPONSE']._serialized_end=1251
-  _globals['_INVALIDATEREQUEST']._serialized_start=1253
-  _globals['_INVALIDATEREQUEST']._serialized_end=1342
-  _globals['_INVALIDATERESPONSE']._serialized_start=1344
-  _globals['_INVALIDATERESPONSE']._serialized_end=1389
-  _globals['_GETSTATSREQUEST']._serialized_start=1391
-  _globals['_GETSTATSREQUEST']._serialized_end=1427
-  _globals['_NAMESPACESTATS']._serialized_start=1430
-  _globals['_NAMESPACESTATS']._serialized_end=1619
-  _globals['_GETSTATSRESPONSE']._serialized_start=1621
-  _globals['_GETSTATSRESPONSE']._serialized_end=1730
-  _globals['_CACHESERVICE']._serialized_start=1733
-  _globals['_CACHESERVICE']._serialized_end=2411
+  _globals['_LOOKUPQUERYRESPONSE']._serialized_end=274
+  _globals['_STOREQUERYREQUEST']._serialized_start=277
+  _globals['_STOREQUERYREQUEST']._serialized_end=427
+  _globals['_STOREQUERYRESPONSE']._serialized_start=429
+  _globals['_STOREQUERYRESPONSE']._serialized_end=465
+  _globals['_LOOKUPSTUDYREQUEST']._serialized_start=467
+  _globals['_LOOKUPSTUDYREQUEST']._serialized_end=573
+  _globals['_LOOKUPSTUDYRESPONSE']._serialized_start=575
+  _globals['_LOOKUPSTUDYRESPONSE']._serialized_end=661
+  _globals['_STORESTUDYREQUEST']._serialized_start=664
+  _globals['_STORESTUDYREQUEST']._serialized_end=823
+  _globals['_STORESTUDYRESPONSE']._serialized_start=825
+  _globals['_STORESTUDYRESPONSE']._serialized_end=861
+  _globals['_ADDOBJECTSREQUEST']._serialized_start=863
+  _globals['_ADDOBJECTSREQUEST']._serialized_end=961
+  _globals['_ADDOBJECTSRESPONSE']._serialized_start=963
+  _globals['_ADDOBJECTSRESPONSE']._serialized_end=1008
+  _globals['_GETOBJECTSREQUEST']._serialized_start=1010
+  _globals['_GETOBJECTSREQUEST']._serialized_end=1100
+  _globals['_GETOBJECTSRESULT']._serialized_start=1103
+  _globals['_GETOBJECTSRESULT']._serialized_end=1271
+  _globals['_GETOBJECTSRESPONSE']._serialized_start=1273
+  _globals['_GETOBJECTSRESPONSE']._serialized_end=1343
+  _globals['_INVALIDATEREQUEST']._serialized_start=1345
+  _globals['_INVALIDATEREQUEST']._serialized_end=1434
+  _globals['_INVALIDATERESPONSE']._serialized_start=1436
+  _globals['_INVALIDATERESPONSE']._serialized_end=1481
+  _globals['_GETSTATSREQUEST']._serialized_start=1483
+  _globals['_GETSTATSREQUEST']._serialized_end=1519
+  _globals['_NAMESPACESTATS']._serialized_start=1522
+  _globals['_NAMESPACESTATS']._serialized_end=1711
+  _globals['_GETSTATSRESPONSE']._serialized_start=1713
+  _globals['_GETSTATSRESPONSE']._serialized_end=1822
+  _globals['_CACHESERVICE']._serialized_start=1825
+  _globals['_CACHESERVICE']._serialized_end=2503
 # @@protoc_insertion_point(module_scope)

@@ -17,28 +17,34 @@ class LookupQueryRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ...) -> None: ...
 
 class LookupQueryResponse(_message.Message):
-    __slots__ = ("hit", "studies")
+    __slots__ = ("hit", "studies", "lease")
     HIT_FIELD_NUMBER: _ClassVar[int]
     STUDIES_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     hit: bool
     studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
-    def __init__(self, hit: _Optional[bool] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ...) -> None: ...
+    lease: int
+    def __init__(self, hit: _Optional[bool] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class StoreQueryRequest(_message.Message):
-    __slots__ = ("namespace", "query", "studies", "ttl_seconds")
+    __slots__ = ("namespace", "query", "studies", "ttl_seconds", "lease")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     STUDIES_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     query: _query_pb2.Query
     studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
     ttl_seconds: int
-    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    lease: int
+    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class StoreQueryResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("stored",)
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    stored: bool
+    def __init__(self, stored: _Optional[bool] = ...) -> None: ...
 
 class LookupStudyRequest(_message.Message):
     __slots__ = ("namespace", "study_uid", "query_level")
@@ -51,28 +57,34 @@ class LookupStudyRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., study_uid: _Optional[str] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ...) -> None: ...
 
 class LookupStudyResponse(_message.Message):
-    __slots__ = ("hit", "study")
+    __slots__ = ("hit", "study", "lease")
     HIT_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     hit: bool
     study: _objects_pb2.Study
-    def __init__(self, hit: _Optional[bool] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ...) -> None: ...
+    lease: int
+    def __init__(self, hit: _Optional[bool] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class StoreStudyRequest(_message.Message):
-    __slots__ = ("namespace", "study", "query_level", "ttl_seconds")
+    __slots__ = ("namespace", "study", "query_level", "ttl_seconds", "lease")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
     QUERY_LEVEL_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     study: _objects_pb2.Study
     query_level: _query_pb2.QueryLevel
     ttl_seconds: int
-    def __init__(self, namespace: _Optional[str] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    lease: int
+    def __init__(self, namespace: _Optional[str] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class StoreStudyResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("stored",)
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    stored: bool
+    def __init__(self, stored: _Optional[bool] = ...) -> None: ...
 
 class AddObjectsRequest(_message.Message):
     __slots__ = ("namespace", "studies", "ttl_seconds")

@@ -25,6 +25,7 @@ from typing import TypeAlias, TypeVar
 
 from dicomcache.server.backends.memory.answer import Answer, trim
 from dicomcache.server.backends.memory.expiry import ExpiryQueue
+from dicomcache.server.backends.memory.leases import Leases
 from dicomcache.server.backends.memory.lru import Lru
 from dicomcache.server.backends.memory.namespace import Namespace
 from dicomcache.server.backends.memory.packing import (
@@ -99,6 +100,7 @@ class MemoryBackend:
         self._namespaces: dict[str, Namespace] = {}
         self._expiry: ExpiryQueue[Node | Answer] = ExpiryQueue()
         self._lru: Lru[Unit] = Lru()
+        self._leases = Leases()
         self._bytes = 0
 
     # -- queries -------------------------------------------------------------------------
@@ -122,13 +124,25 @@ class MemoryBackend:
             dictionaries = [ns.dictionary_of(s.uid) for s in studies]
         return unpack_studies(studies, dictionaries)
 
+    def lease(self, namespace: str) -> int:
+        """A lease for a miss: stores under it are refused after an invalidation."""
+        with self._lock:
+            return self._leases.issue(self._clock())
+
     def store_query(
-        self, namespace: str, key: bytes, studies: Sequence[StudyData], ttl: float | None
-    ) -> None:
+        self,
+        namespace: str,
+        key: bytes,
+        studies: Sequence[StudyData],
+        ttl: float | None,
+        lease: int = 0,
+    ) -> bool:
         """Write the answer's objects, then record it (an empty one for the negative TTL)."""
         packed = self._pack(namespace, studies)
         with self._lock:
             now = self._clock()
+            if not self._leases.allows(lease, namespace, (s.uid for s in studies), now):
+                return False
             ns = self._namespace(namespace)
             ttl = self._ttl(ttl)
             answer_ttl = ttl if studies else min(ttl, self.negative_ttl)
@@ -144,6 +158,7 @@ class MemoryBackend:
             self._touch_studies(namespace, studies)
             self._lru.touch((namespace, key))
             self._settle(now)
+            return True
 
     # -- studies by id -------------------------------------------------------------------
 
@@ -162,12 +177,14 @@ class MemoryBackend:
         return unpack_studies([study], [dictionary])[0]
 
     def store_study(
-        self, namespace: str, study: StudyData, level: Level, ttl: float | None
-    ) -> None:
+        self, namespace: str, study: StudyData, level: Level, ttl: float | None, lease: int = 0
+    ) -> bool:
         """Write the study's objects, then record its listing complete to ``level``."""
         ((packed, dictionary),) = self._pack(namespace, [study])
         with self._lock:
             now = self._clock()
+            if not self._leases.allows(lease, namespace, (study.uid,), now):
+                return False
             ns = self._namespace(namespace)
             ttl = self._ttl(ttl)
             expires_at = now + ttl
@@ -181,6 +198,7 @@ class MemoryBackend:
             self._expiry.push(ttl, expires_at, [listing])
             self._touch_studies(namespace, [study])
             self._settle(now)
+            return True
 
     # -- objects -------------------------------------------------------------------------
 
@@ -224,6 +242,7 @@ class MemoryBackend:
         """
         with self._lock:
             now = self._clock()
+            self._leases.revoke(namespace, address[0] if address else None, now)
             if address is None:
                 return self._drop_namespace(namespace, now)
             ns = self._namespaces.get(namespace)

@@ -46,6 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.exceptions import NoScriptError
 
+from dicomcache.server.backends import LEASE_SECONDS
 from dicomcache.server.backends.redis.errors import translated
 from dicomcache.server.backends.redis.names import (
     NAMESPACES,
@@ -227,43 +228,56 @@ class RedisBackend:
         ttl: float,
         depth: int = 0,
         query: tuple[bytes, float] | None = None,
-    ) -> int:
+        lease: int = 0,
+    ) -> int | None:
         """Write studies (one atomic script each), then the ledger and a query entry.
 
         The entry names each object with the token its write returned, so it goes in
-        a second call, after every object it lists is in place.
+        a second call, after every object it lists is in place. Returns how many
+        objects were written, or None when a study refused the lease (then no entry
+        is written).
         """
         ttl_ms = _ms(ttl)
         topology = self._topology
 
-        def work(client: Client) -> int:
+        def work(client: Client) -> int | None:
             pipe = topology.pipeline(client)
-            written: list[tuple[str, int]] = []
+            written: list[list[tuple[str, int]]] = []
             for study in studies:
                 items: list[str | bytes] = []
+                sizes: list[tuple[str, int]] = []
                 for address, value in _objects([study]):
                     member = member_of(address)
                     if value is None:
                         items += [member, "p", b""]
                     else:
                         items += [member, "o", value]
-                        written.append((line_of(address), len(value)))
+                        sizes.append((line_of(address), len(value)))
+                written.append(sizes)
                 keys = [names.study(study.uid)]
-                topology.eval(client, "study_write", keys, [ttl_ms, depth, *items], into=pipe)
-            if query is not None:
+                topology.eval(
+                    client, "study_write", keys, [ttl_ms, depth, lease, *items], into=pipe
+                )
+            replies: list[Any] = []
+            if query is not None or lease:
                 replies = pipe.execute() if studies else []
                 pipe = topology.pipeline(client)
-                entry = self._entry(studies, [StudyWritten.parse(reply) for reply in replies])
-                args: list[Any] = [query[0].hex(), _ms(query[1]), entry]
-            else:
-                args = ["", 0, ""]
-            flat = [item for pair in written for item in pair]
+            refused = any(reply is None for reply in replies)
+            entry: list[Any] = ["", 0, ""]
+            if query is not None and not refused:
+                tokens = [StudyWritten.parse(reply) for reply in replies]
+                entry = [query[0].hex(), _ms(query[1]), self._entry(studies, tokens)]
+            if refused:  # invalidated after the lease: on the ledger only what was written
+                written = [
+                    w for w, reply in zip(written, replies, strict=True) if reply is not None
+                ]
+            flat = [item for sizes in written for pair in sizes for item in pair]
             topology.eval(
-                client, "namespace_write", [names.ledger], [ttl_ms, *args, *flat], into=pipe
+                client, "namespace_write", [names.ledger], [ttl_ms, *entry, *flat], into=pipe
             )
             pipe.sadd(NAMESPACES, names.namespace)
             pipe.execute()
-            return len(written)
+            return None if refused else sum(len(sizes) for sizes in written)
 
         return self._call(work)
 
@@ -279,25 +293,64 @@ class RedisBackend:
 
     def add_objects(self, namespace: str, studies: Sequence[StudyData], ttl: float | None) -> int:
         """Add objects and their descendants; returns how many objects were written."""
-        return self._write(Names(namespace), studies, self._ttl(ttl))
+        return self._write(Names(namespace), studies, self._ttl(ttl)) or 0
+
+    def lease(self, namespace: str) -> int:
+        """A lease for a miss, from the namespace's own slot (see ``lease_issue.lua``)."""
+        names = Names(namespace)
+        topology = self._topology
+        return int(self._call(lambda c: topology.eval(c, "lease_issue", [names.leases], [])))
 
     def store_query(
-        self, namespace: str, key: bytes, studies: Sequence[StudyData], ttl: float | None
-    ) -> None:
+        self,
+        namespace: str,
+        key: bytes,
+        studies: Sequence[StudyData],
+        ttl: float | None,
+        lease: int = 0,
+    ) -> bool:
         """Store the objects of an answer, then the answer as the list of their addresses."""
+        names = Names(namespace)
+        if lease and not self._lease_holds(names, lease):
+            return False
         keep = self._ttl(ttl)
         entry_ttl = keep if studies else min(keep, self.negative_ttl)
-        self._write(Names(namespace), studies, keep, query=(key, entry_ttl))
+        written = self._write(names, studies, keep, query=(key, entry_ttl), lease=lease)
+        return written is not None and self._settled(names, lease, studies)
 
     def store_study(
-        self, namespace: str, study: StudyData, level: Level, ttl: float | None
-    ) -> None:
+        self, namespace: str, study: StudyData, level: Level, ttl: float | None, lease: int = 0
+    ) -> bool:
         """Store a study-by-id answer and its listing complete down to ``level``.
 
         As in the memory backend, listings of other depths that saw other children
         at the depth both cover are dropped.
         """
-        self._write(Names(namespace), [study], self._ttl(ttl), depth=int(level))
+        names = Names(namespace)
+        if lease and not self._lease_holds(names, lease):
+            return False
+        written = self._write(names, [study], self._ttl(ttl), depth=int(level), lease=lease)
+        return written is not None and self._settled(names, lease, [study])
+
+    def _lease_holds(self, names: Names, lease: int) -> bool:
+        """The namespace's part of a lease check: not too old, no drop of the namespace since."""
+        topology = self._topology
+        args = [lease, int(LEASE_SECONDS * 1_000_000)]
+        reply = self._call(lambda c: topology.eval(c, "lease_check", [names.leases], args))
+        return bool(reply)
+
+    def _settled(self, names: Names, lease: int, studies: Sequence[StudyData]) -> bool:
+        """After a leased write: take it back if the namespace was dropped meanwhile.
+
+        Each study checked its own invalidations atomically as it was written; a drop
+        of the whole namespace lives in another slot, so it is checked again here and
+        what was written after it is dropped at once (visible for at most this call).
+        """
+        if not lease or self._lease_holds(names, lease):
+            return True
+        for study in studies:
+            self.invalidate(names.namespace, (study.uid,), revoke=False)
+        return False
 
     # -- reads ------------------------------------------------------------------------
 
@@ -341,18 +394,35 @@ class RedisBackend:
 
     # -- invalidation and stats -------------------------------------------------------
 
-    def invalidate(self, namespace: str, address: Address | None) -> int:
+    def invalidate(self, namespace: str, address: Address | None, *, revoke: bool = True) -> int:
         """Drop an object and its descendants (or the whole namespace when address is
-        None); returns how many objects were dropped."""
+        None); returns how many objects were dropped.
+
+        The invalidation is numbered first (``lease_revoke``, in the namespace's slot),
+        so every lease handed out before it is refused by the stores it touches.
+        """
         names = Names(namespace)
+        topology = self._topology
+        scope = "namespace" if address is None else "study"
+
+        def number(client: Client) -> int:
+            return int(topology.eval(client, "lease_revoke", [names.leases], [scope]))
+
         if address is None:
-            return self._call(lambda client: self._invalidate_namespace(client, names))
+
+            def drop(client: Client) -> int:
+                number(client)
+                return self._invalidate_namespace(client, names)
+
+            return self._call(drop)
         if not 1 <= len(address) <= Level.INSTANCE:
             return 0
-        topology = self._topology
+        keep_ms = _ms(LEASE_SECONDS)
 
         def work(client: Client) -> int:
-            keys, args = [names.study(address[0])], [member_of(address)]
+            sequence = number(client) if revoke else 0
+            keys = [names.study(address[0])]
+            args = [member_of(address), sequence, keep_ms]
             gone = Invalidated.parse(topology.eval(client, "study_invalidate", keys, args))
             study = escape(address[0])
             forgotten = [study + member for member in gone.members]
@@ -362,11 +432,12 @@ class RedisBackend:
         return self._call(work)
 
     def _invalidate_namespace(self, client: Client, names: Names) -> int:
-        """Delete every key of the namespace but its counters (SCAN on every node)."""
+        """Delete every key of the namespace but its lease hash (SCAN on every node)."""
         dropped = 0
+        keep = names.leases.encode()
         for node in self._topology.nodes(client):
             for pattern in names.patterns:
-                batch = list(node.scan_iter(match=pattern, count=1000))
+                batch = [k for k in node.scan_iter(match=pattern, count=1000) if k != keep]
                 for start in range(0, len(batch), 500):
                     chunk = batch[start : start + 500]
                     pipe = node.pipeline(transaction=False)

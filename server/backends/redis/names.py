@@ -7,8 +7,10 @@ Key layout (schema 1; ``<ns>`` and UIDs escaped, see ``escape``)::
     dc:1:<ns>:{<study>}:t                          zset: the study's objects, by expiry
     dc:1:<ns>:{<study>}:g                          serial for new tokens
     dc:1:<ns>:{<study>}:l<depth>                   a complete listing to depth (PX ttl)
+    dc:1:<ns>:{<study>}:v                          its last invalidation's number (PX lease)
     dc:1:{<ns>}:q:<hex of the query key>           a query answer: its addresses (PX ttl)
     dc:1:{<ns>}:n                                  hash: lookups, misses, bytes, ...
+    dc:1:{<ns>}:lease                              hash: sequence, dropped (leases; kept)
     dc:1:{<ns>}:z<level> / :b / :qz                the stats ledger (zsets by expiry, sizes)
 
 Python names the bases (``Names``); the Lua scripts (``scripts/*.lua``) append the
@@ -65,6 +67,14 @@ class Names:
     def counters(self) -> str:
         """The namespace's counters (lookups, misses, ...): ``dc:1:{<ns>}:n``."""
         return f"{self.ledger}n"
+
+    @property
+    def leases(self) -> str:
+        """The namespace's lease sequence and last drop: ``dc:1:{<ns>}:lease``.
+
+        Dropping the namespace keeps it, so that stores begun before the drop stay refused.
+        """
+        return f"{self.ledger}lease"
 
     @property
     def patterns(self) -> tuple[str, str]:

@@ -29,6 +29,9 @@ NAMES = (
     "namespace_stats",
     "study_invalidate",
     "object_read",
+    "lease_issue",
+    "lease_revoke",
+    "lease_check",
 )
 
 

@@ -102,7 +102,7 @@ def test_a_query_the_contract_cannot_carry_goes_to_the_upstream_without_a_call()
 class UnconvertibleHits(CacheClient):
     """A client whose hits cannot be turned into dicomtrolley objects."""
 
-    def lookup_query(self, *_: Any, **__: Any) -> list[Study] | None:
+    def lookup_query_leased(self, *_: Any, **__: Any) -> tuple[list[Study] | None, int]:
         raise DicomJsonError("element 00100010: a person name must be an object")
 
 

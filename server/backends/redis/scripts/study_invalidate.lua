@@ -1,8 +1,11 @@
 -- Drop an object and its descendants. KEYS[1]: the study's base key. ARGV[1]: the
--- member ('' for the study itself). An object that is not cached drops its whole
--- study. Returns {dropped count, members forgotten...}.
+-- member ('' for the study itself), ARGV[2]: the invalidation's number (from
+-- lease_revoke; 0: none), ARGV[3]: ms to keep that number for stores to check
+-- their lease against. An object that is not cached drops its whole study.
+-- Returns {dropped count, members forgotten...}.
 local base = KEYS[1]
 local target = ARGV[1]
+if ARGV[2] ~= '0' then redis.call('SET', base .. 'v', ARGV[2], 'PX', ARGV[3]) end
 local tree = base .. 't'
 local function collect()
   local found = {target}

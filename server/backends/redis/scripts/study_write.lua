@@ -1,14 +1,19 @@
 -- Write a study's objects, and optionally its listing. KEYS[1]: the study's base key.
--- ARGV: ttl_ms, listing depth (0: none), then (member, kind, value) per object in
+-- ARGV: ttl_ms, listing depth (0: none), lease (0: none), then (member, kind,
+-- value) per object in
 -- pre-order, kind 'o' for an object, 'p' for a path (not written). An object
 -- keeps its token while its key lives and its attributes stay the same, and gets
 -- a new one when it is created or its attributes change, so answers that saw the
 -- old object stay dead. A node that appears (an object or a
 -- path that was not there) drops the study's listings that deep or deeper: they
--- no longer list every child. Returns {member, token, ...} of the objects written.
+-- no longer list every child. Returns {member, token, ...} of the objects written,
+-- or nil, writing nothing, when the study was invalidated after the lease.
 local base = KEYS[1]
 local ttl = tonumber(ARGV[1])
 local depth = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local invalidated = redis.call('GET', base .. 'v')
+if lease > 0 and invalidated and tonumber(invalidated) > lease then return false end
 local now = now_ms()
 local tree = base .. 't'
 redis.call('ZREMRANGEBYSCORE', tree, '-inf', now)
@@ -33,7 +38,7 @@ local function drop_listings(from)
 end
 local out = {}
 local lines = {}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local member, kind = ARGV[i], ARGV[i + 1]
   local level = member_level(member)
   local token = ''

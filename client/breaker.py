@@ -73,6 +73,16 @@ class Breaker:
                 self._state = State.CLOSED
                 log.info("%s is back: using it again", self.name)
 
+    def inconclusive(self) -> None:
+        """The call ended without a word on the cache's health (the request was refused).
+
+        Nothing moves: the failures in a row stay as they were. A half-open trial
+        hands its turn back, so the next call tries the cache instead of none ever again.
+        """
+        with self._lock:
+            if self._state is State.HALF_OPEN:
+                self._state = State.OPEN  # opened at least ``backoff`` ago: the next call tries
+
     def failed(self) -> None:
         """The cache failed or timed out."""
         with self._lock:

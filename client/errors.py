@@ -3,7 +3,7 @@
     Exception
     ├── CacheError                    any failure of a call to the cache server
     │   ├── CacheUnavailable          unreachable, too slow, shedding load, or its storage is down
-    │   └── CacheRejected             the server refused the request as invalid (a bug on our side)
+    │   └── CacheRejected             this request refused: invalid, or a message over a size limit
     └── ValueError
         └── ConversionError           something the wire contract cannot carry, either way
             ├── QueryConversionError  a Query it cannot carry, or a proto query of unknown kind
@@ -17,6 +17,20 @@ cache failed". It is a ``ValueError``, as both of its kinds always were.
 ``CachedSearcher`` never lets any of them reach its caller: it falls back to the
 upstream searcher, whether the cache call failed or the query or the answer
 could not be converted. ``CacheClient`` and the conversions raise them.
+
+Which failures count against the cache (its circuit breaker): a
+``CacheRejected`` never does, because it says something about one request, not
+about the cache: INVALID_ARGUMENT (a UID or a value the server's rules refuse),
+and RESOURCE_EXHAUSTED when gRPC's text says a message was larger than a limit
+(a study too large to send, an answer too large to receive). Counting those would
+let one odd study switch the cache off for every caller. Every other failure
+counts, ``CacheUnavailable`` and plain ``CacheError`` alike: UNAVAILABLE,
+DEADLINE_EXCEEDED, CANCELLED and ABORTED (unreachable or too slow),
+RESOURCE_EXHAUSTED otherwise (the server sheds load: backing off is what it
+asks for), INTERNAL, UNKNOWN and DATA_LOSS (the cache is broken), and the codes
+the server never sends (UNIMPLEMENTED, UNAUTHENTICATED, PERMISSION_DENIED,
+NOT_FOUND, ...), which mean that whatever answers at the address is not a cache
+this client can use, for any request.
 """
 
 from __future__ import annotations
@@ -39,10 +53,19 @@ class CacheUnavailable(CacheError):
 
 
 class CacheRejected(CacheError):
-    """The server rejected the request; ``violations`` lists (field, rule) pairs."""
+    """The server refused this request, not every request; ``violations`` lists (field, rule) pairs.
 
-    def __init__(self, message: str, violations: list[tuple[str, str]]) -> None:
-        super().__init__(message, grpc.StatusCode.INVALID_ARGUMENT)
+    ``code`` is INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for a message over a size
+    limit (then ``violations`` is empty).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        violations: list[tuple[str, str]],
+        code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+    ) -> None:
+        super().__init__(message, code)
         self.violations = violations
 
 
@@ -69,10 +92,17 @@ _UNAVAILABLE = frozenset(
 )
 
 
+# gRPC's own text when a message breaks a size limit, on either side, sending or
+# receiving ("Received message larger than max (182026 vs. 65536)").
+_TOO_LARGE = "message larger than max"
+
+
 def translate(error: grpc.RpcError) -> CacheError:
     """The CacheError that a failed call stands for."""
     code = error.code() if isinstance(error, grpc.Call) else None
     details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
+        return CacheRejected(f"cache refused the message size: {details}", [], code)
     if code is not None and code in _UNAVAILABLE:
         return CacheUnavailable(f"cache unavailable ({code.name}): {details}", code)
     if code == grpc.StatusCode.INVALID_ARGUMENT:

@@ -22,7 +22,7 @@ from dicomtrolley.core import Query, QueryLevels, Searcher, Study
 from dicomcache.client.breaker import Breaker
 from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
 from dicomcache.client.convert.query import query_to_proto
-from dicomcache.client.errors import CacheError, ConversionError
+from dicomcache.client.errors import CacheError, CacheRejected, ConversionError
 from dicomcache.client.namespace import derive_namespace
 from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
 
@@ -128,11 +128,22 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         return study
 
     def _try(self, call: Callable[[], T]) -> T | None:
-        """Run one cache call if the breaker allows; any failure is recorded and swallowed."""
+        """Run one cache call if the breaker allows; any failure is swallowed.
+
+        Faults of the cache count against it in the breaker; a refusal of this one
+        request (``CacheRejected``) does not: that call goes to the upstream alone.
+        """
         if not self.breaker.allow():
             return None
         try:
             result = call()
+        except CacheRejected as exc:
+            # The code and the field paths only: no values, so no patient data.
+            fields = ", ".join(field for field, _ in exc.violations) or "none"
+            code = exc.code.name if exc.code is not None else "no status"
+            log.debug("cache refused the request (%s; fields: %s)", code, fields)
+            self.breaker.inconclusive()
+            return None
         except CacheError as exc:
             log.debug("cache call failed: %s", type(exc).__name__)
             self.breaker.failed()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 
@@ -151,6 +152,28 @@ def test_a_request_the_cache_rejects_still_gets_the_upstreams_answer(searcher):
     assert searcher.find_studies(query) == []
     assert searcher.find_studies(query) == []
     assert searcher.upstream.calls == 2
+
+
+def test_studies_the_cache_refuses_go_upstream_and_leave_the_breaker_closed(running, caplog):
+    caplog.set_level(logging.DEBUG, logger="dicomcache.client.searcher")
+    refused = study_from_proto(make_study(3, 1, 1))
+    refused.uid = "1.2.x3"  # no UID, but an archive may serve it
+    upstream = FakeArchive([refused, study_from_proto(make_study(1, 1, 1))])
+    searcher = CachedSearcher(
+        upstream, target=running.target, namespace="pacs-a", timeout=5, failure_threshold=2
+    )
+    for _ in range(5):  # more than the threshold, lookups and stores alike
+        assert searcher.find_study_by_id(refused.uid, QueryLevels.INSTANCE).uid == refused.uid
+    assert upstream.calls == 5
+    assert searcher.breaker.state is State.CLOSED
+    good = make_study(1).uid
+    searcher.find_study_by_id(good, QueryLevels.INSTANCE)
+    searcher.find_study_by_id(good, QueryLevels.INSTANCE)
+    assert upstream.calls == 6, "the second good call is a hit"
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert refusals and all(r.levelno == logging.DEBUG for r in refusals)
+    assert all(refused.uid not in r.getMessage() for r in caplog.records)
+    searcher.client.close()
 
 
 def test_an_invalid_namespace_is_refused_at_construction(running):

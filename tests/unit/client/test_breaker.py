@@ -71,3 +71,32 @@ def test_logs_once_per_change_of_state_not_per_call(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2
     assert "going to the upstream only" in messages[0] and "back" in messages[1]
+
+
+def test_an_inconclusive_call_moves_nothing():
+    clock = FakeClock()
+    breaker = Breaker(threshold=3, backoff=10, clock=clock)
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.failed()
+    for _ in range(10):  # refused requests: neither failures nor successes
+        assert breaker.allow()
+        breaker.inconclusive()
+    assert breaker.state is State.CLOSED
+    breaker.failed()  # the two failures still counted
+    assert breaker.state is State.OPEN
+    breaker.inconclusive()
+    assert breaker.state is State.OPEN and not breaker.allow()
+
+
+def test_an_inconclusive_trial_hands_its_turn_back():
+    clock = FakeClock()
+    breaker = Breaker(threshold=1, backoff=10, clock=clock)
+    breaker.failed()
+    clock.advance(10)
+    assert breaker.allow()
+    breaker.inconclusive()
+    assert breaker.allow(), "the next call is the trial, without another back-off"
+    assert breaker.state is State.HALF_OPEN
+    breaker.succeeded()
+    assert breaker.state is State.CLOSED

@@ -20,10 +20,19 @@ from dicomtrolley.trolley import Trolley
 from dicomtrolley.wado_rs import WadoRS
 
 from dicomcache.client import CachedSearcher
+from dicomcache.client.breaker import State
 from dicomcache.server.app import CacheServer
 from dicomcache.server.config import Settings
 from tests.e2e.conftest import LoadedOrthanc
 from tests.support.recovery import wait_until_cache_used
+from tests.support.synthetic import (
+    UID_ROOT,
+    PatientSpec,
+    SeriesSpec,
+    SyntheticStudy,
+    make_study,
+    upload,
+)
 from tests.support.trees import tree_summary
 
 pytestmark = pytest.mark.orthanc
@@ -159,6 +168,41 @@ def test_a_filtered_query_never_answers_study_by_id(orthanc, qido, cache_server)
     listing = searcher.find_study_by_id(study.uid, QueryLevels.SERIES)
     assert qido.calls == 2
     assert len(listing.series) == 2
+
+
+def leading_zero_study() -> SyntheticStudy:
+    """A study whose UIDs have leading-zero components: PS3.5 forbids them, archives serve them."""
+    study = make_study(90, PatientSpec("SYN-0090", "Zero^Lead"), [SeriesSpec("CT", 2)])
+    old, new = study.uid, f"{UID_ROOT}.090"
+    for ds in study.datasets:
+        ds.StudyInstanceUID = new
+        ds.SeriesInstanceUID = ds.SeriesInstanceUID.replace(old, new) + "0"  # ...090.10
+        ds.SOPInstanceUID = f"{ds.SeriesInstanceUID}.0{ds.InstanceNumber}"  # ...090.10.01
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    study.uid = new
+    return study
+
+
+@pytest.mark.parametrize("protocol", ["qido", "dicom_qr"])
+def test_a_study_with_leading_zero_uids_is_served_from_cache(
+    orthanc, cache_server, request, protocol
+):
+    study = leading_zero_study()
+    upload(orthanc.url, study.datasets)
+    upstream = request.getfixturevalue(protocol)
+    searcher = cached(upstream, cache_server, namespace=f"orthanc-{protocol.replace('_', '-')}")
+    first = searcher.find_study_by_id(study.uid, QueryLevels.INSTANCE)
+    again = searcher.find_study_by_id(study.uid, QueryLevels.INSTANCE)
+    assert upstream.calls == 1, "the second came from the cache"
+    assert tree_summary(again) == tree_summary(first)
+    assert [i.uid for s in again.series for i in s.instances] == [
+        f"{study.uid}.10.01",
+        f"{study.uid}.10.02",
+    ]
+    query = Query(PatientID="SYN-0090", query_level=QueryLevels.INSTANCE)
+    assert summaries(searcher.find_studies(query)) == summaries(searcher.find_studies(query))
+    assert upstream.calls == 2
+    assert searcher.breaker.state is State.CLOSED
 
 
 def test_upstream_errors_pass_through_and_are_not_cached(orthanc, cache_server, session):

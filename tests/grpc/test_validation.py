@@ -8,9 +8,10 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from dicomcache.server.api.service import SERVICE_NAME
+from dicomcache.server.api.validation import UID_RULE
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import dataset_pb2, objects_pb2, query_pb2
-from tests.support.messages import make_study
+from tests.support.messages import dataset, make_study, text_element
 
 GOOD_UID = "1.2.840.10008.1"
 
@@ -38,26 +39,62 @@ def rejected(call, request) -> list[tuple[str, str]]:
     "uid",
     [
         "",
-        "1..2",
-        "1.02",
-        "01.2",
-        "1.2.",
-        ".1.2",
         "1.2.a",
         "1.2 3",
+        "1.2.3 ",
         "1." + "2" * 63,
         "1.2.3\x00",
-    ],
+        "1.2.3\n",
+        "1,2",
+        "\u0661.\u0662",
+    ],  # Arabic-Indic digits
 )
-def test_invalid_uids_are_rejected_with_the_ui_rule(stub, uid):
+def test_invalid_uids_are_rejected_with_the_uid_rule(stub, uid):
     found = rejected(stub.LookupStudy, pb.LookupStudyRequest(namespace="ns", study_uid=uid))
-    assert found == [("study_uid", found[0][1])]
-    assert "64 characters" in found[0][1] and "leading zero" in found[0][1]
+    assert found == [("study_uid", UID_RULE)]
+    assert "1 to 64 characters" in UID_RULE and "digit" in UID_RULE and "dot" in UID_RULE
 
 
-@pytest.mark.parametrize("uid", ["0", "1.0.2", "1.2.840.10008.5.1.4.1.1.2", "9" * 64])
-def test_valid_uids_are_accepted(stub, uid):
+# Leading zeros and empty components break PS3.5 9.1, yet archives serve them.
+@pytest.mark.parametrize(
+    "uid",
+    ["0", "1.0.2", "1.2.840.10008.5.1.4.1.1.2", "9" * 64, "1.02", "01.2", "1..2", "1.2.", ".1"],
+)
+def test_uids_of_digits_and_dots_are_accepted(stub, uid):
     assert stub.LookupStudy(pb.LookupStudyRequest(namespace="ns", study_uid=uid)).hit is False
+
+
+@pytest.mark.parametrize("uid", ["1.02", "01.2"])
+def test_leading_zero_uids_are_stored_and_hit(stub, uid):
+    study = objects_pb2.Study(
+        uid=uid,
+        attributes=dataset(t0020000D=text_element("UI", uid)),
+        series=[
+            objects_pb2.Series(
+                uid=f"{uid}.01",
+                attributes=dataset(t0020000E=text_element("UI", f"{uid}.01")),
+                instances=[
+                    objects_pb2.Instance(
+                        uid=f"{uid}.01.001",
+                        attributes=dataset(t00080018=text_element("UI", f"{uid}.01.001")),
+                    )
+                ],
+            )
+        ],
+    )
+    level = query_pb2.QUERY_LEVEL_INSTANCE
+    lookup = pb.LookupStudyRequest(namespace="ns", study_uid=uid, query_level=level)
+    lease = stub.LookupStudy(lookup).lease
+    store = pb.StoreStudyRequest(namespace="ns", study=study, query_level=level, lease=lease)
+    assert stub.StoreStudy(store).stored
+    answer = stub.LookupStudy(lookup)
+    assert answer.hit and answer.study == study
+    query = query_pb2.Query(study_instance_uid=uid, query_level=level)
+    lease = stub.LookupQuery(pb.LookupQueryRequest(namespace="ns", query=query)).lease
+    stored = pb.StoreQueryRequest(namespace="ns", query=query, studies=[study], lease=lease)
+    assert stub.StoreQuery(stored).stored
+    answer = stub.LookupQuery(pb.LookupQueryRequest(namespace="ns", query=query))
+    assert answer.hit and list(answer.studies) == [study]
 
 
 @pytest.mark.parametrize("namespace", ["", "a b", "x" * 129, "pacs\n", "ünïcode"])
@@ -76,7 +113,7 @@ def test_unknown_enum_value_is_rejected(stub):
 
 def test_every_violation_of_a_request_is_reported(stub):
     study = make_study(1, 1, 1)
-    study.series[0].instances[0].uid = "1.02"
+    study.series[0].instances[0].uid = "1.2.x"
     study.series[0].instances.add(uid=study.series[0].uid)  # no attributes
     request = pb.StoreQueryRequest(
         namespace="ns",

@@ -72,7 +72,10 @@ class CacheServer:
         self.grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             handlers=[
-                handler(CacheService(self.backend, max_ttl=settings.ttl), self.in_flight),
+                handler(
+                    CacheService(self.backend, max_ttl=settings.ttl, max_message_bytes=limit),
+                    self.in_flight,
+                ),
                 *extra_handlers,
             ],
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,

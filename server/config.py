@@ -8,6 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ByteSize, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dicomcache.contract import MAX_MESSAGE_BYTES
+
 
 class Settings(BaseSettings):
     """Everything the server can be told. Immutable once built."""
@@ -37,7 +39,9 @@ class Settings(BaseSettings):
         "studies are evicted, e.g. 512MiB",
     )
     max_message_bytes: ByteSize = Field(
-        ByteSize(64 * 1024**2), description="largest gRPC message received or sent"
+        ByteSize(MAX_MESSAGE_BYTES),
+        description="largest gRPC message received or sent; an answer whose hit would be "
+        "larger is not stored",
     )
     max_concurrent_rpcs: int = Field(
         256, gt=0, description="calls in flight before new ones get RESOURCE_EXHAUSTED"

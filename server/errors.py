@@ -2,7 +2,8 @@
 
     DicomCacheError
     ├── InvalidArgument      bad input; carries (field, rule) violations
-    └── BackendUnavailable   the storage cannot be reached right now
+    ├── BackendUnavailable   the storage cannot be reached right now
+    └── AnswerTooLarge       a hit larger than the server's largest message
 
 Load shedding (RESOURCE_EXHAUSTED) is gRPC's own, through the server's limit on
 concurrent calls, so it needs no exception here.
@@ -40,3 +41,14 @@ class InvalidArgument(DicomCacheError):
 
 class BackendUnavailable(DicomCacheError):
     """The storage backend did not answer (connection refused, timed out)."""
+
+
+class AnswerTooLarge(DicomCacheError):
+    """A hit that cannot be sent: larger than the server's largest message.
+
+    Stores of such answers are refused (``stored = false``), so this comes only from
+    an answer whose objects grew after it was stored.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"answer of {size} bytes is larger than the largest message ({limit})")

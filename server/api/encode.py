@@ -11,7 +11,7 @@ against the protobuf library).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from dicomcache.server.model import (
     CachedObject,
@@ -101,6 +101,59 @@ def query_hit(studies: Sequence[StudyData]) -> bytes:
 def study_hit(obj: StudyData) -> bytes:
     """An encoded ``LookupStudyResponse`` with hit = true."""
     return _HIT + _field(_HIT_PAYLOAD, study(obj))
+
+
+def _field_size(n: int) -> int:
+    """Bytes of a length-delimited field with a one-byte tag and an n-byte payload."""
+    return 1 + len(_length(n)) + n
+
+
+def _head_size(uid: str, attributes: bytes | None) -> int:
+    size = _field_size(len(uid.encode()))
+    return size if attributes is None else size + _field_size(len(attributes))
+
+
+def study_size(obj: StudyData) -> int:
+    """The length of ``study(obj)``, without building it."""
+    size = _head_size(obj.uid, obj.attributes)
+    for child in obj.series:
+        body = _head_size(child.uid, child.attributes)
+        for grandchild in child.instances:
+            body += _field_size(_head_size(grandchild.uid, grandchild.attributes))
+        size += _field_size(body)
+    return size
+
+
+def query_hit_size(studies: Sequence[StudyData]) -> int:
+    """The length of ``query_hit(studies)``: what a store of this answer will cost to serve."""
+    return len(_HIT) + sum(_field_size(study_size(s)) for s in studies)
+
+
+def study_hit_size(obj: StudyData) -> int:
+    """The length of ``study_hit(obj)``."""
+    return len(_HIT) + _field_size(study_size(obj))
+
+
+# Stream*Response fields: chunk = 1 (bytes), total_bytes = 2, max_message_bytes = 3 (varints).
+_CHUNK = b"\x0a"
+_TOTAL_BYTES = b"\x10"
+_MAX_MESSAGE_BYTES = b"\x18"
+
+
+def stream(response: bytes, chunk_bytes: int, max_message_bytes: int) -> Iterator[bytes]:
+    """A response as encoded ``Stream*Response`` messages of at most ``chunk_bytes`` of it each.
+
+    The first message says the response's total size, so that a client can set its
+    deadline for the rest, and the server's largest message; a response of any
+    size, a miss's included, gives at least that one message.
+    """
+    view = memoryview(response)
+    first = view[:chunk_bytes]
+    head = (_TOTAL_BYTES, _varint(len(response)), _MAX_MESSAGE_BYTES, _varint(max_message_bytes))
+    yield b"".join((*head, _CHUNK, _length(len(first)), first))
+    for start in range(chunk_bytes, len(response), chunk_bytes):
+        piece = view[start : start + chunk_bytes]
+        yield b"".join((_CHUNK, _length(len(piece)), piece))
 
 
 _ENCODERS = {StudyData: study, SeriesData: series, InstanceData: instance}

@@ -4,27 +4,32 @@ Handlers are registered through a generic handler rather than the generated
 ``add_CacheServiceServicer_to_server`` for two reasons: hit responses are
 returned as ready-made bytes (see ``encode``), and a request that does not parse
 must come back as INVALID_ARGUMENT, not as gRPC's own INTERNAL.
+
+The streamed lookups (``StreamLookupQuery``, ``StreamLookupStudy``) are the unary
+lookups' bytes cut into pieces: the first piece leaves once the answer is ready
+and says the size, so a client bounds the cache's work and the transfer apart.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from dicomcache.server.api import status
+from dicomcache.server.api import encode, status
 from dicomcache.server.api.service import SERVICE_NAME, CacheService
 from dicomcache.server.errors import InvalidArgument
 from dicomcache.v1 import cache_service_pb2 as pb
 
 
 class InFlight:
-    """Counts unary calls being served, so shutdown can wait for exactly those.
+    """Counts calls being served, so shutdown can wait for exactly those.
 
-    Thread-safe. Streams (health Watch) are not counted: they never end by themselves.
+    Thread-safe. Unary calls and the streamed lookups count; other streams (health
+    Watch) do not: they never end by themselves.
     """
 
     def __init__(self) -> None:
@@ -84,6 +89,41 @@ def _unary(
     )
 
 
+# The most of a response that one stream message carries: small enough that the
+# pieces keep flowing (and fit any sane message limit), large enough that a 10 MB
+# answer is ten messages, not thousands.
+STREAM_CHUNK_BYTES = 1024 * 1024
+# Room for a stream message's own fields around its chunk.
+_STREAM_OVERHEAD = 32
+
+
+def _streamed(
+    method: str,
+    call: Callable[[Any], Any],
+    message_type: type[Message],
+    in_flight: InFlight,
+    max_message_bytes: int,
+) -> grpc.RpcMethodHandler:
+    """A Stream* lookup: the unary lookup ``call`` of the wrapped request, in pieces."""
+    chunk_bytes = min(STREAM_CHUNK_BYTES, max_message_bytes - _STREAM_OVERHEAD)
+
+    def handle(request: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
+        with in_flight:  # until the last piece is sent or the call is cancelled
+            try:
+                if isinstance(request, _Malformed):
+                    raise InvalidArgument.single(
+                        "request", f"must be a serialized {message_type.DESCRIPTOR.full_name}"
+                    )
+                if not request.HasField("request"):
+                    raise InvalidArgument.single("request", "must be set")
+                response = _serialize(call(request.request))
+            except Exception as exc:
+                status.abort(context, exc, method)
+            yield from encode.stream(response, chunk_bytes, max_message_bytes)
+
+    return grpc.unary_stream_rpc_method_handler(handle, request_deserializer=_parser(message_type))
+
+
 def handler(service: CacheService, in_flight: InFlight) -> grpc.GenericRpcHandler:
     """The gRPC handler that serves ``service`` as dicomcache.v1.CacheService."""
     table: dict[str, tuple[Callable[[Any], Any], type[Message]]] = {
@@ -96,10 +136,16 @@ def handler(service: CacheService, in_flight: InFlight) -> grpc.GenericRpcHandle
         "Invalidate": (service.invalidate, pb.InvalidateRequest),
         "GetStats": (service.get_stats, pb.GetStatsRequest),
     }
-    return grpc.method_handlers_generic_handler(
-        SERVICE_NAME,
-        {
-            name: _unary(name, call, message_type, in_flight)
-            for name, (call, message_type) in table.items()
-        },
+    streams: dict[str, tuple[Callable[[Any], Any], type[Message]]] = {
+        "StreamLookupQuery": (service.lookup_query, pb.StreamLookupQueryRequest),
+        "StreamLookupStudy": (service.lookup_study, pb.StreamLookupStudyRequest),
+    }
+    methods = {
+        name: _unary(name, call, message_type, in_flight)
+        for name, (call, message_type) in table.items()
+    }
+    methods.update(
+        (name, _streamed(name, call, message_type, in_flight, service.max_message_bytes))
+        for name, (call, message_type) in streams.items()
     )
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 
+from dicomcache.contract import MAX_MESSAGE_BYTES
 from dicomcache.server.api import encode
 from dicomcache.server.api.decode import study_from_proto
 from dicomcache.server.api.keys import query_key
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
+from dicomcache.server.errors import AnswerTooLarge
 from dicomcache.v1 import cache_service_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -27,13 +29,33 @@ class CacheService:
     backend's business.
     """
 
-    def __init__(self, backend: Backend, *, max_ttl: float) -> None:
+    def __init__(
+        self, backend: Backend, *, max_ttl: float, max_message_bytes: int = MAX_MESSAGE_BYTES
+    ) -> None:
         self.backend = backend
         self.max_ttl = max_ttl
+        self.max_message_bytes = max_message_bytes
 
     def _ttl(self, seconds: int) -> float | None:
         """0 means the default; a longer TTL than the server's is cut to the server's."""
         return min(float(seconds), self.max_ttl) if seconds else None
+
+    def _fits(self, hit_size: int) -> bool:
+        """Whether a hit of this size can be sent; a store of one that cannot is refused."""
+        if hit_size <= self.max_message_bytes:
+            return True
+        log.info(
+            "store refused: its hit of %d bytes would be larger than the largest message (%d)",
+            hit_size,
+            self.max_message_bytes,
+        )
+        return False
+
+    def _sendable(self, hit: bytes) -> bytes:
+        """The hit, unless its objects grew past the largest message since it was stored."""
+        if len(hit) > self.max_message_bytes:
+            raise AnswerTooLarge(len(hit), self.max_message_bytes)
+        return hit
 
     def lookup_query(self, request: pb.LookupQueryRequest) -> bytes:
         """LookupQuery: a hit as stored bytes, or a miss."""
@@ -44,7 +66,7 @@ class CacheService:
         studies = self.backend.lookup_query(request.namespace, query_key(request.query))
         if studies is None:
             return encode.miss(self.backend.lease(request.namespace))
-        return encode.query_hit(studies)
+        return self._sendable(encode.query_hit(studies))
 
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
         """StoreQuery: the answer's objects, then the answer."""
@@ -54,6 +76,8 @@ class CacheService:
         check.studies(request.studies, "studies")
         check.done()
         studies = [study_from_proto(s) for s in request.studies]
+        if not self._fits(encode.query_hit_size(studies)):
+            return pb.StoreQueryResponse(stored=False)
         key = query_key(request.query)
         stored = self.backend.store_query(
             request.namespace, key, studies, self._ttl(request.ttl_seconds), request.lease
@@ -70,7 +94,7 @@ class CacheService:
         study = self.backend.lookup_study(request.namespace, request.study_uid, level)
         if study is None:
             return encode.miss(self.backend.lease(request.namespace))
-        return encode.study_hit(study)
+        return self._sendable(encode.study_hit(study))
 
     def store_study(self, request: pb.StoreStudyRequest) -> pb.StoreStudyResponse:
         """StoreStudy: a study-by-id answer, complete to its level."""
@@ -81,9 +105,12 @@ class CacheService:
         check.studies([request.study], "study")
         level = check.level(request.query_level, "query_level")
         check.done()
+        study = study_from_proto(request.study)
+        if not self._fits(encode.study_hit_size(study)):
+            return pb.StoreStudyResponse(stored=False)
         stored = self.backend.store_study(
             request.namespace,
-            study_from_proto(request.study),
+            study,
             level,
             self._ttl(request.ttl_seconds),
             request.lease,

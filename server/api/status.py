@@ -2,6 +2,7 @@
 
 InvalidArgument     -> INVALID_ARGUMENT, with google.rpc.BadRequest field violations
 BackendUnavailable  -> UNAVAILABLE
+AnswerTooLarge      -> RESOURCE_EXHAUSTED
 anything else       -> INTERNAL, logged with a request id (and no request content)
 """
 
@@ -17,7 +18,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from dicomcache.server.errors import BackendUnavailable, InvalidArgument
+from dicomcache.server.errors import AnswerTooLarge, BackendUnavailable, InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoR
         context.abort_with_status(rpc_status.to_status(status))
     if isinstance(exc, BackendUnavailable):
         context.abort(grpc.StatusCode.UNAVAILABLE, f"storage backend unavailable: {exc}")
+    if isinstance(exc, AnswerTooLarge):
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     request_id = uuid.uuid4().hex[:12]
     # The exception's type and stack only: its message might quote request data.
     log.error(

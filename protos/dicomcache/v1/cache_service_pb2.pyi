@@ -181,3 +181,35 @@ class GetStatsResponse(_message.Message):
     total_bytes: int
     max_bytes: int
     def __init__(self, namespaces: _Optional[_Iterable[_Union[NamespaceStats, _Mapping]]] = ..., total_bytes: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class StreamLookupQueryRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: LookupQueryRequest
+    def __init__(self, request: _Optional[_Union[LookupQueryRequest, _Mapping]] = ...) -> None: ...
+
+class StreamLookupQueryResponse(_message.Message):
+    __slots__ = ("chunk", "total_bytes", "max_message_bytes")
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    chunk: bytes
+    total_bytes: int
+    max_message_bytes: int
+    def __init__(self, chunk: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+
+class StreamLookupStudyRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: LookupStudyRequest
+    def __init__(self, request: _Optional[_Union[LookupStudyRequest, _Mapping]] = ...) -> None: ...
+
+class StreamLookupStudyResponse(_message.Message):
+    __slots__ = ("chunk", "total_bytes", "max_message_bytes")
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    chunk: bytes
+    total_bytes: int
+    max_message_bytes: int
+    def __init__(self, chunk: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...

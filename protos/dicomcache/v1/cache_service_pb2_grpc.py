@@ -35,7 +35,11 @@ class CacheServiceStub:
     A miss is an ordinary answer (hit = false), never an error. Errors:
     INVALID_ARGUMENT with google.rpc.BadRequest field violations for bad input,
     UNAVAILABLE when the storage backend cannot be reached, RESOURCE_EXHAUSTED when
-    the server sheds load.
+    the server sheds load or a hit would be larger than its largest message.
+
+    No answer is larger than the server's largest message (its --max-message-bytes,
+    64 MiB by default; a client's receive limit should be the same): a store whose
+    hit would be larger is refused with stored = false.
     """
 
     def __init__(self, channel):
@@ -84,6 +88,16 @@ class CacheServiceStub:
                 request_serializer=dicomcache_dot_v1_dot_cache__service__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.StreamLookupQuery = channel.unary_stream(
+                '/dicomcache.v1.CacheService/StreamLookupQuery',
+                request_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupQueryRequest.SerializeToString,
+                response_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupQueryResponse.FromString,
+                _registered_method=True)
+        self.StreamLookupStudy = channel.unary_stream(
+                '/dicomcache.v1.CacheService/StreamLookupStudy',
+                request_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyRequest.SerializeToString,
+                response_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyResponse.FromString,
+                _registered_method=True)
 
 
 class CacheServiceServicer:
@@ -96,7 +110,11 @@ class CacheServiceServicer:
     A miss is an ordinary answer (hit = false), never an error. Errors:
     INVALID_ARGUMENT with google.rpc.BadRequest field violations for bad input,
     UNAVAILABLE when the storage backend cannot be reached, RESOURCE_EXHAUSTED when
-    the server sheds load.
+    the server sheds load or a hit would be larger than its largest message.
+
+    No answer is larger than the server's largest message (its --max-message-bytes,
+    64 MiB by default; a client's receive limit should be the same): a store whose
+    hit would be larger is refused with stored = false.
     """
 
     def LookupQuery(self, request, context):
@@ -155,6 +173,22 @@ class CacheServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamLookupQuery(self, request, context):
+        """LookupQuery with the response streamed in pieces, the first saying the size:
+        a client can bound the wait for the first piece (the cache's work) apart from
+        the transfer of a large answer (see StreamLookupQueryResponse).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamLookupStudy(self, request, context):
+        """LookupStudy with the response streamed in pieces, as StreamLookupQuery.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CacheServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +232,16 @@ def add_CacheServiceServicer_to_server(servicer, server):
                     request_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.GetStatsRequest.FromString,
                     response_serializer=dicomcache_dot_v1_dot_cache__service__pb2.GetStatsResponse.SerializeToString,
             ),
+            'StreamLookupQuery': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamLookupQuery,
+                    request_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupQueryRequest.FromString,
+                    response_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupQueryResponse.SerializeToString,
+            ),
+            'StreamLookupStudy': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamLookupStudy,
+                    request_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyRequest.FromString,
+                    response_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'dicomcache.v1.CacheService', rpc_method_handlers)
@@ -216,7 +260,11 @@ class CacheService:
     A miss is an ordinary answer (hit = false), never an error. Errors:
     INVALID_ARGUMENT with google.rpc.BadRequest field violations for bad input,
     UNAVAILABLE when the storage backend cannot be reached, RESOURCE_EXHAUSTED when
-    the server sheds load.
+    the server sheds load or a hit would be larger than its largest message.
+
+    No answer is larger than the server's largest message (its --max-message-bytes,
+    64 MiB by default; a client's receive limit should be the same): a store whose
+    hit would be larger is refused with stored = false.
     """
 
     @staticmethod
@@ -425,6 +473,60 @@ class CacheService:
             '/dicomcache.v1.CacheService/GetStats',
             dicomcache_dot_v1_dot_cache__service__pb2.GetStatsRequest.SerializeToString,
             dicomcache_dot_v1_dot_cache__service__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamLookupQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dicomcache.v1.CacheService/StreamLookupQuery',
+            dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupQueryRequest.SerializeToString,
+            dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamLookupStudy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dicomcache.v1.CacheService/StreamLookupStudy',
+            dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyRequest.SerializeToString,
+            dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyResponse.FromString,
             options,
             channel_credentials,
             insecure,

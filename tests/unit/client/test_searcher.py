@@ -42,8 +42,34 @@ class FakeChannel:
 
         return call
 
+    def unary_stream(self, method: str, *_: Any, **__: Any) -> Callable[..., Any]:
+        """A streamed lookup: the unary answer of the wrapped request, in one piece."""
+        unary = self.unary_unary(method.replace("/Stream", "/"))
+
+        def call(request: Any, timeout: float | None = None) -> Any:
+            answer = unary(request.request).SerializeToString()
+            return Pieces([pb.StreamLookupQueryResponse(chunk=answer, total_bytes=len(answer))])
+
+        return call
+
     def close(self) -> None:
         pass
+
+
+class Pieces:
+    """A stream's pieces, which can be cancelled as a gRPC call can."""
+
+    def __init__(self, pieces: list[Any]) -> None:
+        self._pieces = iter(pieces)
+
+    def __iter__(self) -> Pieces:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._pieces)
+
+    def cancel(self) -> bool:
+        return False
 
 
 class Archive(Searcher):

@@ -41,6 +41,7 @@ from dicomcache.client.convert.objects import (
     study_to_proto,
 )
 from dicomcache.client.convert.query import LEVELS, query_to_proto
+from dicomcache.client.convert.request import archive_request, protocol_value
 from dicomcache.client.errors import CacheError, CacheUnavailable, translate
 from dicomcache.client.watchdog import Watchdog
 from dicomcache.contract import MAX_MESSAGE_BYTES
@@ -232,17 +233,33 @@ class CacheClient:
         return self.lookup_query_leased(namespace, query, pause_gc=pause_gc)[0]
 
     def lookup_query_leased(
-        self, namespace: str, query: Query | query_pb2.Query, *, pause_gc: bool = False
+        self,
+        namespace: str,
+        query: Query | query_pb2.Query,
+        *,
+        pause_gc: bool = False,
+        protocol: str | None = None,
+        request: query_pb2.ArchiveRequest | None = None,
     ) -> tuple[list[Study] | None, int]:
         """As ``lookup_query``, with the lease of a miss (0 on a hit) for ``store_query``.
 
         A store under the lease is refused if the namespace, or a study the answer
         holds, is invalidated after the miss: the answer fetched meanwhile may be old.
+
+        Args:
+            protocol: the upstream's protocol ("qido-rs", "dicom-qr", "mint"); its
+                entries are its own. None: entries apart from every protocol.
+            request: the request the query becomes at the archive, the cache key;
+                built from a dicomtrolley query for QIDO-RS and DICOM-QR when not given.
         """
         message = query if isinstance(query, query_pb2.Query) else query_to_proto(query)
-        response = self._call(
-            "LookupQuery", pb.LookupQueryRequest(namespace=namespace, query=message)
+        lookup = pb.LookupQueryRequest(
+            namespace=namespace, query=message, protocol=protocol_value(protocol)
         )
+        request = _request(protocol, query, request)
+        if request is not None:
+            lookup.archive_request.CopyFrom(request)
+        response = self._call("LookupQuery", lookup)
         if not response.hit:
             return None, int(response.lease)
         return studies_from_proto(response.studies, pause_gc=pause_gc), 0
@@ -254,22 +271,28 @@ class CacheClient:
         studies: Sequence[Study],
         ttl: int = 0,
         lease: int = 0,
+        *,
+        protocol: str | None = None,
+        request: query_pb2.ArchiveRequest | None = None,
     ) -> bool:
         """Store an upstream's answer to a query (ttl in seconds, 0 for the server's).
 
-        Returns False when the server refused the store: its lease was revoked.
+        ``protocol`` and ``request`` as for ``lookup_query_leased``. Returns False
+        when the server refused the store: its lease was revoked.
         """
         message = query if isinstance(query, query_pb2.Query) else query_to_proto(query)
-        response = self._call(
-            "StoreQuery",
-            pb.StoreQueryRequest(
-                namespace=namespace,
-                query=message,
-                studies=[study_to_proto(s) for s in studies],
-                ttl_seconds=ttl,
-                lease=lease,
-            ),
+        store = pb.StoreQueryRequest(
+            namespace=namespace,
+            query=message,
+            studies=[study_to_proto(s) for s in studies],
+            ttl_seconds=ttl,
+            lease=lease,
+            protocol=protocol_value(protocol),
         )
+        request = _request(protocol, query, request)
+        if request is not None:
+            store.archive_request.CopyFrom(request)
+        response = self._call("StoreQuery", store)
         return bool(response.stored)
 
     def lookup_study(
@@ -282,11 +305,20 @@ class CacheClient:
         return self.lookup_study_leased(namespace, study_uid, level, pause_gc=pause_gc)[0]
 
     def lookup_study_leased(
-        self, namespace: str, study_uid: str, level: QueryLevels, *, pause_gc: bool = False
+        self,
+        namespace: str,
+        study_uid: str,
+        level: QueryLevels,
+        *,
+        pause_gc: bool = False,
+        protocol: str | None = None,
     ) -> tuple[Study | None, int]:
         """As ``lookup_study``, with the lease of a miss (0 on a hit) for ``store_study``."""
         request = pb.LookupStudyRequest(
-            namespace=namespace, study_uid=study_uid, query_level=LEVELS[QueryLevels(level)]
+            namespace=namespace,
+            study_uid=study_uid,
+            query_level=LEVELS[QueryLevels(level)],
+            protocol=protocol_value(protocol),
         )
         response = self._call("LookupStudy", request)
         if not response.hit:
@@ -294,7 +326,14 @@ class CacheClient:
         return study_from_proto(response.study, pause_gc=pause_gc), 0
 
     def store_study(
-        self, namespace: str, study: Study, level: QueryLevels, ttl: int = 0, lease: int = 0
+        self,
+        namespace: str,
+        study: Study,
+        level: QueryLevels,
+        ttl: int = 0,
+        lease: int = 0,
+        *,
+        protocol: str | None = None,
     ) -> bool:
         """Store a study-by-id answer, complete down to ``level``; False when refused."""
         request = pb.StoreStudyRequest(
@@ -303,6 +342,7 @@ class CacheClient:
             query_level=LEVELS[QueryLevels(level)],
             ttl_seconds=ttl,
             lease=lease,
+            protocol=protocol_value(protocol),
         )
         return bool(self._call("StoreStudy", request).stored)
 
@@ -366,6 +406,15 @@ class CacheClient:
             "GetStats", pb.GetStatsRequest(namespace=namespace)
         )
         return response
+
+
+def _request(
+    protocol: str | None, query: Query | query_pb2.Query, given: query_pb2.ArchiveRequest | None
+) -> query_pb2.ArchiveRequest | None:
+    """The archive request to key by: the one given, else the one the upstream would send."""
+    if given is not None or isinstance(query, query_pb2.Query):
+        return given
+    return archive_request(protocol, query)
 
 
 def _parent_study(result: pb.GetObjectsResult, uid: str) -> Study:

@@ -22,6 +22,7 @@ from dicomtrolley.core import Query, QueryLevels, Searcher, Study
 from dicomcache.client.breaker import Breaker
 from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
 from dicomcache.client.convert.query import query_to_proto
+from dicomcache.client.convert.request import archive_request, protocol_of, protocol_value
 from dicomcache.client.errors import CacheError, CacheRejected, ConversionError
 from dicomcache.client.namespace import derive_namespace
 from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
@@ -29,6 +30,8 @@ from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+MAX_TTL = 2**32 - 1  # the wire's ttl_seconds is a uint32
 
 
 class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no type information
@@ -45,16 +48,21 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         timeout: seconds any cache call may take before the upstream is asked.
         failure_threshold: cache failures in a row before the cache is skipped.
         backoff: seconds the cache is skipped after that.
-        ttl: seconds to keep answers (0: the server's TTL).
+        ttl: seconds to keep answers, an integer from 0 to ``MAX_TTL`` (0: the
+            server's TTL; the server cuts a longer one to its own).
         client: a CacheClient to use instead of one built from target and timeout.
         clock: the breaker's monotonic clock.
         pause_gc: pause the garbage collector while a hit's objects are built,
             once per lookup (see ``convert.collector``). Off by default: the
             collector is process-wide.
+        protocol: the upstream's protocol, "qido-rs", "dicom-qr" or "mint": its
+            entries are its own, and for QIDO-RS and DICOM-QR queries are keyed by
+            the request the archive receives. Taken from the upstream's class when
+            not given (set it when the upstream wraps a dicomtrolley searcher).
 
     Raises:
         ValueError: the namespace breaks the contract's rule, or none was given
-            and none can be derived from the upstream.
+            and none can be derived from the upstream; or ttl breaks its rule.
     """
 
     def __init__(
@@ -70,8 +78,14 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         client: CacheClient | None = None,
         clock: Callable[[], float] | None = None,
         pause_gc: bool = False,
+        protocol: str | None = None,
     ) -> None:
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
+            # Checked here, once: a bad ttl would otherwise fail every store, silently.
+            raise ValueError(f"ttl must be an integer from 0 to {MAX_TTL} seconds, got {ttl!r}")
         self.upstream = upstream
+        self.protocol = protocol if protocol is not None else protocol_of(upstream)
+        protocol_value(self.protocol)  # raises ValueError for an unknown name
         self.namespace = namespace or derive_namespace(upstream)
         if not NAMESPACE.fullmatch(self.namespace):
             raise ValueError(f"namespace {self.namespace!r} {NAMESPACE_RULE}")
@@ -97,15 +111,30 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             log.debug("query cannot be carried to the cache; asking the upstream")
             answer: Sequence[Study] = self.upstream.find_studies(query)
             return answer
+        request = archive_request(self.protocol, query)
         cached, lease = self._try(
-            lambda: self.client.lookup_query_leased(self.namespace, message, pause_gc=self.pause_gc)
+            lambda: self.client.lookup_query_leased(
+                self.namespace,
+                message,
+                pause_gc=self.pause_gc,
+                protocol=self.protocol,
+                request=request,
+            )
         ) or (None, 0)
         if cached is not None:
             return cached
         studies: Sequence[Study] = self.upstream.find_studies(query)
         if lease:  # no lease, no store: it could not be ordered against invalidations
             self._try(
-                lambda: self.client.store_query(self.namespace, message, studies, self.ttl, lease)
+                lambda: self.client.store_query(
+                    self.namespace,
+                    message,
+                    studies,
+                    self.ttl,
+                    lease,
+                    protocol=self.protocol,
+                    request=request,
+                )
             )
         return studies
 
@@ -115,7 +144,11 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         """The study complete down to ``query_level``, from the cache when it is known complete."""
         cached, lease = self._try(
             lambda: self.client.lookup_study_leased(
-                self.namespace, study_uid, query_level, pause_gc=self.pause_gc
+                self.namespace,
+                study_uid,
+                query_level,
+                pause_gc=self.pause_gc,
+                protocol=self.protocol,
             )
         ) or (None, 0)
         if cached is not None:
@@ -123,7 +156,9 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         study: Study = self.upstream.find_study_by_id(study_uid, query_level=query_level)
         if lease:
             self._try(
-                lambda: self.client.store_study(self.namespace, study, query_level, self.ttl, lease)
+                lambda: self.client.store_study(
+                    self.namespace, study, query_level, self.ttl, lease, protocol=self.protocol
+                )
             )
         return study
 

@@ -11,10 +11,11 @@ import logging
 from dicomcache.contract import MAX_MESSAGE_BYTES
 from dicomcache.server.api import encode
 from dicomcache.server.api.decode import study_from_proto
-from dicomcache.server.api.keys import query_key
+from dicomcache.server.api.keys import by_id, partition, partitions, query_key, request_key
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
 from dicomcache.server.errors import AnswerTooLarge
+from dicomcache.server.model import NamespaceStats
 from dicomcache.v1 import cache_service_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -61,27 +62,47 @@ class CacheService:
         """LookupQuery: a hit as stored bytes, or a miss."""
         check = Checker()
         check.namespace(request.namespace)
+        if not request.HasField("query"):
+            check.fail("query", "must be set")
         check.query(request.query)
+        check.protocol(request.protocol)
+        if request.HasField("archive_request"):
+            check.archive_request(request.archive_request)
         check.done()
-        studies = self.backend.lookup_query(request.namespace, query_key(request.query))
+        namespace = partition(request.namespace, request.protocol)
+        studies = self.backend.lookup_query(namespace, _key(request))
+        uid = by_id(request.query)
+        if studies is None and uid is not None:
+            level = check.level(request.query.query_level, "query.query_level")
+            study = self.backend.lookup_study(namespace, uid, level)
+            studies = None if study is None else [study]
         if studies is None:
-            return encode.miss(self.backend.lease(request.namespace))
+            return encode.miss(self.backend.lease(namespace))
         return self._sendable(encode.query_hit(studies))
 
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
         """StoreQuery: the answer's objects, then the answer."""
         check = Checker()
         check.namespace(request.namespace)
+        if not request.HasField("query"):
+            check.fail("query", "must be set")
         check.query(request.query)
+        check.protocol(request.protocol)
+        if request.HasField("archive_request"):
+            check.archive_request(request.archive_request)
         check.studies(request.studies, "studies")
         check.done()
+        namespace = partition(request.namespace, request.protocol)
         studies = [study_from_proto(s) for s in request.studies]
         if not self._fits(encode.query_hit_size(studies)):
             return pb.StoreQueryResponse(stored=False)
-        key = query_key(request.query)
-        stored = self.backend.store_query(
-            request.namespace, key, studies, self._ttl(request.ttl_seconds), request.lease
-        )
+        ttl = self._ttl(request.ttl_seconds)
+        stored = self.backend.store_query(namespace, _key(request), studies, ttl, request.lease)
+        uid = by_id(request.query)
+        if stored and uid is not None and [s.uid for s in studies] == [uid]:
+            # The answer find_study_by_id would get: the study's complete listing.
+            level = check.level(request.query.query_level, "query.query_level")
+            stored = self.backend.store_study(namespace, studies[0], level, ttl, request.lease)
         return pb.StoreQueryResponse(stored=stored)
 
     def lookup_study(self, request: pb.LookupStudyRequest) -> bytes:
@@ -90,10 +111,12 @@ class CacheService:
         check.namespace(request.namespace)
         check.uid(request.study_uid, "study_uid")
         level = check.level(request.query_level, "query_level")
+        check.protocol(request.protocol)
         check.done()
-        study = self.backend.lookup_study(request.namespace, request.study_uid, level)
+        namespace = partition(request.namespace, request.protocol)
+        study = self.backend.lookup_study(namespace, request.study_uid, level)
         if study is None:
-            return encode.miss(self.backend.lease(request.namespace))
+            return encode.miss(self.backend.lease(namespace))
         return self._sendable(encode.study_hit(study))
 
     def store_study(self, request: pb.StoreStudyRequest) -> pb.StoreStudyResponse:
@@ -104,12 +127,13 @@ class CacheService:
             check.fail("study", "must be set")
         check.studies([request.study], "study")
         level = check.level(request.query_level, "query_level")
+        check.protocol(request.protocol)
         check.done()
         study = study_from_proto(request.study)
         if not self._fits(encode.study_hit_size(study)):
             return pb.StoreStudyResponse(stored=False)
         stored = self.backend.store_study(
-            request.namespace,
+            partition(request.namespace, request.protocol),
             study,
             level,
             self._ttl(request.ttl_seconds),
@@ -122,9 +146,10 @@ class CacheService:
         check = Checker()
         check.namespace(request.namespace)
         check.studies(request.studies, "studies")
+        check.protocol(request.protocol)
         check.done()
         written = self.backend.add_objects(
-            request.namespace,
+            partition(request.namespace, request.protocol),
             [study_from_proto(s) for s in request.studies],
             self._ttl(request.ttl_seconds),
         )
@@ -135,10 +160,10 @@ class CacheService:
         check = Checker()
         check.namespace(request.namespace)
         addresses = check.references(request.references, "references")
+        check.protocol(request.protocol)
         check.done()
-        return encode.objects_result(
-            [self.backend.get_object(request.namespace, a) for a in addresses]
-        )
+        namespace = partition(request.namespace, request.protocol)
+        return encode.objects_result([self.backend.get_object(namespace, a) for a in addresses])
 
     def invalidate(self, request: pb.InvalidateRequest) -> pb.InvalidateResponse:
         """Invalidate: one object and what depends on it, or a whole namespace."""
@@ -150,7 +175,8 @@ class CacheService:
             else None
         )
         check.done()
-        removed = self.backend.invalidate(request.namespace, address)
+        # Under every protocol: the archive changed, whoever asks it.
+        removed = sum(self.backend.invalidate(n, address) for n in partitions(request.namespace))
         log.info("invalidated %d objects (%s)", removed, "one object" if address else "namespace")
         return pb.InvalidateResponse(objects_removed=removed)
 
@@ -160,4 +186,23 @@ class CacheService:
         if request.namespace:
             check.namespace(request.namespace)
         check.done()
-        return encode.stats_to_proto(self.backend.stats(request.namespace or None))
+        if not request.namespace:
+            return encode.stats_to_proto(self.backend.stats(None))
+        stats = [self.backend.stats(n) for n in partitions(request.namespace)]
+        merged = stats[0]
+        # The plain namespace always; a protocol's partition once it holds or counted anything.
+        merged.namespaces += [
+            entry for part in stats[1:] for entry in part.namespaces if entry != _empty(entry)
+        ]
+        return encode.stats_to_proto(merged)
+
+
+def _key(request: pb.LookupQueryRequest | pb.StoreQueryRequest) -> bytes:
+    """The request's cache key: its archive request when given, else its query."""
+    if request.HasField("archive_request"):
+        return request_key(request.archive_request)
+    return query_key(request.query)
+
+
+def _empty(entry: NamespaceStats) -> NamespaceStats:
+    return NamespaceStats(entry.namespace)

@@ -18,8 +18,11 @@ from dicomcache.server.model import Level
 from dicomcache.v1 import dataset_pb2, objects_pb2, query_pb2
 
 UID_RULE = "must be a UID: 1 to 64 characters, each a digit (0-9) or a dot"
+TAG_RULE = "must be a data element tag: group must be 0008 or above"
+OWN_UID_RULE = "must hold one value, equal to the object's uid"
 MAX_TEXT = 1024  # characters in one query field
 MAX_INCLUDE_FIELDS = 256
+MAX_PARAMETERS = 256  # of an ArchiveRequest
 MAX_EXTRA_FIELDS = 64
 MAX_REFERENCES = 1000
 MAX_SEQUENCE_DEPTH = 8  # protobuf parsing itself stops at 100 nested messages, about 19 levels
@@ -67,6 +70,16 @@ VALID_VRS = frozenset(
 # the cache only compares UIDs whole, so neither can confuse it. These characters
 # keep storage keys plain; a stricter rule would only make real studies uncacheable.
 _UID = re.compile(r"[0-9.]{1,64}")
+# Groups 0000-0007 are the command set, the file meta information and groups that
+# PS3.5 7.1 forbids: never attributes of a query answer. Tag 0, or 0x000186A4 from
+# "100020" read as decimal, is how a client's wrong tag encoding shows.
+_FIRST_TAG = 0x00080000
+# The attribute that names each kind of object itself.
+_OWN_UID_TAG = {
+    objects_pb2.Study: 0x0020000D,  # StudyInstanceUID
+    objects_pb2.Series: 0x0020000E,  # SeriesInstanceUID
+    objects_pb2.Instance: 0x00080018,  # SOPInstanceUID
+}
 _KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 
@@ -107,6 +120,31 @@ class Checker:
             self.fail(field, "must be a known QueryLevel (1 STUDY, 2 SERIES, 3 INSTANCE)")
             return Level.STUDY
         return Level(value)
+
+    def protocol(self, value: int, field: str = "protocol") -> None:
+        """A known Protocol (unspecified included)."""
+        if value not in query_pb2.Protocol.values():
+            self.fail(
+                field, "must be a known Protocol (0 unspecified, 1 QIDO-RS, 2 DICOM-QR, 3 MINT)"
+            )
+
+    def archive_request(
+        self, request: query_pb2.ArchiveRequest, field: str = "archive_request"
+    ) -> None:
+        """A request within the bounds of a query: short texts, a bounded number of values."""
+        if len(request.path) > MAX_TEXT:
+            self.fail(f"{field}.path", f"must be at most {MAX_TEXT} characters")
+        if len(request.parameters) > MAX_PARAMETERS:
+            self.fail(f"{field}.parameters", f"must have at most {MAX_PARAMETERS} entries")
+            return
+        for i, parameter in enumerate(request.parameters):
+            where = f"{field}.parameters[{i}]"
+            if not 1 <= len(parameter.name) <= 64:
+                self.fail(f"{where}.name", "must be 1 to 64 characters")
+            if len(parameter.values) > MAX_INCLUDE_FIELDS:
+                self.fail(f"{where}.values", f"must have at most {MAX_INCLUDE_FIELDS} entries")
+            elif any(len(value) > MAX_TEXT for value in parameter.values):
+                self.fail(f"{where}.values", f"must each be at most {MAX_TEXT} characters")
 
     def query(self, query: query_pb2.Query, field: str = "query") -> None:
         """Every field of a Query within its bounds, dates real dates."""
@@ -195,15 +233,32 @@ class Checker:
         seen.add(obj.uid)
         if obj.HasField("attributes"):
             self.dataset(obj.attributes, f"{path}.attributes", 0)
+            self._own_uid(obj, f"{path}.attributes")
         elif not children:
             self.fail(f"{path}.attributes", "must be set on an object without children")
 
+    def _own_uid(
+        self, obj: objects_pb2.Study | objects_pb2.Series | objects_pb2.Instance, path: str
+    ) -> None:
+        """An object's own UID attribute, when it holds text, is its uid: one key, one object."""
+        tag = _OWN_UID_TAG[type(obj)]
+        element = obj.attributes.elements.get(tag)
+        if element is None or element.WhichOneof("content") != "values":
+            return
+        items = element.values.items
+        if any(v.WhichOneof("kind") == "text" for v in items) and (
+            len(items) != 1 or items[0].text != obj.uid
+        ):
+            self.fail(f"{path}.elements[{tag:08X}]", OWN_UID_RULE)
+
     def dataset(self, dataset: dataset_pb2.Dataset, path: str, depth: int) -> None:
-        """VRs known, tags 32-bit, sequences nested at most MAX_SEQUENCE_DEPTH deep."""
+        """Tags of attributes, VRs known, sequences nested at most MAX_SEQUENCE_DEPTH deep."""
         if depth > MAX_SEQUENCE_DEPTH:
             self.fail(path, f"sequences must nest at most {MAX_SEQUENCE_DEPTH} deep")
             return
         for tag, element in dataset.elements.items():
+            if tag < _FIRST_TAG:
+                self.fail(f"{path}.elements[{tag:08X}]", TAG_RULE)
             if element.vr not in VALID_VRS:
                 self.fail(f"{path}.elements[{tag:08X}].vr", "must be a DICOM VR such as PN or UI")
             elif element.vr == "SQ" and element.WhichOneof("content") == "values":

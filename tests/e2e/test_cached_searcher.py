@@ -12,15 +12,23 @@ from pathlib import Path
 
 import pytest
 import requests
-from dicomtrolley.core import Query, QueryLevels, Searcher, Study, StudyReference
+from dicomtrolley.core import (
+    InstanceReference,
+    Query,
+    QueryLevels,
+    Searcher,
+    Study,
+    StudyReference,
+)
 from dicomtrolley.dicom_qr import DICOMQR, DICOMQuery
 from dicomtrolley.exceptions import DICOMTrolleyError
 from dicomtrolley.qido_rs import HierarchicalQuery, QidoRS, RelationalQuery
 from dicomtrolley.trolley import Trolley
 from dicomtrolley.wado_rs import WadoRS
 
-from dicomcache.client import CachedSearcher
+from dicomcache.client import CacheClient, CachedSearcher
 from dicomcache.client.breaker import State
+from dicomcache.client.convert.request import protocol_of
 from dicomcache.server.app import CacheServer
 from dicomcache.server.config import Settings
 from tests.e2e.conftest import LoadedOrthanc
@@ -87,8 +95,13 @@ def dicom_qr(orthanc: LoadedOrthanc) -> CountingSearcher:
 
 
 def cached(upstream: Searcher, server: CacheServer, namespace: str = "orthanc") -> CachedSearcher:
+    """A CachedSearcher in front of ``upstream``, told the protocol of the archive it counts."""
     return CachedSearcher(
-        upstream, target=f"127.0.0.1:{server.port}", namespace=namespace, timeout=5
+        upstream,
+        target=f"127.0.0.1:{server.port}",
+        namespace=namespace,
+        timeout=5,
+        protocol=protocol_of(getattr(upstream, "archive", upstream)),
     )
 
 
@@ -108,20 +121,20 @@ def test_qido_rs_answers_come_back_from_cache_equal(orthanc, qido, cache_server,
         assert sum(len(s.instances) for s in again[0].series) == 80
 
 
-def test_query_kinds_and_values_get_their_own_entries(orthanc, qido, cache_server):
+def test_queries_sent_as_one_request_share_an_entry_and_only_those(orthanc, qido, cache_server):
     searcher = cached(qido, cache_server)
     uid = orthanc.study(1).uid
     queries = [
         Query(StudyInstanceUID=uid, query_level=QueryLevels.SERIES),
+        # the searcher sends a Query as this HierarchicalQuery: one request, one entry
         HierarchicalQuery(StudyInstanceUID=uid, query_level=QueryLevels.SERIES),
         RelationalQuery(StudyInstanceUID=uid, query_level=QueryLevels.SERIES),
         Query(StudyInstanceUID=orthanc.study(2).uid, query_level=QueryLevels.SERIES),
     ]
     for query in queries:
         searcher.find_studies(query)
-    for query in queries:
         searcher.find_studies(query)
-    assert qido.calls == len(queries)
+    assert qido.calls == 3
 
 
 def test_an_empty_answer_is_cached(orthanc, qido, cache_server):
@@ -291,3 +304,90 @@ def test_cache_server_stopped_mid_run_then_back(orthanc, qido):
     finally:
         searcher.client.close()
         server.stop(grace=0)
+
+
+# -- issue 10: a hit is what the archive would answer -----------------------------------
+
+
+@pytest.mark.parametrize("level", list(QueryLevels))
+@pytest.mark.parametrize("protocol", ["qido", "dicom_qr"])
+def test_another_query_never_thins_a_hit(orthanc, cache_server, request, protocol, level):
+    """A asks for StudyDescription, B for the defaults: B's store must not thin A's hit."""
+    upstream = request.getfixturevalue(protocol)
+    searcher = cached(upstream, cache_server)
+    a = Query(PatientID="SYN-0003", query_level=level, include_fields=["StudyDescription"])
+    b = Query(PatientID="SYN-0003", query_level=level)
+    searcher.find_studies(a)
+    searcher.find_studies(b)
+    again = searcher.find_studies(a)
+    archive_a = summaries(upstream.archive.find_studies(a))
+    assert archive_a != summaries(upstream.archive.find_studies(b)), "A must ask for more"
+    assert summaries(again) == archive_a
+
+
+def test_qido_rs_and_c_find_answers_stay_apart_in_one_namespace(
+    orthanc, qido, dicom_qr, cache_server
+):
+    query = Query(PatientID="SYN-0002", query_level=QueryLevels.INSTANCE)
+    by_qido = cached(qido, cache_server, namespace="one-archive")
+    by_qr = cached(dicom_qr, cache_server, namespace="one-archive")
+    for _ in range(2):
+        assert summaries(by_qido.find_studies(query)) == summaries(qido.archive.find_studies(query))
+        assert summaries(by_qr.find_studies(query)) == summaries(
+            dicom_qr.archive.find_studies(query)
+        )
+    assert (qido.calls, dicom_qr.calls) == (1, 1)
+
+
+@pytest.mark.parametrize("protocol", ["qido", "dicom_qr"])
+def test_a_hit_keeps_the_archive_order(orthanc, cache_server, request, protocol):
+    upstream = request.getfixturevalue(protocol)
+    searcher = cached(upstream, cache_server)
+    query = Query(PatientID="SYN-0001", query_level=QueryLevels.INSTANCE)
+    first = searcher.find_studies(query)
+    again = searcher.find_studies(query)
+    assert upstream.calls == 1
+    order = [(s.uid, [(x.uid, [i.uid for i in x.instances]) for x in s.series]) for s in first]
+    assert [
+        (s.uid, [(x.uid, [i.uid for i in x.instances]) for x in s.series]) for s in again
+    ] == order
+
+
+@pytest.mark.parametrize("level", [QueryLevels.SERIES, QueryLevels.INSTANCE])
+def test_study_by_id_and_its_unfiltered_query_share_one_answer(orthanc, qido, cache_server, level):
+    """find_study_by_id runs exactly the unfiltered query for the study inside dicomtrolley."""
+    searcher = cached(qido, cache_server)
+    first, second = orthanc.study(1).uid, orthanc.study(3).uid
+    searcher.find_studies(Query(StudyInstanceUID=first, query_level=level))
+    by_id = searcher.find_study_by_id(first, level)
+    assert qido.calls == 1
+    assert tree_summary(by_id) == tree_summary(qido.archive.find_study_by_id(first, level))
+
+    searcher.find_study_by_id(second, level)
+    (as_query,) = searcher.find_studies(Query(StudyInstanceUID=second, query_level=level))
+    assert qido.calls == 2
+    assert tree_summary(as_query) == tree_summary(qido.archive.find_study_by_id(second, level))
+
+
+def test_invalidating_a_new_instance_makes_its_study_fresh(orthanc, qido, cache_server):
+    """A new instance arrives in the archive and is announced: nothing cached may lack it."""
+    study = make_study(91, PatientSpec("SYN-0091", "New^Arrival"), [SeriesSpec("CT", 2)])
+    late = study.datasets.pop()
+    upload(orthanc.url, study.datasets)
+    searcher = cached(qido, cache_server)
+    query = Query(PatientID="SYN-0091", query_level=QueryLevels.INSTANCE)
+    assert len(searcher.find_study_by_id(study.uid, QueryLevels.INSTANCE).series[0].instances) == 1
+    assert len(searcher.find_studies(query)[0].series[0].instances) == 1
+
+    upload(orthanc.url, [late])
+    with CacheClient(f"127.0.0.1:{cache_server.port}", timeout=5) as client:
+        client.invalidate(
+            "orthanc",
+            InstanceReference(
+                study_uid=study.uid,
+                series_uid=late.SeriesInstanceUID,
+                instance_uid=late.SOPInstanceUID,
+            ),
+        )
+    assert len(searcher.find_study_by_id(study.uid, QueryLevels.INSTANCE).series[0].instances) == 2
+    assert len(searcher.find_studies(query)[0].series[0].instances) == 2

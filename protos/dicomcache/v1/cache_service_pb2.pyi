@@ -9,12 +9,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LookupQueryRequest(_message.Message):
-    __slots__ = ("namespace", "query")
+    __slots__ = ("namespace", "query", "protocol", "archive_request")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_REQUEST_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     query: _query_pb2.Query
-    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ...) -> None: ...
+    protocol: _query_pb2.Protocol
+    archive_request: _query_pb2.ArchiveRequest
+    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ..., archive_request: _Optional[_Union[_query_pb2.ArchiveRequest, _Mapping]] = ...) -> None: ...
 
 class LookupQueryResponse(_message.Message):
     __slots__ = ("hit", "studies", "lease")
@@ -27,18 +31,22 @@ class LookupQueryResponse(_message.Message):
     def __init__(self, hit: _Optional[bool] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class StoreQueryRequest(_message.Message):
-    __slots__ = ("namespace", "query", "studies", "ttl_seconds", "lease")
+    __slots__ = ("namespace", "query", "studies", "ttl_seconds", "lease", "protocol", "archive_request")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     STUDIES_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_REQUEST_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     query: _query_pb2.Query
     studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
     ttl_seconds: int
     lease: int
-    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ...) -> None: ...
+    protocol: _query_pb2.Protocol
+    archive_request: _query_pb2.ArchiveRequest
+    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ..., archive_request: _Optional[_Union[_query_pb2.ArchiveRequest, _Mapping]] = ...) -> None: ...
 
 class StoreQueryResponse(_message.Message):
     __slots__ = ("stored",)
@@ -47,14 +55,16 @@ class StoreQueryResponse(_message.Message):
     def __init__(self, stored: _Optional[bool] = ...) -> None: ...
 
 class LookupStudyRequest(_message.Message):
-    __slots__ = ("namespace", "study_uid", "query_level")
+    __slots__ = ("namespace", "study_uid", "query_level", "protocol")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     STUDY_UID_FIELD_NUMBER: _ClassVar[int]
     QUERY_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     study_uid: str
     query_level: _query_pb2.QueryLevel
-    def __init__(self, namespace: _Optional[str] = ..., study_uid: _Optional[str] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ...) -> None: ...
+    protocol: _query_pb2.Protocol
+    def __init__(self, namespace: _Optional[str] = ..., study_uid: _Optional[str] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ...) -> None: ...
 
 class LookupStudyResponse(_message.Message):
     __slots__ = ("hit", "study", "lease")
@@ -67,18 +77,20 @@ class LookupStudyResponse(_message.Message):
     def __init__(self, hit: _Optional[bool] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class StoreStudyRequest(_message.Message):
-    __slots__ = ("namespace", "study", "query_level", "ttl_seconds", "lease")
+    __slots__ = ("namespace", "study", "query_level", "ttl_seconds", "lease", "protocol")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
     QUERY_LEVEL_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     study: _objects_pb2.Study
     query_level: _query_pb2.QueryLevel
     ttl_seconds: int
     lease: int
-    def __init__(self, namespace: _Optional[str] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ...) -> None: ...
+    protocol: _query_pb2.Protocol
+    def __init__(self, namespace: _Optional[str] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ...) -> None: ...
 
 class StoreStudyResponse(_message.Message):
     __slots__ = ("stored",)
@@ -87,14 +99,16 @@ class StoreStudyResponse(_message.Message):
     def __init__(self, stored: _Optional[bool] = ...) -> None: ...
 
 class AddObjectsRequest(_message.Message):
-    __slots__ = ("namespace", "studies", "ttl_seconds")
+    __slots__ = ("namespace", "studies", "ttl_seconds", "protocol")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     STUDIES_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
     ttl_seconds: int
-    def __init__(self, namespace: _Optional[str] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    protocol: _query_pb2.Protocol
+    def __init__(self, namespace: _Optional[str] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ...) -> None: ...
 
 class AddObjectsResponse(_message.Message):
     __slots__ = ("objects_written",)
@@ -103,12 +117,14 @@ class AddObjectsResponse(_message.Message):
     def __init__(self, objects_written: _Optional[int] = ...) -> None: ...
 
 class GetObjectsRequest(_message.Message):
-    __slots__ = ("namespace", "references")
+    __slots__ = ("namespace", "references", "protocol")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     references: _containers.RepeatedCompositeFieldContainer[_objects_pb2.ObjectReference]
-    def __init__(self, namespace: _Optional[str] = ..., references: _Optional[_Iterable[_Union[_objects_pb2.ObjectReference, _Mapping]]] = ...) -> None: ...
+    protocol: _query_pb2.Protocol
+    def __init__(self, namespace: _Optional[str] = ..., references: _Optional[_Iterable[_Union[_objects_pb2.ObjectReference, _Mapping]]] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ...) -> None: ...
 
 class GetObjectsResult(_message.Message):
     __slots__ = ("found", "study", "series", "instance")

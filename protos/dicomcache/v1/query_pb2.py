@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64icomcache/v1/query.proto\x12\rdicomcache.v1\"0\n\x04\x44\x61te\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\"\xa8\x01\n\x08\x44\x61teTime\x12!\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x13.dicomcache.v1.Date\x12\x0c\n\x04hour\x18\x02 \x01(\x05\x12\x0e\n\x06minute\x18\x03 \x01(\x05\x12\x0e\n\x06second\x18\x04 \x01(\x05\x12\x13\n\x0bmicrosecond\x18\x05 \x01(\x05\x12\x1f\n\x12utc_offset_seconds\x18\x06 \x01(\x11H\x00\x88\x01\x01\x42\x15\n\x13_utc_offset_seconds\"\xff\x05\n\x05Query\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12.\n\x0bquery_level\x18\x02 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\x12\x1a\n\x12study_instance_uid\x18\x03 \x01(\t\x12\x18\n\x10\x61\x63\x63\x65ssion_number\x18\x04 \x01(\t\x12\x14\n\x0cpatient_name\x18\x05 \x01(\t\x12\x12\n\npatient_id\x18\x06 \x01(\t\x12\x1b\n\x13modalities_in_study\x18\x07 \x01(\t\x12\x1b\n\x13series_instance_uid\x18\x08 \x01(\t\x12/\n\x0emin_study_date\x18\t \x01(\x0b\x32\x17.dicomcache.v1.DateTime\x12/\n\x0emax_study_date\x18\n \x01(\x0b\x32\x17.dicomcache.v1.DateTime\x12\x16\n\x0einclude_fields\x18\x0b \x03(\t\x12\x1b\n\x13include_fields_null\x18\x0c \x01(\x08\x12\x18\n\x10institution_name\x18\r \x01(\t\x12\x13\n\x0bpatient_sex\x18\x0e \x01(\t\x12\x19\n\x11study_description\x18\x0f \x01(\t\x12\x1a\n\x12series_description\x18\x10 \x01(\t\x12%\n\x1dinstitutional_department_name\x18\x11 \x01(\t\x12/\n\x12patient_birth_date\x18\x12 \x01(\x0b\x32\x13.dicomcache.v1.Date\x12\r\n\x05limit\x18\x13 \x01(\x03\x12\x0e\n\x06offset\x18\x14 \x01(\x03\x12\x10\n\x08modality\x18\x15 \x01(\t\x12\x15\n\rprotocol_name\x18\x16 \x01(\t\x12\x10\n\x08study_id\x18\x17 \x01(\t\x12;\n\x0c\x65xtra_fields\x18\x18 \x03(\x0b\x32%.dicomcache.v1.Query.ExtraFieldsEntry\x1a\x32\n\x10\x45xtraFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*r\n\nQueryLevel\x12\x1b\n\x17QUERY_LEVEL_UNSPECIFIED\x10\x00\x12\x15\n\x11QUERY_LEVEL_STUDY\x10\x01\x12\x16\n\x12QUERY_LEVEL_SERIES\x10\x02\x12\x18\n\x14QUERY_LEVEL_INSTANCE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64icomcache/v1/query.proto\x12\rdicomcache.v1\"L\n\x0e\x41rchiveRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12,\n\nparameters\x18\x02 \x03(\x0b\x32\x18.dicomcache.v1.Parameter\")\n\tParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"0\n\x04\x44\x61te\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\"\xa8\x01\n\x08\x44\x61teTime\x12!\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x13.dicomcache.v1.Date\x12\x0c\n\x04hour\x18\x02 \x01(\x05\x12\x0e\n\x06minute\x18\x03 \x01(\x05\x12\x0e\n\x06second\x18\x04 \x01(\x05\x12\x13\n\x0bmicrosecond\x18\x05 \x01(\x05\x12\x1f\n\x12utc_offset_seconds\x18\x06 \x01(\x11H\x00\x88\x01\x01\x42\x15\n\x13_utc_offset_seconds\"\xff\x05\n\x05Query\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12.\n\x0bquery_level\x18\x02 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\x12\x1a\n\x12study_instance_uid\x18\x03 \x01(\t\x12\x18\n\x10\x61\x63\x63\x65ssion_number\x18\x04 \x01(\t\x12\x14\n\x0cpatient_name\x18\x05 \x01(\t\x12\x12\n\npatient_id\x18\x06 \x01(\t\x12\x1b\n\x13modalities_in_study\x18\x07 \x01(\t\x12\x1b\n\x13series_instance_uid\x18\x08 \x01(\t\x12/\n\x0emin_study_date\x18\t \x01(\x0b\x32\x17.dicomcache.v1.DateTime\x12/\n\x0emax_study_date\x18\n \x01(\x0b\x32\x17.dicomcache.v1.DateTime\x12\x16\n\x0einclude_fields\x18\x0b \x03(\t\x12\x1b\n\x13include_fields_null\x18\x0c \x01(\x08\x12\x18\n\x10institution_name\x18\r \x01(\t\x12\x13\n\x0bpatient_sex\x18\x0e \x01(\t\x12\x19\n\x11study_description\x18\x0f \x01(\t\x12\x1a\n\x12series_description\x18\x10 \x01(\t\x12%\n\x1dinstitutional_department_name\x18\x11 \x01(\t\x12/\n\x12patient_birth_date\x18\x12 \x01(\x0b\x32\x13.dicomcache.v1.Date\x12\r\n\x05limit\x18\x13 \x01(\x03\x12\x0e\n\x06offset\x18\x14 \x01(\x03\x12\x10\n\x08modality\x18\x15 \x01(\t\x12\x15\n\rprotocol_name\x18\x16 \x01(\t\x12\x10\n\x08study_id\x18\x17 \x01(\t\x12;\n\x0c\x65xtra_fields\x18\x18 \x03(\x0b\x32%.dicomcache.v1.Query.ExtraFieldsEntry\x1a\x32\n\x10\x45xtraFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*r\n\nQueryLevel\x12\x1b\n\x17QUERY_LEVEL_UNSPECIFIED\x10\x00\x12\x15\n\x11QUERY_LEVEL_STUDY\x10\x01\x12\x16\n\x12QUERY_LEVEL_SERIES\x10\x02\x12\x18\n\x14QUERY_LEVEL_INSTANCE\x10\x03*d\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x14\n\x10PROTOCOL_QIDO_RS\x10\x01\x12\x15\n\x11PROTOCOL_DICOM_QR\x10\x02\x12\x11\n\rPROTOCOL_MINT\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,14 +33,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_QUERY_EXTRAFIELDSENTRY']._loaded_options = None
   _globals['_QUERY_EXTRAFIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_QUERYLEVEL']._serialized_start=1035
-  _globals['_QUERYLEVEL']._serialized_end=1149
-  _globals['_DATE']._serialized_start=44
-  _globals['_DATE']._serialized_end=92
-  _globals['_DATETIME']._serialized_start=95
-  _globals['_DATETIME']._serialized_end=263
-  _globals['_QUERY']._serialized_start=266
-  _globals['_QUERY']._serialized_end=1033
-  _globals['_QUERY_EXTRAFIELDSENTRY']._serialized_start=983
-  _globals['_QUERY_EXTRAFIELDSENTRY']._serialized_end=1033
+  _globals['_QUERYLEVEL']._serialized_start=1156
+  _globals['_QUERYLEVEL']._serialized_end=1270
+  _globals['_PROTOCOL']._serialized_start=1272
+  _globals['_PROTOCOL']._serialized_end=1372
+  _globals['_ARCHIVEREQUEST']._serialized_start=44
+  _globals['_ARCHIVEREQUEST']._serialized_end=120
+  _globals['_PARAMETER']._serialized_start=122
+  _globals['_PARAMETER']._serialized_end=163
+  _globals['_DATE']._serialized_start=165
+  _globals['_DATE']._serialized_end=213
+  _globals['_DATETIME']._serialized_start=216
+  _globals['_DATETIME']._serialized_end=384
+  _globals['_QUERY']._serialized_start=387
+  _globals['_QUERY']._serialized_end=1154
+  _globals['_QUERY_EXTRAFIELDSENTRY']._serialized_start=1104
+  _globals['_QUERY_EXTRAFIELDSENTRY']._serialized_end=1154
 # @@protoc_insertion_point(module_scope)

@@ -13,10 +13,37 @@ class QueryLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QUERY_LEVEL_STUDY: _ClassVar[QueryLevel]
     QUERY_LEVEL_SERIES: _ClassVar[QueryLevel]
     QUERY_LEVEL_INSTANCE: _ClassVar[QueryLevel]
+
+class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROTOCOL_UNSPECIFIED: _ClassVar[Protocol]
+    PROTOCOL_QIDO_RS: _ClassVar[Protocol]
+    PROTOCOL_DICOM_QR: _ClassVar[Protocol]
+    PROTOCOL_MINT: _ClassVar[Protocol]
 QUERY_LEVEL_UNSPECIFIED: QueryLevel
 QUERY_LEVEL_STUDY: QueryLevel
 QUERY_LEVEL_SERIES: QueryLevel
 QUERY_LEVEL_INSTANCE: QueryLevel
+PROTOCOL_UNSPECIFIED: Protocol
+PROTOCOL_QIDO_RS: Protocol
+PROTOCOL_DICOM_QR: Protocol
+PROTOCOL_MINT: Protocol
+
+class ArchiveRequest(_message.Message):
+    __slots__ = ("path", "parameters")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    parameters: _containers.RepeatedCompositeFieldContainer[Parameter]
+    def __init__(self, path: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[Parameter, _Mapping]]] = ...) -> None: ...
+
+class Parameter(_message.Message):
+    __slots__ = ("name", "values")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Date(_message.Message):
     __slots__ = ("year", "month", "day")

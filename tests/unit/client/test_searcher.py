@@ -158,3 +158,14 @@ def test_pause_gc_pauses_once_per_lookup(pauses: list[int]) -> None:
     assert pauses == [1, 1]
     assert searcher.upstream.calls == 0
     assert channel.called == ["LookupQuery", "LookupStudy"]
+
+
+@pytest.mark.parametrize("ttl", [-1, 2**32, 1.5, 600.0, "600", True, None])
+def test_a_ttl_the_wire_cannot_carry_is_refused_at_construction(ttl: Any) -> None:
+    with pytest.raises(ValueError, match=r"ttl must be an integer from 0 to 4294967295 seconds"):
+        _searcher(FakeChannel(make_study(1)), ttl=ttl)
+
+
+@pytest.mark.parametrize("ttl", [0, 1, 2**32 - 1])
+def test_a_ttl_within_the_rule_is_kept(ttl: int) -> None:
+    assert _searcher(FakeChannel(make_study(1)), ttl=ttl).ttl == ttl

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     )
     max_memory: ByteSize = Field(
         ByteSize(512 * 1024**2),
+        gt=0,  # 0 would cache nothing while the stats said "no limit"
         description="memory backend: bytes of cached data before the least recently used "
         "studies are evicted, e.g. 512MiB",
     )

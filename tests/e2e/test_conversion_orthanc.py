@@ -17,6 +17,7 @@ from dicomtrolley.dicom_qr import DICOMQR, DICOMQuery
 from dicomtrolley.qido_rs import HierarchicalQuery, QidoRS, RelationalQuery
 
 from dicomcache.client.convert.objects import studies_from_proto, study_to_proto
+from dicomcache.server.api.validation import Checker
 from dicomcache.v1 import objects_pb2
 from tests.e2e.conftest import LoadedOrthanc
 from tests.support.trees import tree_summary
@@ -36,8 +37,16 @@ def dicom_qr(orthanc: LoadedOrthanc) -> DICOMQR:
 
 
 def round_trip(studies: Sequence[Study]) -> list[Study]:
-    """Through the wire form: proto messages serialized and parsed again."""
-    wire = [study_to_proto(study).SerializeToString() for study in studies]
+    """Through the wire form: proto messages serialized and parsed again.
+
+    On the way, the server's rules accept every message: no tag below group 0008
+    (no file meta information), every object's own UID attribute its uid.
+    """
+    messages = [study_to_proto(study) for study in studies]
+    check = Checker()
+    check.studies(messages, "studies")
+    check.done()
+    wire = [message.SerializeToString() for message in messages]
     return studies_from_proto(objects_pb2.Study.FromString(data) for data in wire)
 
 

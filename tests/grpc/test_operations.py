@@ -184,6 +184,14 @@ def test_cli_rejects_bad_settings_with_a_clear_message():
     assert "ttl" in result.stderr and "greater than 0" in result.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "0MiB"])
+def test_cli_rejects_a_max_memory_of_zero(capsys, value):
+    from dicomcache.server.cli import main
+
+    assert main(["serve", "--max-memory", value]) == 2
+    assert "dicomcache: max_memory: Input should be greater than 0" in capsys.readouterr().err
+
+
 def test_serve_help_documents_every_setting_and_its_variable():
     from dicomcache.server.config import Settings
 

@@ -8,7 +8,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from dicomcache.server.api.service import SERVICE_NAME
-from dicomcache.server.api.validation import UID_RULE
+from dicomcache.server.api.validation import OWN_UID_RULE, TAG_RULE, UID_RULE
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import dataset_pb2, objects_pb2, query_pb2
 from tests.support.messages import dataset, make_study, text_element
@@ -132,8 +132,74 @@ def test_every_violation_of_a_request_is_reported(stub):
         "query.limit",
         "query.min_study_date.date",
         "studies[0].series[0].instances[0].uid",
+        "studies[0].series[0].instances[0].attributes.elements[00080018]",
         "studies[0].series[0].instances[1].attributes",
     }
+
+
+def test_a_query_request_without_a_query_is_rejected(stub):
+    found = rejected(stub.LookupQuery, pb.LookupQueryRequest(namespace="ns"))
+    assert found == [("query", "must be set")]
+    found = rejected(stub.StoreQuery, pb.StoreQueryRequest(namespace="ns", studies=[make_study()]))
+    assert found == [("query", "must be set")]
+    assert stub.LookupQuery(pb.LookupQueryRequest(namespace="ns", query=query_pb2.Query())).lease
+
+
+@pytest.mark.parametrize(
+    ("tag", "where"),
+    [
+        (0x0020000D, "studies[0].attributes"),
+        (0x0020000E, "studies[0].series[0].attributes"),
+        (0x00080018, "studies[0].series[0].instances[0].attributes"),
+    ],
+)
+def test_an_object_whose_own_uid_attribute_disagrees_is_rejected(stub, tag, where):
+    study = make_study(1, 1, 1)
+    target = {
+        0x0020000D: study,
+        0x0020000E: study.series[0],
+        0x00080018: study.series[0].instances[0],
+    }[tag]
+    target.attributes.elements[tag].CopyFrom(text_element("UI", GOOD_UID))
+    request = pb.StoreQueryRequest(namespace="ns", query=query_pb2.Query(), studies=[study])
+    assert rejected(stub.StoreQuery, request) == [(f"{where}.elements[{tag:08X}]", OWN_UID_RULE)]
+    target.attributes.elements[tag].CopyFrom(text_element("UI", target.uid, target.uid))
+    assert rejected(stub.StoreQuery, request) == [(f"{where}.elements[{tag:08X}]", OWN_UID_RULE)]
+
+
+def test_an_own_uid_attribute_that_is_empty_or_absent_is_accepted(stub):
+    study = make_study(1, 1, 1)
+    study.attributes.elements[0x0020000D].CopyFrom(dataset_pb2.Element(vr="UI"))  # no value
+    del study.series[0].attributes.elements[0x0020000E]
+    request = pb.AddObjectsRequest(namespace="ns", studies=[study])
+    assert stub.AddObjects(request).objects_written == 3
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [0x00000000, 0x000186A4, 0x00000900, 0x00020010, 0x00070010, 0x0007FFFF],
+    ids=["tag 0", "100020 read as decimal", "command", "file meta", "group 7", "group 7 end"],
+)
+def test_tags_below_group_0008_are_rejected(stub, tag):
+    study = make_study(1)
+    study.attributes.elements[tag].CopyFrom(text_element("UI", "1.2"))
+    nested = study.attributes.elements[0x00081115]
+    nested.vr = "SQ"
+    nested.values.items.add().item.elements[tag].CopyFrom(text_element("UI", "1.2"))
+    found = rejected(stub.AddObjects, pb.AddObjectsRequest(namespace="ns", studies=[study]))
+    assert set(found) == {  # a map: its elements come in no fixed order
+        (f"studies[0].attributes.elements[{tag:08X}]", TAG_RULE),
+        (f"studies[0].attributes.elements[00081115].values[0].elements[{tag:08X}]", TAG_RULE),
+    }
+    assert len(found) == 2
+    assert "group must be 0008 or above" in TAG_RULE
+
+
+def test_tags_from_group_0008_up_are_accepted(stub):
+    study = make_study(1)
+    for tag in (0x00080000, 0x00080005, 0x00091010, 0x7FE00010):
+        study.attributes.elements[tag].CopyFrom(text_element("CS", "X"))
+    assert stub.AddObjects(pb.AddObjectsRequest(namespace="ns", studies=[study])).objects_written
 
 
 def test_duplicate_siblings_and_unknown_vr_are_rejected(stub):

@@ -20,6 +20,8 @@ class Plan:
     expiry_objects: int  # objects that expire at once
     expiry_cycles: int  # expiry windows (each with its own quiet window)
     redis_rounds: int  # hits of each kind against Redis and memory
+    large_instances: int  # instances of the large study (row 9)
+    large_rounds: int  # its hits and upstream calls, each
 
 
 FULL = Plan(
@@ -34,6 +36,8 @@ FULL = Plan(
     expiry_objects=100_000,
     expiry_cycles=5,
     redis_rounds=2000,
+    large_instances=10_000,
+    large_rounds=5,
 )
 
 QUICK = Plan(
@@ -48,4 +52,6 @@ QUICK = Plan(
     expiry_objects=2_000,
     expiry_cycles=1,
     redis_rounds=100,
+    large_instances=1_000,
+    large_rounds=3,
 )

@@ -36,6 +36,11 @@ def partition(namespace: str, protocol: int) -> str:
     return namespace if name is None else f"{namespace}@{name}"
 
 
+def base_namespace(name: str) -> str:
+    """The caller's namespace that a backend namespace (perhaps a partition) belongs to."""
+    return name.partition("@")[0]
+
+
 def partitions(namespace: str) -> list[str]:
     """Every backend namespace of ``namespace``: the plain one and one per protocol."""
     return [namespace, *(f"{namespace}@{name}" for name in PARTITIONS.values())]

@@ -7,11 +7,19 @@ ready-made bytes of a hit (see ``encode``); ``handler`` serves them over gRPC.
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 
 from dicomcache.contract import MAX_MESSAGE_BYTES
 from dicomcache.server.api import encode
 from dicomcache.server.api.decode import study_from_proto
-from dicomcache.server.api.keys import by_id, partition, partitions, query_key, request_key
+from dicomcache.server.api.keys import (
+    base_namespace,
+    by_id,
+    partition,
+    partitions,
+    query_key,
+    request_key,
+)
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
 from dicomcache.server.errors import AnswerTooLarge
@@ -187,14 +195,14 @@ class CacheService:
             check.namespace(request.namespace)
         check.done()
         if not request.namespace:
-            return encode.stats_to_proto(self.backend.stats(None))
-        stats = [self.backend.stats(n) for n in partitions(request.namespace)]
-        merged = stats[0]
-        # The plain namespace always; a protocol's partition once it holds or counted anything.
-        merged.namespaces += [
-            entry for part in stats[1:] for entry in part.namespaces if entry != _empty(entry)
-        ]
-        return encode.stats_to_proto(merged)
+            stats = self.backend.stats(None)
+        else:
+            parts = [self.backend.stats(n) for n in partitions(request.namespace)]
+            stats = parts[0]
+            stats.namespaces = [e for part in parts for e in part.namespaces]
+        # A namespace's figures cover all its protocols: partitions are not the caller's names.
+        stats.namespaces = _by_namespace(stats.namespaces)
+        return encode.stats_to_proto(stats)
 
 
 def _key(request: pb.LookupQueryRequest | pb.StoreQueryRequest) -> bytes:
@@ -204,5 +212,13 @@ def _key(request: pb.LookupQueryRequest | pb.StoreQueryRequest) -> bytes:
     return query_key(request.query)
 
 
-def _empty(entry: NamespaceStats) -> NamespaceStats:
-    return NamespaceStats(entry.namespace)
+def _by_namespace(entries: list[NamespaceStats]) -> list[NamespaceStats]:
+    """The entries of the backend's namespaces summed per caller's namespace, in order."""
+    merged: dict[str, NamespaceStats] = {}
+    for entry in entries:
+        name = base_namespace(entry.namespace)
+        total = merged.setdefault(name, NamespaceStats(name))
+        for field in fields(NamespaceStats):
+            if field.name != "namespace":
+                setattr(total, field.name, getattr(total, field.name) + getattr(entry, field.name))
+    return [merged[name] for name in sorted(merged)]

@@ -59,10 +59,13 @@ def test_invalidate_drops_the_object_under_every_protocol(stub):
         assert not lookup(stub, query, protocol=protocol).hit
 
 
-def test_stats_of_a_namespace_list_its_protocols_in_use(stub):
+def test_stats_of_a_namespace_cover_all_its_protocols(stub):
     store(stub, query_pb2.Query(patient_id="P1"), [make_study(1)], protocol=QIDO)
-    names = [n.namespace for n in stub.GetStats(pb.GetStatsRequest(namespace=NS)).namespaces]
-    assert names == [NS, f"{NS}@qido-rs"]
+    store(stub, query_pb2.Query(patient_id="P2"), [make_study(2)], protocol=QR)
+    lookup(stub, query_pb2.Query(patient_id="P1"), protocol=QIDO)
+    for request in (pb.GetStatsRequest(namespace=NS), pb.GetStatsRequest()):
+        (entry,) = stub.GetStats(request).namespaces
+        assert (entry.namespace, entry.studies, entry.queries, entry.hits) == (NS, 2, 2, 1)
 
 
 def test_queries_that_reach_the_archive_as_one_request_share_an_entry(stub):

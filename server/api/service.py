@@ -23,8 +23,9 @@ from dicomcache.server.api.keys import (
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
 from dicomcache.server.errors import AnswerTooLarge
-from dicomcache.server.model import NamespaceStats
+from dicomcache.server.model import Level, NamespaceStats
 from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import query_pb2
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +70,12 @@ class CacheService:
     def lookup_query(self, request: pb.LookupQueryRequest) -> bytes:
         """LookupQuery: a hit as stored bytes, or a miss."""
         check = Checker()
-        check.namespace(request.namespace)
-        if not request.HasField("query"):
-            check.fail("query", "must be set")
-        check.query(request.query)
-        check.protocol(request.protocol)
-        if request.HasField("archive_request"):
-            check.archive_request(request.archive_request)
+        _check_query_request(check, request)
         check.done()
         namespace = partition(request.namespace, request.protocol)
         studies = self.backend.lookup_query(namespace, _key(request))
-        uid = by_id(request.query)
-        if studies is None and uid is not None:
-            level = check.level(request.query.query_level, "query.query_level")
-            study = self.backend.lookup_study(namespace, uid, level)
+        if studies is None and (uid := by_id(request.query)) is not None:
+            study = self.backend.lookup_study(namespace, uid, _level(request.query))
             studies = None if study is None else [study]
         if studies is None:
             return encode.miss(self.backend.lease(namespace))
@@ -91,13 +84,7 @@ class CacheService:
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
         """StoreQuery: the answer's objects, then the answer."""
         check = Checker()
-        check.namespace(request.namespace)
-        if not request.HasField("query"):
-            check.fail("query", "must be set")
-        check.query(request.query)
-        check.protocol(request.protocol)
-        if request.HasField("archive_request"):
-            check.archive_request(request.archive_request)
+        _check_query_request(check, request)
         check.studies(request.studies, "studies")
         check.done()
         namespace = partition(request.namespace, request.protocol)
@@ -109,7 +96,7 @@ class CacheService:
         uid = by_id(request.query)
         if stored and uid is not None and [s.uid for s in studies] == [uid]:
             # The answer find_study_by_id would get: the study's complete listing.
-            level = check.level(request.query.query_level, "query.query_level")
+            level = _level(request.query)
             stored = self.backend.store_study(namespace, studies[0], level, ttl, request.lease)
         return pb.StoreQueryResponse(stored=stored)
 
@@ -203,6 +190,24 @@ class CacheService:
         # A namespace's figures cover all its protocols: partitions are not the caller's names.
         stats.namespaces = _by_namespace(stats.namespaces)
         return encode.stats_to_proto(stats)
+
+
+def _check_query_request(
+    check: Checker, request: pb.LookupQueryRequest | pb.StoreQueryRequest
+) -> None:
+    """The checks LookupQuery and StoreQuery share: namespace, query, protocol, request."""
+    check.namespace(request.namespace)
+    if not request.HasField("query"):
+        check.fail("query", "must be set")
+    check.query(request.query)
+    check.protocol(request.protocol)
+    if request.HasField("archive_request"):
+        check.archive_request(request.archive_request)
+
+
+def _level(query: query_pb2.Query) -> Level:
+    """The level of a query that passed ``Checker.query`` (unspecified reads as STUDY)."""
+    return Level(query.query_level or Level.STUDY)
 
 
 def _key(request: pb.LookupQueryRequest | pb.StoreQueryRequest) -> bytes:

@@ -22,7 +22,7 @@ from dicomtrolley.core import Query, QueryLevels, Searcher, Study
 from dicomcache.client.breaker import Breaker
 from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
 from dicomcache.client.convert.query import query_to_proto
-from dicomcache.client.convert.request import archive_request, protocol_of, protocol_value
+from dicomcache.client.convert.request import Requests, protocol_of, protocol_value
 from dicomcache.client.errors import CacheError, CacheRejected, ConversionError
 from dicomcache.client.namespace import derive_namespace
 from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
@@ -86,6 +86,7 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         self.upstream = upstream
         self.protocol = protocol if protocol is not None else protocol_of(upstream)
         protocol_value(self.protocol)  # raises ValueError for an unknown name
+        self._requests = Requests(self.protocol)
         self.namespace = namespace or derive_namespace(upstream)
         if not NAMESPACE.fullmatch(self.namespace):
             raise ValueError(f"namespace {self.namespace!r} {NAMESPACE_RULE}")
@@ -111,7 +112,7 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             log.debug("query cannot be carried to the cache; asking the upstream")
             answer: Sequence[Study] = self.upstream.find_studies(query)
             return answer
-        request = archive_request(self.protocol, query)
+        request = self._requests.get(query, message)
         cached, lease = self._try(
             lambda: self.client.lookup_query_leased(
                 self.namespace,

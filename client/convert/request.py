@@ -8,11 +8,16 @@ searcher builds it (its own query classes and their methods) and the server keys
 the entry by it. A query the searcher would refuse has no request: it is keyed by
 its content, and the upstream says what is wrong with it.
 
-Pure functions: thread-safe, no clock.
+The functions are pure (thread-safe, no clock). Building a request costs tens to
+hundreds of microseconds of dicomtrolley's pydantic work (about 75 us for QIDO-RS,
+190 us for DICOM-QR here), on every hit, so ``Requests`` keeps the recent ones by
+the query's content.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from dicomtrolley.core import Query, Searcher
@@ -68,6 +73,44 @@ def archive_request(protocol: str | None, query: Query) -> query_pb2.ArchiveRequ
     except Exception:  # the upstream's own conversion refused it: it will say why when asked
         return None
     return None
+
+
+class Requests:
+    """The archive requests of recent queries of one protocol, by the query's content.
+
+    The request is a function of the query's class and fields, all of which its
+    contract message carries (``query_to_proto`` is lossless), so the message's
+    bytes are the key. Thread-safe. No clock: the least recently used goes first.
+
+    Args:
+        protocol: as for ``archive_request``.
+        size: how many requests to keep.
+    """
+
+    def __init__(self, protocol: str | None, size: int = 1024) -> None:
+        self.protocol = protocol
+        self._size = size
+        self._lock = threading.Lock()
+        self._known: OrderedDict[bytes, query_pb2.ArchiveRequest | None] = OrderedDict()
+
+    def get(self, query: Query, message: query_pb2.Query) -> query_pb2.ArchiveRequest | None:
+        """``archive_request(protocol, query)``, where ``message`` is the query's contract form.
+
+        The request returned is shared: read it, do not change it.
+        """
+        if self.protocol not in ("qido-rs", "dicom-qr"):
+            return None
+        key = message.SerializeToString(deterministic=True)
+        with self._lock:
+            if key in self._known:
+                self._known.move_to_end(key)
+                return self._known[key]
+        request = archive_request(self.protocol, query)
+        with self._lock:
+            self._known[key] = request
+            if len(self._known) > self._size:
+                self._known.popitem(last=False)
+        return request
 
 
 def _qido_rs(query: Query) -> query_pb2.ArchiveRequest:

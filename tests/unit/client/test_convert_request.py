@@ -10,7 +10,13 @@ from dicomtrolley.core import Query, QueryLevels
 from dicomtrolley.dicom_qr import DICOMQR
 from dicomtrolley.qido_rs import HierarchicalQuery, QidoRS, RelationalQuery
 
-from dicomcache.client.convert.request import archive_request, protocol_of, protocol_value
+from dicomcache.client.convert.query import query_to_proto
+from dicomcache.client.convert.request import (
+    Requests,
+    archive_request,
+    protocol_of,
+    protocol_value,
+)
 from dicomcache.server.api.keys import request_key
 
 UID = "1.2.840.1"
@@ -102,3 +108,12 @@ def test_the_protocol_comes_from_the_upstream_class():
     assert protocol_of(object()) is None
     with pytest.raises(ValueError, match="protocol"):
         protocol_value("wado")
+
+
+@pytest.mark.parametrize("protocol", ["qido-rs", "dicom-qr", "mint", None])
+def test_requests_keeps_what_archive_request_builds(protocol):
+    requests = Requests(protocol, size=2)
+    queries = [Query(PatientID=p, query_level=QueryLevels.SERIES) for p in ("A", "B", "C", "A")]
+    for query in queries:
+        assert requests.get(query, query_to_proto(query)) == archive_request(protocol, query)
+    assert len(requests._known) <= 2

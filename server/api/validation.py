@@ -80,6 +80,7 @@ _OWN_UID_TAG = {
     objects_pb2.Series: 0x0020000E,  # SeriesInstanceUID
     objects_pb2.Instance: 0x00080018,  # SOPInstanceUID
 }
+_PROTOCOLS = frozenset(query_pb2.Protocol.values())
 _KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 
@@ -123,7 +124,7 @@ class Checker:
 
     def protocol(self, value: int, field: str = "protocol") -> None:
         """A known Protocol (unspecified included)."""
-        if value not in query_pb2.Protocol.values():
+        if value not in _PROTOCOLS:
             self.fail(
                 field, "must be a known Protocol (0 unspecified, 1 QIDO-RS, 2 DICOM-QR, 3 MINT)"
             )

@@ -23,7 +23,7 @@ from dicomcache.v1 import query_pb2
 
 _PERSONALIZATION = b"dcache.query.v1"  # bump when the canonical form changes
 _REQUEST_PERSONALIZATION = b"dcache.req.v1"  # the same for archive requests
-PARTITIONS = {
+PARTITIONS: dict[int, str] = {
     query_pb2.PROTOCOL_QIDO_RS: "qido-rs",
     query_pb2.PROTOCOL_DICOM_QR: "dicom-qr",
     query_pb2.PROTOCOL_MINT: "mint",
@@ -32,7 +32,7 @@ PARTITIONS = {
 
 def partition(namespace: str, protocol: int) -> str:
     """The backend namespace of a protocol's entries in ``namespace``."""
-    name = PARTITIONS.get(protocol)  # type: ignore[call-overload]  # an enum value is an int
+    name = PARTITIONS.get(protocol)
     return namespace if name is None else f"{namespace}@{name}"
 
 

@@ -27,11 +27,17 @@ class Violation:
 
 
 class InvalidArgument(DicomCacheError):
-    """The request breaks one or more rules; nothing was read or written."""
+    """The request breaks one or more rules; nothing was read or written.
 
-    def __init__(self, violations: list[Violation]) -> None:
+    ``omitted`` counts further violations that were found but not kept (a hostile
+    request may break a rule millions of times; see ``validation.Checker``).
+    """
+
+    def __init__(self, violations: list[Violation], omitted: int = 0) -> None:
         self.violations = violations
-        super().__init__("; ".join(f"{v.field}: {v.rule}" for v in violations))
+        self.omitted = omitted
+        more = f" (and {omitted} more)" if omitted else ""
+        super().__init__("; ".join(f"{v.field}: {v.rule}" for v in violations[:3]) + more)
 
     @classmethod
     def single(cls, field: str, rule: str) -> InvalidArgument:

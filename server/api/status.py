@@ -1,6 +1,7 @@
 """The one place where domain exceptions become gRPC statuses.
 
 InvalidArgument     -> INVALID_ARGUMENT, with google.rpc.BadRequest field violations
+                       (at most MAX_LISTED, the last saying how many more: see ``bad_request``)
 BackendUnavailable  -> UNAVAILABLE
 AnswerTooLarge      -> RESOURCE_EXHAUSTED
 anything else       -> INTERNAL, logged with a request id (and no request content)
@@ -18,24 +19,29 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from dicomcache.server.errors import AnswerTooLarge, BackendUnavailable, InvalidArgument
+from dicomcache.server.errors import AnswerTooLarge, BackendUnavailable, InvalidArgument, Violation
 
 log = logging.getLogger(__name__)
+
+# The status travels in the call's trailers, and gRPC refuses trailers over 16 KiB
+# (RESOURCE_EXHAUSTED at the client instead of this status). The details go
+# base64-encoded (4/3 of their bytes) and the message percent-encoded (up to 3x
+# for non-ASCII), so these bounds keep both under 8 KiB together, whatever the
+# request: fields quote request data (extra_fields keys), so they are cut too.
+MAX_LISTED = 50  # violations listed, the last of them "and N more" when there were more
+MAX_TEXT_BYTES = 200  # of one violation's field or description, UTF-8
+MAX_DETAILS_BYTES = 4096  # of the serialized BadRequest
+MAX_MESSAGE_BYTES = 600  # of the status message, UTF-8
 
 
 def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoReturn:
     """End the call with the status that ``exc`` stands for."""
     if isinstance(exc, InvalidArgument):
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.rule)
-                for v in exc.violations
-            ]
-        )
+        bad_request = _bad_request(exc)
         detail = any_pb2.Any()
         detail.Pack(bad_request)
         status = status_pb2.Status(
-            code=code_pb2.INVALID_ARGUMENT, message=str(exc), details=[detail]
+            code=code_pb2.INVALID_ARGUMENT, message=_message(bad_request), details=[detail]
         )
         context.abort_with_status(rpc_status.to_status(status))
     if isinstance(exc, BackendUnavailable):
@@ -53,3 +59,56 @@ def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoR
     )
     context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
     raise AssertionError("unreachable: ServicerContext.abort raises")
+
+
+def _cut(text: str) -> str:
+    """At most MAX_TEXT_BYTES of UTF-8, cut at a character, marked with "..."."""
+    data = text.encode()
+    if len(data) <= MAX_TEXT_BYTES:
+        return text
+    return data[: MAX_TEXT_BYTES - 3].decode(errors="ignore") + "..."
+
+
+def _bad_request(exc: InvalidArgument) -> error_details_pb2.BadRequest:
+    """The violations of ``exc`` as a BadRequest that always fits in a trailer.
+
+    The first violations in request order, each cut to MAX_TEXT_BYTES, as many as
+    fit MAX_LISTED and MAX_DETAILS_BYTES; when some are left out, the last listed
+    violation is ``request``: "and N more violations not listed".
+    """
+    total = len(exc.violations) + exc.omitted
+    listed = error_details_pb2.BadRequest()
+    size = 0
+    reserve = 100  # room for the summary violation
+    for v in exc.violations[:MAX_LISTED]:
+        entry = error_details_pb2.BadRequest.FieldViolation(
+            field=_cut(v.field), description=_cut(v.rule)
+        )
+        # A repeated field costs its tag, a length prefix (at most 2 bytes here) and the entry.
+        cost = entry.ByteSize() + 3
+        left = total - len(listed.field_violations)
+        if left > 1 and (
+            len(listed.field_violations) == MAX_LISTED - 1
+            or size + cost > MAX_DETAILS_BYTES - reserve
+        ):
+            break
+        listed.field_violations.append(entry)
+        size += cost
+    more = total - len(listed.field_violations)
+    if more:
+        summary = _more(more)
+        listed.field_violations.add(field=summary.field, description=summary.rule)
+    return listed
+
+
+def _more(count: int) -> Violation:
+    return Violation("request", f"and {count} more violation{'s' if count > 1 else ''} not listed")
+
+
+def _message(bad_request: error_details_pb2.BadRequest) -> str:
+    """The status message: the listed violations, cut to MAX_MESSAGE_BYTES."""
+    text = "; ".join(f"{v.field}: {v.description}" for v in bad_request.field_violations)
+    data = text.encode()
+    if len(data) <= MAX_MESSAGE_BYTES:
+        return text
+    return data[: MAX_MESSAGE_BYTES - 3].decode(errors="ignore") + "..."

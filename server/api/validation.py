@@ -25,6 +25,7 @@ MAX_INCLUDE_FIELDS = 256
 MAX_PARAMETERS = 256  # of an ArchiveRequest
 MAX_EXTRA_FIELDS = 64
 MAX_REFERENCES = 1000
+MAX_VIOLATIONS = 1000  # kept per request; the rest only counted (a reply lists fewer)
 MAX_SEQUENCE_DEPTH = 8  # protobuf parsing itself stops at 100 nested messages, about 19 levels
 VALID_VRS = frozenset(
     [
@@ -93,15 +94,19 @@ class Checker:
 
     def __init__(self) -> None:
         self.violations: list[Violation] = []
+        self.omitted = 0
 
     def fail(self, field: str, rule: str) -> None:
-        """Record one broken rule."""
-        self.violations.append(Violation(field, rule))
+        """Record one broken rule; past MAX_VIOLATIONS, only count it."""
+        if len(self.violations) < MAX_VIOLATIONS:
+            self.violations.append(Violation(field, rule))
+        else:
+            self.omitted += 1
 
     def done(self) -> None:
-        """Raise InvalidArgument with every violation found, if any."""
+        """Raise InvalidArgument with the violations found, if any."""
         if self.violations:
-            raise InvalidArgument(self.violations)
+            raise InvalidArgument(self.violations, self.omitted)
 
     def namespace(self, value: str, field: str = "namespace") -> None:
         """Namespaces name an archive and end up in storage keys: keep them plain."""

@@ -3,7 +3,7 @@
     DicomCacheError
     ├── InvalidArgument      bad input; carries (field, rule) violations
     ├── BackendUnavailable   the storage cannot be reached right now
-    └── AnswerTooLarge       a hit larger than the server's largest message
+    └── AnswerTooLarge       a response larger than the server's largest message
 
 Load shedding (RESOURCE_EXHAUSTED) is gRPC's own, through the server's limit on
 concurrent calls, so it needs no exception here.
@@ -52,8 +52,9 @@ class BackendUnavailable(DicomCacheError):
 class AnswerTooLarge(DicomCacheError):
     """A hit that cannot be sent: larger than the server's largest message.
 
-    Stores of such answers are refused (``stored = false``), so this comes only from
-    an answer whose objects grew after it was stored.
+    Stores of such answers are refused (``stored = false``), so a lookup raises this
+    only for an answer whose objects grew after it was stored; GetObjects raises it
+    as soon as the results summed so far pass the limit (``size`` is then a lower bound).
     """
 
     def __init__(self, size: int, limit: int) -> None:

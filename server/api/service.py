@@ -23,7 +23,7 @@ from dicomcache.server.api.keys import (
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
 from dicomcache.server.errors import AnswerTooLarge
-from dicomcache.server.model import Level, NamespaceStats
+from dicomcache.server.model import Address, Level, NamespaceStats
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import query_pb2
 
@@ -157,8 +157,28 @@ class CacheService:
         addresses = check.references(request.references, "references")
         check.protocol(request.protocol)
         check.done()
-        namespace = partition(request.namespace, request.protocol)
-        return encode.objects_result([self.backend.get_object(namespace, a) for a in addresses])
+        return self._objects(partition(request.namespace, request.protocol), addresses)
+
+    def _objects(self, namespace: str, addresses: list[Address]) -> bytes:
+        """The encoded results, refused as soon as they could not fit in one message.
+
+        Each distinct address is fetched and encoded once (1000 references to one
+        study cost one fetch), and the response's size is summed as it grows, so
+        the work of a refused request stops at the largest message plus one object.
+        """
+        encoded: dict[Address, bytes] = {}
+        parts = []
+        size = 0
+        for address in addresses:
+            part = encoded.get(address)
+            if part is None:
+                found = self.backend.get_object(namespace, address)
+                part = encoded[address] = encode.objects_result([found])
+            size += len(part)
+            if size > self.max_message_bytes:
+                raise AnswerTooLarge(size, self.max_message_bytes)
+            parts.append(part)
+        return b"".join(parts)
 
     def invalidate(self, request: pb.InvalidateRequest) -> pb.InvalidateResponse:
         """Invalidate: one object and what depends on it, or a whole namespace."""

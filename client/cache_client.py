@@ -400,11 +400,31 @@ class CacheClient:
             request.reference.CopyFrom(reference_to_proto(reference))
         return int(self._call("Invalidate", request).objects_removed)
 
-    def stats(self, namespace: str = "") -> pb.GetStatsResponse:
-        """Counters of one namespace, or of all when namespace is empty."""
-        response: pb.GetStatsResponse = self._call(
-            "GetStats", pb.GetStatsRequest(namespace=namespace)
-        )
+    def stats(self, namespace: str = "", *, page_size: int = 0) -> pb.GetStatsResponse:
+        """Counters of one namespace, or of all when namespace is empty.
+
+        All namespaces come a page at a time (each page one call within ``timeout``);
+        this asks for every page and returns them as one response, without a
+        ``next_page_token``, with the totals of the last page.
+
+        Args:
+            namespace: the namespace; empty for all.
+            page_size: namespaces per call; 0 for the server's default.
+        Returns:
+            The counters, in namespace order.
+        Raises:
+            CacheError: as any call (``errors.py``); pages already read are dropped.
+        """
+        request = pb.GetStatsRequest(namespace=namespace, page_size=page_size)
+        response: pb.GetStatsResponse = self._call("GetStats", request)
+        while response.next_page_token:
+            request.page_token = response.next_page_token
+            page: pb.GetStatsResponse = self._call("GetStats", request)
+            if page.next_page_token == request.page_token:
+                raise CacheError("GetStats: the server gave the same page token twice")
+            response.namespaces.extend(page.namespaces)
+            response.total_bytes, response.max_bytes = page.total_bytes, page.max_bytes
+            response.next_page_token = page.next_page_token
         return response
 
 

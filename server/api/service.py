@@ -10,7 +10,7 @@ import logging
 from dataclasses import fields
 
 from dicomcache.contract import MAX_MESSAGE_BYTES
-from dicomcache.server.api import encode
+from dicomcache.server.api import encode, pages
 from dicomcache.server.api.decode import study_from_proto
 from dicomcache.server.api.keys import (
     base_namespace,
@@ -196,20 +196,29 @@ class CacheService:
         return pb.InvalidateResponse(objects_removed=removed)
 
     def get_stats(self, request: pb.GetStatsRequest) -> pb.GetStatsResponse:
-        """GetStats: counters of one namespace or all."""
+        """GetStats: counters of one namespace, or one page of all."""
         check = Checker()
+        size = pages.page_size(check, request.page_size, self.max_message_bytes)
         if request.namespace:
             check.namespace(request.namespace)
+            if request.page_token:
+                check.fail("page_token", "must be empty when namespace is set")
+        after = pages.after(check, request.page_token)
         check.done()
-        if not request.namespace:
-            stats = self.backend.stats(None)
-        else:
+        if request.namespace:
             parts = [self.backend.stats(n) for n in partitions(request.namespace)]
             stats = parts[0]
-            stats.namespaces = [e for part in parts for e in part.namespaces]
+            stats.namespaces = _by_namespace([e for part in parts for e in part.namespaces])
+            return encode.stats_to_proto(stats)
+        # One namespace more than the page holds says whether another page follows.
+        stats = self.backend.stats(None, after, size + 1)
         # A namespace's figures cover all its protocols: partitions are not the caller's names.
-        stats.namespaces = _by_namespace(stats.namespaces)
-        return encode.stats_to_proto(stats)
+        entries = _by_namespace(stats.namespaces)
+        stats.namespaces = entries[:size]
+        response = encode.stats_to_proto(stats)
+        if len(entries) > size:
+            response.next_page_token = pages.token(entries[size - 1].namespace)
+        return response
 
 
 def _check_query_request(

@@ -29,7 +29,7 @@ Backends are thread-safe. Times are in seconds from the backend's own clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from dicomcache.server.model import Address, CachedObject, Level, Stats, StudyData
@@ -108,8 +108,20 @@ class Backend(Protocol):
         """
         ...
 
-    def stats(self, namespace: str | None) -> Stats:
-        """Counters of one namespace, or of all when namespace is None."""
+    def stats(
+        self, namespace: str | None, after: str | None = None, limit: int | None = None
+    ) -> Stats:
+        """Counters of one namespace, or of all when namespace is None, a page at a time.
+
+        Args:
+            namespace: the one namespace to report (``after`` and ``limit`` unused).
+            after: with namespace None, only namespaces whose group (see
+                ``stats_page``) comes after this one in byte order; None for all.
+            limit: with namespace None, at most this many groups, each whole.
+        Returns:
+            The namespaces asked for in ``stats_page`` order, each namespace that
+            holds data; totals of the whole cache.
+        """
         ...
 
     def expire(self, max_items: int) -> int:
@@ -124,3 +136,34 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release connections and threads."""
         ...
+
+
+def group(name: str) -> str:
+    """A namespace's group: its name before any "@".
+
+    The service keeps each protocol's entries of a caller's namespace in a
+    namespace of its own, NAME@PROTOCOL (``server/api/keys.py``), and reports
+    them together, so a page of stats holds groups whole.
+    """
+    return name.partition("@")[0]
+
+
+def stats_page(names: Iterable[str], after: str | None, limit: int | None) -> list[str]:
+    """The names of one page of ``Backend.stats``: ordered by group, then by name.
+
+    Only the groups after ``after`` (byte order), at most ``limit`` of them, each
+    with all its names. Costs a sort of the names after ``after``: callers run it
+    outside their locks.
+    """
+    wanted = sorted((group(name), name) for name in names if after is None or group(name) > after)
+    page: list[str] = []
+    groups = 0
+    last = None
+    for name_group, name in wanted:
+        if name_group != last:
+            if limit is not None and groups == limit:
+                break
+            groups += 1
+            last = name_group
+        page.append(name)
+    return page

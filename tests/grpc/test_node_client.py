@@ -76,3 +76,12 @@ def test_python_stores_and_node_hits_the_same_entry(running):
     assert [s["uid"] for s in response["studies"]] == [study.uid]
     instances = response["studies"][0]["series"][0]["instances"]
     assert [i["uid"] for i in instances] == [i.uid for i in study.series[0].instances]
+
+
+def test_node_reads_every_page_of_stats(running):
+    from tests.support.messages import make_study
+
+    names = ["node-a", "node-b", "node-c", "node-d", "node-e"]
+    for name in names:
+        running.stub.AddObjects(pb.AddObjectsRequest(namespace=name, studies=[make_study(1)]))
+    assert node("stats", running.target) == {"pages": 3, "namespaces": names}

@@ -3,6 +3,8 @@
 //
 //   node tests/node/client.js store  TARGET   stores an answer to a query, prints {}
 //   node tests/node/client.js lookup TARGET   looks the query up, prints the response as JSON
+//   node tests/node/client.js stats  TARGET   reads every page of GetStats (two namespaces a
+//                                             page), prints {"pages": N, "namespaces": [...]}
 //
 // The query is built here with its fields in an order of its own; the Python test
 // builds the same query differently and expects the same cache entry.
@@ -71,6 +73,28 @@ const studies = [
   },
 ];
 
+// Every page of GetStats, following next_page_token until it is empty.
+function allStats(client, deadline, done) {
+  const names = [];
+  let pages = 0;
+  const next = (token) => {
+    client.GetStats({ page_size: 2, page_token: token }, { deadline }, (err, response) => {
+      if (err) {
+        done(err);
+        return;
+      }
+      pages += 1;
+      names.push(...(response.namespaces || []).map((entry) => entry.namespace));
+      if (response.next_page_token) {
+        next(response.next_page_token);
+      } else {
+        done(null, { pages: pages, namespaces: names });
+      }
+    });
+  };
+  next("");
+}
+
 function main() {
   const [command, target] = process.argv.slice(2);
   const client = new v1.CacheService(target, grpc.credentials.createInsecure());
@@ -87,8 +111,10 @@ function main() {
     client.StoreQuery({ namespace: "node-test", query: query, studies: studies }, { deadline }, done);
   } else if (command === "lookup") {
     client.LookupQuery({ namespace: "node-test", query: query }, { deadline }, done);
+  } else if (command === "stats") {
+    allStats(client, deadline, done);
   } else {
-    console.error("usage: client.js store|lookup TARGET");
+    console.error("usage: client.js store|lookup|stats TARGET");
     process.exit(2);
   }
 }

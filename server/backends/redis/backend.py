@@ -46,7 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.exceptions import NoScriptError
 
-from dicomcache.server.backends import LEASE_SECONDS
+from dicomcache.server.backends import LEASE_SECONDS, stats_page
 from dicomcache.server.backends.redis.errors import translated
 from dicomcache.server.backends.redis.names import (
     NAMESPACES,
@@ -448,14 +448,24 @@ class RedisBackend:
         client.srem(NAMESPACES, names.namespace)
         return dropped
 
-    def stats(self, namespace: str | None) -> Stats:
-        """Counters of one namespace, or of all when namespace is None."""
+    def stats(
+        self, namespace: str | None, after: str | None = None, limit: int | None = None
+    ) -> Stats:
+        """Counters of one namespace, or a page of all when namespace is None.
+
+        A page's ``total_bytes`` is the whole cache's: the byte counters of the
+        namespaces outside the page are read too (one HGET each, pipelined).
+        """
         topology = self._topology
 
         def work(client: Client) -> Stats:
+            others: list[str] = []
             if namespace is None:
                 members = cast(set[bytes], client.smembers(NAMESPACES))  # sync client: a set
-                found = sorted(m.decode() for m in members)
+                names = [m.decode() for m in members]
+                found = stats_page(names, after, limit)
+                page = set(found)
+                others = [n for n in names if n not in page]
             else:
                 found = [namespace]
             pipe = topology.pipeline(client)
@@ -481,6 +491,11 @@ class RedisBackend:
                 )
                 result.namespaces.append(entry)
                 result.total_bytes += entry.bytes
+            if others:
+                pipe = topology.pipeline(client)
+                for name in others:
+                    pipe.hget(Names(name).counters, "bytes")
+                result.total_bytes += sum(max(0, int(b or 0)) for b in pipe.execute())
             return result
 
         return self._call(work)

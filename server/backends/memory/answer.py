@@ -10,8 +10,10 @@ it, packed: the backend unpacks it after its lock (``packing``).
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import TypeAlias
 
+from dicomcache.server.backends.memory.chunks import Budget, Steps, run
 from dicomcache.server.backends.memory.tree import Node
 from dicomcache.server.model import InstanceData, Level, SeriesData, StudyData
 
@@ -22,6 +24,20 @@ StudyShape: TypeAlias = tuple[Item, tuple[SeriesShape, ...]]
 Shape: TypeAlias = tuple[StudyShape, ...]
 # The uids of an answer's objects, for comparing two listings of one study.
 Uids: TypeAlias = dict[str, dict[str, frozenset[str]]]
+
+# What a read of an answer gives: each study with its dictionary, or why not.
+Studies: TypeAlias = list[tuple[StudyData, bytes | None]]
+
+
+class Failure(Enum):
+    """Why a read of an answer gave nothing."""
+
+    DEAD = "an object of the answer is gone, or the answer expired: it is dead at any level"
+    LACKING = "an object at the level asked for has no live data of its own"
+    CHANGED = "a study of the answer changed while it was read in chunks: read it again"
+
+
+_NEVER_CHANGED = float("inf")  # ``begin`` of a read in one go: no study can change during it
 
 # Bytes charged per answer on top of its key, and per object it holds (the pointer
 # and a share of the nesting tuples).
@@ -51,7 +67,14 @@ class Answer:
         self.size = ANSWER_OVERHEAD + len(key) + ITEM_OVERHEAD * items
 
     def resolve(self, now: float, level: Level) -> list[StudyData] | None:
-        """The answer with current data, trimmed to ``level``; None if any object is gone.
+        """The answer with current data, trimmed to ``level``; None if it fails (``read``)."""
+        studies = run(self.read(now, level, Budget(0), _NEVER_CHANGED))
+        return None if isinstance(studies, Failure) else [study for study, _ in studies]
+
+    def read(
+        self, now: float, level: Level, budget: Budget, begin: float
+    ) -> Steps[Studies | Failure]:
+        """The answer with current data, trimmed to ``level``, yielding between chunks.
 
         Every object of the answer must be alive, trimmed away or not: the answer
         stands or falls as a whole. The objects at ``level`` itself must hold live
@@ -60,21 +83,48 @@ class Answer:
         paths, and serving it at series level would hand out series without their
         attributes, a partial answer. Such an answer serves the series only when they
         are cached with data (from any write).
+
+        A read in chunks equals a read in one go at its start: ``begin`` is the
+        namespace's ``version`` then, and each study must not have changed since
+        (``Branch.changed``) whenever the read looks at it, after every yield too.
+        An object's data never changes in place (new data renews the node), so a
+        study that did not change still holds what it held at ``begin``. Returns
+        each study with its compression dictionary.
         """
         if now >= self.expires_at:
-            return None
-        studies = []
+            return Failure.DEAD
+        root = self.root
+        studies: Studies = []
         for study_item, series_shapes in self.shape:
-            study = _pick(study_item, self.root, now, level == Level.STUDY)
+            if budget.spend():
+                yield
+            study = _pick(study_item, root, now, level == Level.STUDY)
             if study is None:
-                return None
+                return _failure(study_item)
+            node = study[0]
+            if node is not None and node.changed > begin:
+                return Failure.CHANGED
             series: list[SeriesData] = []
             for series_item, instance_items in series_shapes:
-                one = _series(series_item, instance_items, study[0], now, level)
-                if one is None:
-                    return None
-                series.append(one)
-            studies.append(StudyData(_uid(study_item), study[1], _trim(series, level)))
+                picked = _pick(series_item, node, now, level == Level.SERIES)
+                if picked is None:
+                    return _failure(series_item)
+                instances: list[InstanceData] = []
+                for instance_item in instance_items:
+                    if budget.spend():
+                        yield
+                        if root.child(_uid(study_item)) is not node or (
+                            node is not None and node.changed > begin
+                        ):
+                            return Failure.CHANGED
+                    instance = _pick(instance_item, picked[0], now, level == Level.INSTANCE)
+                    if instance is None:
+                        return _failure(instance_item)
+                    instances.append(InstanceData(_uid(instance_item), instance[1]))
+                series.append(SeriesData(_uid(series_item), picked[1], tuple(instances)))
+            dictionary = node.dictionary if node is not None else None
+            one = StudyData(_uid(study_item), study[1], _trim(series, level))
+            studies.append((one, dictionary))
         return studies
 
     def uids(self, level: Level) -> Uids:
@@ -109,21 +159,6 @@ def _trim(series: list[SeriesData], level: Level) -> tuple[SeriesData, ...]:
     return ()
 
 
-def _series(
-    item: Item, instance_items: tuple[Item, ...], parent: Node | None, now: float, level: Level
-) -> SeriesData | None:
-    series = _pick(item, parent, now, level == Level.SERIES)
-    if series is None:
-        return None
-    instances: list[InstanceData] = []
-    for instance_item in instance_items:
-        instance = _pick(instance_item, series[0], now, level == Level.INSTANCE)
-        if instance is None:
-            return None
-        instances.append(InstanceData(_uid(instance_item), instance[1]))
-    return SeriesData(_uid(item), series[1], tuple(instances))
-
-
 def _pick(
     item: Item, parent: Node | None, now: float, leaf: bool
 ) -> tuple[Node | None, bytes | None] | None:
@@ -141,6 +176,11 @@ def _pick(
     if parent is None or item.parent is not parent or not item.alive(now):
         return None
     return item, item.data
+
+
+def _failure(item: Item) -> Failure:
+    """Why ``item`` failed: an object that is gone, or a path without data at the level."""
+    return Failure.LACKING if isinstance(item, str) else Failure.DEAD
 
 
 def _uid(item: Item) -> str:

@@ -20,15 +20,17 @@ used, so a write evicts its own studies only when everything older is already go
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeAlias, TypeVar
 
 from dicomcache.server.backends import stats_page
-from dicomcache.server.backends.memory.answer import Answer, trim
+from dicomcache.server.backends.memory.answer import Answer, Failure, Studies, StudyShape, trim
+from dicomcache.server.backends.memory.chunks import Budget, Steps
 from dicomcache.server.backends.memory.expiry import ExpiryQueue
 from dicomcache.server.backends.memory.leases import Leases
 from dicomcache.server.backends.memory.lru import Lru
-from dicomcache.server.backends.memory.namespace import Namespace
+from dicomcache.server.backends.memory.namespace import Namespace, tear_down
 from dicomcache.server.backends.memory.packing import (
     first_dictionary,
     pack_study,
@@ -53,17 +55,36 @@ Unit: TypeAlias = tuple[str, str | bytes]
 # write pays for more than this.
 REAP_PER_WRITE = 64
 
+# Objects a request handles under the lock before it lets others in: about 1 ms
+# of work, so that no request holds the others up for long, whatever its size.
+CHUNK_ITEMS = 1000
+# The pause between two chunks. Python's lock is not fair: without a pause the
+# request takes the lock back before a waiting thread has woken (see app.SWEEP_PAUSE).
+CHUNK_PAUSE = 0.0002
+# Reads of an answer that a concurrent change spoilt before the lookup gives up: a miss.
+READ_TRIES = 3
+
 R = TypeVar("R")
+
+
+def _pause() -> None:
+    time.sleep(CHUNK_PAUSE)
 
 
 class MemoryBackend:
     """The Backend in this process's memory.
 
-    Thread-safe: one lock guards all state, held for each call's critical section
-    (a hit holds it while it builds the answer, O(answer size)). Packing and
-    unpacking instances happen outside it: a write packs first (about 5 us per
-    instance), reading its studies' dictionaries under the lock just before; a hit
-    unpacks after (one call into zlib). Clock: the injected monotonic ``clock``,
+    Thread-safe: one lock guards all state. No request holds it for more than a
+    chunk of ``chunk`` objects (``chunks``): a large write, read or drop lets go of
+    it between chunks, pausing (``pause``) so that others get in, and makes sure
+    on resuming that it may go on. A write publishes its answer only once all its
+    objects are written, and stops (refused) when an invalidation of its namespace
+    or of a study it holds came in between; a read in chunks gives what a read in
+    one go at its start would, or reads again (``Answer.read``); a dropped
+    namespace is replaced by an empty one at once and taken apart outside the
+    lock. Packing and unpacking instances happen outside it: a write packs first
+    (about 5 us per instance), reading its studies' dictionaries under the lock
+    just before; a hit unpacks after. Clock: the injected monotonic ``clock``,
     read once per call.
 
     Dropping a namespace (``invalidate(ns, None)``) empties it but keeps its
@@ -78,6 +99,8 @@ class MemoryBackend:
         negative_ttl: float = 60.0,
         max_bytes: int | None = None,
         clock: Clock = monotonic,
+        chunk: int = CHUNK_ITEMS,
+        pause: Callable[[], None] = _pause,
     ) -> None:
         """A cache keeping objects ``ttl`` seconds, empty answers ``negative_ttl`` (at most ttl).
 
@@ -86,17 +109,23 @@ class MemoryBackend:
             negative_ttl: lifetime of an empty query answer, cut to ``ttl``.
             max_bytes: evict least recently used studies above this many bytes; None: no bound.
             clock: monotonic seconds.
+            chunk: objects a request handles under the lock at a time (at least 1).
+            pause: called between two chunks, with the lock free.
         Raises:
-            ValueError: a TTL is not positive or max_bytes is negative.
+            ValueError: a TTL is not positive, max_bytes is negative or chunk below 1.
         """
         if ttl <= 0 or negative_ttl <= 0:
             raise ValueError("ttl and negative_ttl must be positive")
         if max_bytes is not None and max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
+        if chunk < 1:
+            raise ValueError("chunk must be at least 1")
         self.ttl = ttl
         self.negative_ttl = min(negative_ttl, ttl)
         self.max_bytes = max_bytes
         self._clock = clock
+        self._chunk = chunk
+        self._pause = pause
         self._lock = threading.Lock()
         self._namespaces: dict[str, Namespace] = {}
         self._expiry: ExpiryQueue[Node | Answer] = ExpiryQueue()
@@ -111,19 +140,30 @@ class MemoryBackend:
         with self._lock:
             now = self._clock()
             ns = self._namespace(namespace)
-            answer = ns.queries.get(key)
-            studies = answer.resolve(now, Level.INSTANCE) if answer is not None else None
-            if studies is None:
+            for _ in range(READ_TRIES):
+                read = self._read_query(namespace, key, now)
+                if read is not Failure.CHANGED:
+                    break
+            ns = self._namespace(namespace)
+            if isinstance(read, Failure):
                 ns.misses += 1
-                if answer is not None:
-                    self._account(ns, lambda: ns.drop_query(key))
-                    self._lru.discard((namespace, key))
                 return None
             ns.hits += 1
-            self._touch_studies(namespace, studies)
             self._lru.refresh((namespace, key))
-            dictionaries = [ns.dictionary_of(s.uid) for s in studies]
-        return unpack_studies(studies, dictionaries)
+            self._touch_studies(namespace, [study.uid for study, _ in read])
+        return unpack_studies([s for s, _ in read], [d for _, d in read])
+
+    def _read_query(self, name: str, key: bytes, now: float) -> Studies | Failure:
+        """The query's answer, read a chunk at a time; a dead one is dropped."""
+        ns = self._namespace(name)
+        answer = ns.queries.get(key)
+        if answer is None:
+            return Failure.DEAD
+        read = self._read(name, ns, answer, lambda: ns.queries.get(key) is answer, now)
+        if read is Failure.DEAD and ns.queries.get(key) is answer:
+            self._account(ns, lambda: ns.drop_query(key))
+            self._lru.discard((name, key))
+        return read
 
     def lease(self, namespace: str) -> int:
         """A lease for a miss: stores under it are refused after an invalidation."""
@@ -142,62 +182,95 @@ class MemoryBackend:
         packed = self._pack(namespace, studies)
         with self._lock:
             now = self._clock()
-            if not self._leases.allows(lease, namespace, (s.uid for s in studies), now):
-                return False
-            ns = self._namespace(namespace)
             ttl = self._ttl(ttl)
             answer_ttl = ttl if studies else min(ttl, self.negative_ttl)
-            expires_at = now + ttl  # one float shared by the batch
-            written: list[Node] = []
-            before = ns.bytes
-            shape = tuple(ns.write(s, expires_at, written, d) for s, d in packed)
-            answer = Answer(ns, key, Level.INSTANCE, shape, now + answer_ttl)
-            ns.set_query(answer)
-            self._bytes += ns.bytes - before
-            self._expiry.push(ttl, expires_at, written)
+            stored = self._write(namespace, packed, now + ttl, ttl, lease, now)
+            if stored is None:
+                return False
+            ns, shapes, start, _ = stored
+        answer = Answer(ns, key, Level.INSTANCE, tuple(shapes), now + answer_ttl)  # O(objects)
+        with self._lock:
+            if not self._still_allowed(namespace, ns, start, lease, studies, now):
+                return False
+            replaced = ns.queries.get(key)  # freed after the lock, it may be large
+            self._account(ns, lambda: ns.set_query(answer))
             self._expiry.push(answer_ttl, answer.expires_at, [answer])
-            self._touch_studies(namespace, studies)
             self._lru.touch((namespace, key))
             self._settle(now)
-            return True
+        del replaced
+        return True
 
     # -- studies by id -------------------------------------------------------------------
 
     def lookup_study(self, namespace: str, study_uid: str, level: Level) -> StudyData | None:
-        """The study from a live listing at least ``level`` deep, trimmed to ``level``."""
+        """The study from a live listing at least ``level`` deep, trimmed to ``level``.
+
+        Listings found dead on the way are dropped; a deeper listing that only lacks
+        data at ``level`` (see ``Answer.read``) is kept for its own level.
+        """
         with self._lock:
             now = self._clock()
+            for _ in range(READ_TRIES):
+                read = self._read_listing(namespace, study_uid, level, now)
+                if read is not Failure.CHANGED:
+                    break
             ns = self._namespace(namespace)
-            study = self._account(ns, lambda: ns.listing(study_uid, level, now))
-            if study is None:
+            if isinstance(read, Failure):
                 ns.misses += 1
                 return None
             ns.hits += 1
             self._lru.refresh((namespace, study_uid))
-            dictionary = ns.dictionary_of(study_uid)
+        ((study, dictionary),) = read
         return unpack_studies([study], [dictionary])[0]
+
+    def _read_listing(
+        self, name: str, study_uid: str, level: Level, now: float
+    ) -> Studies | Failure:
+        """The study from its shallowest good listing at least ``level`` deep."""
+        ns = self._namespace(name)
+        for depth, listing in sorted((ns.listings.get(study_uid) or {}).items()):
+            if depth >= level:
+                read = self._read_one_listing(name, ns, listing, level, now)
+                if read is not Failure.DEAD:
+                    return read
+        return Failure.DEAD
+
+    def _read_one_listing(
+        self, name: str, ns: Namespace, listing: Answer, level: Level, now: float
+    ) -> Studies | Failure:
+        """One listing read a chunk at a time; dropped when dead, DEAD when it failed."""
+        study_uid = listing.key
+        assert isinstance(study_uid, str)  # a listing's key is its study's uid
+
+        def current() -> bool:
+            return (ns.listings.get(study_uid) or {}).get(listing.level) is listing
+
+        read = self._read(name, ns, listing, current, now, level)
+        if not isinstance(read, Failure) or read is Failure.CHANGED:
+            return read
+        if (listing.level == level or read is Failure.DEAD) and current():
+            self._account(ns, lambda: ns.drop_listings(study_uid, listing.level, listing))
+        return Failure.DEAD
 
     def store_study(
         self, namespace: str, study: StudyData, level: Level, ttl: float | None, lease: int = 0
     ) -> bool:
         """Write the study's objects, then record its listing complete to ``level``."""
-        ((packed, dictionary),) = self._pack(namespace, [study])
+        packed = self._pack(namespace, [study])
         with self._lock:
             now = self._clock()
-            if not self._leases.allows(lease, namespace, (study.uid,), now):
-                return False
-            ns = self._namespace(namespace)
             ttl = self._ttl(ttl)
             expires_at = now + ttl
-            written: list[Node] = []
-            before = ns.bytes
-            shape = ns.write(packed, expires_at, written, dictionary)
-            listing = Answer(ns, study.uid, level, trim((shape,), level), expires_at)
-            ns.set_listing(listing)
-            self._bytes += ns.bytes - before
-            self._expiry.push(ttl, expires_at, written)
+            stored = self._write(namespace, packed, expires_at, ttl, lease, now)
+            if stored is None:
+                return False
+            ns, shapes, start, _ = stored
+        listing = Answer(ns, study.uid, level, trim(tuple(shapes), level), expires_at)
+        with self._lock:
+            if not self._still_allowed(namespace, ns, start, lease, [study], now):
+                return False
+            self._account(ns, lambda: ns.set_listing(listing))
             self._expiry.push(ttl, expires_at, [listing])
-            self._touch_studies(namespace, [study])
             self._settle(now)
             return True
 
@@ -208,18 +281,10 @@ class MemoryBackend:
         packed = self._pack(namespace, studies)
         with self._lock:
             now = self._clock()
-            ns = self._namespace(namespace)
             ttl = self._ttl(ttl)
-            expires_at = now + ttl  # one float shared by the batch
-            written: list[Node] = []
-            before = ns.bytes
-            for study, dictionary in packed:
-                ns.write(study, expires_at, written, dictionary)
-            self._bytes += ns.bytes - before
-            self._expiry.push(ttl, expires_at, written)
-            self._touch_studies(namespace, studies)
+            stored = self._write(namespace, packed, now + ttl, ttl, 0, now)
             self._settle(now)
-            return len(written)
+            return 0 if stored is None else stored[3]
 
     def get_object(self, namespace: str, address: Address) -> CachedObject | None:
         """The live object at ``address`` with its live descendants, or None."""
@@ -245,23 +310,35 @@ class MemoryBackend:
             now = self._clock()
             self._leases.revoke(namespace, address[0] if address else None, now)
             if address is None:
-                return self._drop_namespace(namespace, now)
-            ns = self._namespaces.get(namespace)
-            if ns is None or not 1 <= len(address) <= Level.INSTANCE:
-                return 0
-            node = find(ns, address)
-            level = Level(len(address))
-            if node is None:
-                # New in the archive: the study's listings and the answers holding the
-                # study no longer tell the whole truth, so the study goes.
-                node = ns.children.get(address[0])
-                level = Level.STUDY
-                if node is None:
+                # An empty namespace takes its place at once; the old one is taken
+                # apart outside the lock, where it is out of every request's reach.
+                dropped = self._namespaces.get(namespace)
+                if dropped is None:
                     return 0
-            alive, _ = self._account(ns, lambda: ns.remove(node, level, now))
-            if address[0] not in ns.children:
-                self._lru.discard((namespace, address[0]))
-            return alive
+                self._namespaces[namespace] = dropped.emptied()
+                self._bytes -= dropped.bytes
+            else:
+                return self._invalidate_object(namespace, address, now)
+        return self._tear_down(namespace, dropped, now)
+
+    def _invalidate_object(self, namespace: str, address: Address, now: float) -> int:
+        """``invalidate`` of one object, under the lock."""
+        ns = self._namespaces.get(namespace)
+        if ns is None or not 1 <= len(address) <= Level.INSTANCE:
+            return 0
+        node = find(ns, address)
+        level = Level(len(address))
+        if node is None:
+            # New in the archive: the study's listings and the answers holding the
+            # study no longer tell the whole truth, so the study goes.
+            node = ns.children.get(address[0])
+            level = Level.STUDY
+            if node is None:
+                return 0
+        alive, _ = self._account(ns, lambda: ns.remove(node, level, now))
+        if address[0] not in ns.children:
+            self._lru.discard((namespace, address[0]))
+        return alive
 
     # -- housekeeping --------------------------------------------------------------------
 
@@ -317,9 +394,18 @@ class MemoryBackend:
         gives (the same for every copy of the study in the batch). ``Namespace.write``
         copes with a study that got another one in between.
         """
+        chosen: dict[str, bytes | None] = {}
+        budget = Budget(self._chunk)
+
+        def steps() -> Steps[None]:
+            for study in studies:
+                if budget.spend():
+                    yield
+                ns = self._namespaces.get(namespace)
+                chosen[study.uid] = ns.dictionary_of(study.uid) if ns is not None else None
+
         with self._lock:
-            ns = self._namespaces.get(namespace)
-            chosen = {s.uid: ns.dictionary_of(s.uid) for s in studies} if ns is not None else {}
+            self._chunked(steps(), lambda: True)
         packed = []
         for study in studies:
             dictionary = chosen.get(study.uid)
@@ -338,15 +424,175 @@ class MemoryBackend:
         self._bytes += ns.bytes - before
         return result
 
-    def _touch_studies(self, namespace: str, studies: Sequence[StudyData]) -> None:
-        children = self._namespaces[namespace].children
-        for study in studies:
-            if study.uid in children:
-                self._lru.touch((namespace, study.uid))
+    def _touch_studies(self, namespace: str, uids: Sequence[str]) -> None:
+        """Make the studies that are cached the most recently used, a chunk at a time."""
+        budget = Budget(self._chunk)
+
+        def steps() -> Steps[None]:
+            for uid in uids:
+                if budget.spend():
+                    yield
+                ns = self._namespaces.get(namespace)
+                if ns is not None and uid in ns.children:
+                    self._lru.touch((namespace, uid))
+
+        self._chunked(steps(), lambda: True)
+
+    # -- chunks ----------------------------------------------------------------------------
+
+    def _chunked(
+        self, steps: Steps[R], still: Callable[[], bool], between: Callable[[], None] | None = None
+    ) -> R | None:
+        """Run ``steps`` a chunk at a time; the lock is held on entry and on return.
+
+        After each chunk ``between`` runs (under the lock), then the lock is let go
+        for a ``pause``; the work goes on only if ``still()`` (under the lock again).
+        Returns its result, or None when it did not go on.
+        """
+        while True:
+            try:
+                next(steps)
+            except StopIteration as stop:
+                if between is not None:
+                    between()
+                result: R = stop.value
+                return result
+            if between is not None:
+                between()
+            self._lock.release()
+            try:
+                self._pause()
+            finally:
+                self._lock.acquire()
+            if not still():
+                steps.close()
+                return None
+
+    def _read(
+        self,
+        name: str,
+        ns: Namespace,
+        answer: Answer,
+        current: Callable[[], bool],
+        now: float,
+        level: Level = Level.INSTANCE,
+    ) -> Studies | Failure:
+        """Read ``answer`` a chunk at a time (see ``Answer.read``); the lock is held.
+
+        CHANGED as well when, in between, its namespace was dropped or it stopped
+        being ``current()``.
+        """
+        steps = answer.read(now, level, Budget(self._chunk), ns.version)
+        read = self._chunked(steps, lambda: self._namespaces.get(name) is ns and current())
+        return Failure.CHANGED if read is None else read
+
+    def _write(
+        self,
+        name: str,
+        packed: Sequence[tuple[StudyData, bytes | None]],
+        expires_at: float,
+        ttl: float,
+        lease: int,
+        now: float,
+    ) -> tuple[Namespace, list[StudyShape], int, int] | None:
+        """Write packed studies a chunk at a time; the lock is held on entry and on return.
+
+        Returns the namespace, the shapes of the studies, the lease that stood at the
+        start (to tell later whether any invalidation came since) and how many
+        objects were written. None when the store lost: ``lease`` was refused, or an
+        invalidation of the namespace or of a study came before the study was
+        written or while it was. What was written before that stays, as objects
+        without an answer (what ``add_objects`` leaves), and nothing is written
+        after it.
+        """
+        if not self._leases.allows(lease, name, (), now):
+            return None
+        start = self._leases.issue(now)
+        guard = lease or start
+        ns = self._namespace(name)
+        written: list[Node] = []
+        pending: list[str] = []  # the studies written to in this chunk
+        mark = [ns.bytes, 0]  # the namespace's bytes at the chunk's start; objects written
+        budget = Budget(self._chunk)
+
+        def steps() -> Steps[list[StudyShape] | None]:
+            shapes: list[StudyShape] = []
+            for study, dictionary in packed:
+                if not self._leases.allows(guard, name, (study.uid,), now):
+                    return None
+                pending.append(study.uid)
+                steps = ns.write_steps(study, expires_at, written, dictionary, budget)
+                shapes.append((yield from steps))
+            return shapes
+
+        def between() -> None:
+            self._bytes += ns.bytes - mark[0]
+            self._expiry.push(ttl, expires_at, written)
+            mark[1] += len(written)
+            written.clear()
+            for uid in pending:
+                if uid in ns.children:
+                    self._lru.touch((name, uid))
+            del pending[:-1]  # the study being written goes on in the next chunk
+            self._fit(now)  # within the bound whenever the lock is free
+
+        def still() -> bool:
+            mark[0] = ns.bytes
+            current = self._namespaces.get(name) is ns
+            return current and self._leases.allows(guard, name, pending, now)
+
+        shapes = self._chunked(steps(), still, between)
+        return None if shapes is None else (ns, shapes, start, mark[1])
+
+    def _still_allowed(
+        self,
+        name: str,
+        ns: Namespace,
+        start: int,
+        lease: int,
+        studies: Sequence[StudyData],
+        now: float,
+    ) -> bool:
+        """Whether a store that ``_write`` finished may publish its answer: no
+        invalidation of its namespace or studies since ``start`` (the lease then)."""
+        if self._namespaces.get(name) is not ns:
+            return False
+        if self._leases.issue(now) == start:
+            return True  # nothing at all was invalidated since
+        return self._leases.allows(lease or start, name, (s.uid for s in studies), now)
+
+    def _tear_down(self, name: str, dropped: Namespace, now: float) -> int:
+        """Take a dropped namespace apart outside the lock, then forget its eviction
+        units a chunk at a time; returns how many of its objects were alive."""
+        units: list[str | bytes] = [*dropped.children, *dropped.queries]
+        alive, expired = tear_down(dropped, now)
+        budget = Budget(self._chunk)
+
+        def steps() -> Steps[None]:
+            for key in units:
+                if budget.spend():
+                    yield
+                ns = self._namespaces.get(name)
+                held = ns is not None and (
+                    key in ns.queries if isinstance(key, bytes) else key in ns.children
+                )
+                if not held:  # not written again since
+                    self._lru.discard((name, key))
+            ns = self._namespaces.get(name)
+            if ns is not None:
+                ns.expirations += expired
+
+        with self._lock:
+            self._chunked(steps(), lambda: True)
+        return alive
 
     def _settle(self, now: float) -> None:
         """After a write: reap a little, then evict until within the bound."""
         self._reap(now, REAP_PER_WRITE)
+        self._fit(now)
+
+    def _fit(self, now: float) -> None:
+        """Evict until within the bound."""
         if self.max_bytes is None:
             return
         while self._bytes > self.max_bytes:
@@ -380,7 +626,8 @@ class MemoryBackend:
     def _reap_node(self, node: Node, now: float) -> None:
         chain = lineage(node)
         ns = chain[-1].parent
-        assert isinstance(ns, Namespace)  # an attached study's parent is its namespace
+        if not isinstance(ns, Namespace) or self._namespaces.get(ns.uid) is not ns:
+            return  # its namespace was dropped (and is being taken apart)
         study_uid = chain[-1].uid
         self._account(ns, lambda: ns.expire(node, now))
         if study_uid not in ns.children:
@@ -397,13 +644,3 @@ class MemoryBackend:
                 self._lru.discard((ns.uid, key))
         else:
             self._account(ns, lambda: ns.drop_listings(key, answer.level, answer))
-
-    def _drop_namespace(self, name: str, now: float) -> int:
-        ns = self._namespaces.get(name)
-        if ns is None:
-            return 0
-        for uid in ns.children:
-            self._lru.discard((name, uid))
-        for key in ns.queries:
-            self._lru.discard((name, key))
-        return self._account(ns, lambda: ns.clear(now))

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from dicomcache.server.backends.memory import compression
 from dicomcache.server.backends.memory.answer import Answer, Item, SeriesShape, StudyShape
+from dicomcache.server.backends.memory.chunks import Budget, Steps, run
 from dicomcache.server.backends.memory.tree import Branch, Node, lineage, subtree
-from dicomcache.server.model import Level, NamespaceStats, SeriesData, StudyData
+from dicomcache.server.model import Level, NamespaceStats, StudyData
 
 
 class Namespace(Branch):
     """The root of one namespace's tree, with its query answers, listings and counters.
 
     ``queries`` maps a query key to its answer; ``listings`` maps a study uid to its
-    complete listings by depth. Not thread-safe: the backend's lock guards it.
-    Reads no clock: ``now`` is passed in.
+    complete listings by depth. ``version`` counts the changes to the tree that an
+    answer's read could see (an object created, given data, renewed or dropped; not
+    the same data written again): each sets it on its study (``Branch.changed``),
+    so a read done in chunks tells whether a study changed since it began. Not
+    thread-safe: the backend's lock guards it. Reads no clock: ``now`` is passed in.
     """
 
     __slots__ = (
@@ -31,6 +35,7 @@ class Namespace(Branch):
         "listings",
         "misses",
         "queries",
+        "version",
     )
 
     def __init__(self, name: str) -> None:
@@ -44,48 +49,81 @@ class Namespace(Branch):
         self.misses = 0
         self.evictions = 0
         self.expirations = 0
+        self.version = 0
+
+    def emptied(self) -> Namespace:
+        """A new, empty namespace of this name that carries on this one's counters."""
+        fresh = Namespace(self.uid)
+        fresh.hits = self.hits
+        fresh.misses = self.misses
+        fresh.evictions = self.evictions
+        fresh.expirations = self.expirations
+        fresh.version = self.version
+        return fresh
+
+    def _changed(self, study_uid: str) -> None:
+        """Record a change below the study that a concurrent read must notice."""
+        self.version += 1
+        study = self.children.get(study_uid)
+        if isinstance(study, Branch):
+            study.changed = self.version
 
     # -- writing objects ---------------------------------------------------------------
 
     def write(
         self, study: StudyData, expires_at: float, written: list[Node], dictionary: bytes | None
     ) -> StudyShape:
-        """Write a study and what comes with it; returns the shape of what was given.
+        """Write a study and what comes with it in one go: ``write_steps`` without chunks."""
+        return run(self.write_steps(study, expires_at, written, dictionary, Budget(0)))
+
+    def write_steps(
+        self,
+        study: StudyData,
+        expires_at: float,
+        written: list[Node],
+        dictionary: bytes | None,
+        budget: Budget,
+    ) -> Steps[StudyShape]:
+        """Write a study and what comes with it, yielding between chunks of ``budget``.
 
         Objects with attributes are written and appended to ``written``; levels
         without are paths, created as data-less nodes only when something is written
         below them. Creating a node drops the study's listings that are deep enough
         to have had to contain it. The instances come packed against ``dictionary``,
         which becomes the study's if it has none yet when the first is written.
-        """
-        node = self._branch(self, study.uid, Level.STUDY, study.uid)
-        series = tuple(
-            self._write_series(node, s, expires_at, written, dictionary) for s in study.series
-        )
-        item = self._set(node, study.attributes, expires_at, written, Level.STUDY)
-        self._prune(node)  # a path that led nowhere; a node that was renewed holds data
-        return item, series
 
-    def _write_series(
-        self,
-        study: Branch,
-        series: SeriesData,
-        expires_at: float,
-        written: list[Node],
-        dictionary: bytes | None,
-    ) -> SeriesShape:
-        node = self._branch(study, series.uid, Level.SERIES, study.uid)
-        instances = []
-        for instance in series.instances:
-            child = self._child(node, instance.uid, Level.INSTANCE, study.uid)
-            data = instance.attributes
-            if data is not None and study.dictionary is not dictionary:
-                data = self._repack(study, data, dictionary)
-            instances.append(self._set(child, data, expires_at, written, Level.INSTANCE))
-            self._prune(child)
-        item = self._set(node, series.attributes, expires_at, written, Level.SERIES)
-        self._prune(node)
-        return item, tuple(instances)
+        At a yield the tree holds no path that leads nowhere, and the caller may let
+        others change it: the study's and series' nodes are looked up again after.
+        Returns the shape of what was given.
+        """
+        uid = study.uid
+        node = self._branch(self, uid, Level.STUDY, uid)
+        series_shapes: list[SeriesShape] = []
+        for series in study.series:
+            parent = self._branch(node, series.uid, Level.SERIES, uid)
+            instances: list[Item] = []
+            for instance in series.instances:
+                if budget.spend():
+                    self._prune(parent, uid, cascade=True)
+                    yield
+                    node = self._branch(self, uid, Level.STUDY, uid)
+                    parent = self._branch(node, series.uid, Level.SERIES, uid)
+                child = self._child(parent, instance.uid, Level.INSTANCE, uid)
+                data = instance.attributes
+                if data is not None and node.dictionary is not dictionary:
+                    data = self._repack(node, data, dictionary)
+                instances.append(self._set(child, data, expires_at, written, Level.INSTANCE, uid))
+                self._prune(child, uid)
+            item = self._set(parent, series.attributes, expires_at, written, Level.SERIES, uid)
+            self._prune(parent, uid)
+            series_shapes.append((item, tuple(instances)))
+            if budget.spend():
+                self._prune(node, uid)
+                yield
+                node = self._branch(self, uid, Level.STUDY, uid)
+        study_item = self._set(node, study.attributes, expires_at, written, Level.STUDY, uid)
+        self._prune(node, uid)  # a path that led nowhere; a node that was renewed holds data
+        return study_item, tuple(series_shapes)
 
     def _branch(self, parent: Branch, uid: str, level: Level, study_uid: str) -> Branch:
         node = self._child(parent, uid, level, study_uid)
@@ -101,6 +139,7 @@ class Namespace(Branch):
             parent.children[uid] = node
             self.bytes += node.size()
             self.drop_listings(study_uid, level)
+            self._changed(study_uid)
         return node
 
     def _repack(self, study: Branch, blob: bytes, dictionary: bytes | None) -> bytes:
@@ -125,7 +164,13 @@ class Namespace(Branch):
         return study.dictionary if study is not None else None
 
     def _set(
-        self, node: Node, data: bytes | None, expires_at: float, written: list[Node], level: Level
+        self,
+        node: Node,
+        data: bytes | None,
+        expires_at: float,
+        written: list[Node],
+        level: Level,
+        study_uid: str,
     ) -> Item:
         if data is None:
             return node.uid
@@ -143,13 +188,19 @@ class Namespace(Branch):
         node.data = data
         node.expires_at = expires_at
         written.append(node)
+        self._changed(study_uid)
         return node
 
-    def _prune(self, node: Node, cascade: bool = False) -> None:
+    def _prune(self, node: Node, study_uid: str | None = None, cascade: bool = False) -> None:
         """Remove a data-less node that leads nowhere (and, with ``cascade``, its
         ancestors that then do too; a write prunes each level itself, after writing it).
+
+        ``study_uid`` is the node's study, if known; else it is looked up when needed.
         """
         while node.data is None and not node.children and node.parent is not None:
+            if study_uid is None:
+                study_uid = lineage(node)[-1].uid
+            self._changed(study_uid)
             parent = node.parent
             assert parent.children is not None  # it holds node
             del parent.children[node.uid]
@@ -183,11 +234,12 @@ class Namespace(Branch):
                 each.parent = None
         study = lineage(node)[-1].uid
         self.drop_listings(study, level)
+        self._changed(study)
         parent = node.parent
         assert parent is not None and parent.children is not None  # node is in the tree
         del parent.children[node.uid]
         node.parent = None
-        self._prune(parent, cascade=True)
+        self._prune(parent, study, cascade=True)
         self.expirations += expired
         return alive, expired
 
@@ -196,6 +248,7 @@ class Namespace(Branch):
         chain = lineage(node)
         level = Level(len(chain))
         self.drop_listings(chain[-1].uid, level)
+        self._changed(chain[-1].uid)
         if node.children:
             self.counts[level] -= 1
             self.bytes -= len(node.data or b"")
@@ -321,3 +374,37 @@ def _renew(node: Node) -> Node:
     node.parent = None
     node.data = None
     return fresh
+
+
+def tear_down(ns: Namespace, now: float) -> tuple[int, int]:
+    """Take a dropped namespace apart; returns (objects alive at ``now``, objects expired).
+
+    Runs outside the backend's lock: ``ns`` must be out of every request's reach
+    (the backend has put ``ns.emptied()`` in its place). It goes node by node and
+    answer by answer, in Python, so the memory comes free a little at a time,
+    never in one long deallocation that holds the interpreter lock, and no cycle
+    (parent and child) is left for the garbage collector.
+    """
+    alive = expired = 0
+    queries, listings, ns.queries, ns.listings = ns.queries, ns.listings, {}, {}
+    while queries:
+        queries.popitem()
+    while listings:
+        listings.popitem()
+    stack = list(ns.children.values())
+    ns.children = {}
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Branch) and node.children:
+            stack.extend(node.children.values())
+            node.children = None
+        if node.data is not None:
+            if node.alive(now):
+                alive += 1
+            else:
+                expired += 1
+            node.data = None
+        node.parent = None
+    ns.bytes = 0
+    ns.counts = [0, 0, 0, 0]
+    return alive, expired

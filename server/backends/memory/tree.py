@@ -46,6 +46,7 @@ class Node:
 
     children: dict[str, Node] | None = None  # a leaf's, for code that walks any node
     dictionary: bytes | None = None  # a leaf's, for code that reads any node
+    changed = 0  # a leaf's, for code that reads any node
 
     def __init__(self, uid: str, parent: Branch | None) -> None:
         self.uid = uid
@@ -72,16 +73,19 @@ class Branch(Node):
 
     ``dictionary`` is a study's compression dictionary (see the module docstring):
     None until an instance gives it one, then fixed for the node's life; always
-    None for series and roots. Not thread-safe: the backend's lock guards every
-    node. Reads no clock.
+    None for series and roots. ``changed`` is, for a study, its namespace's
+    ``version`` at the last change below it that an answer's read could see (see
+    ``Namespace.version``); 0 for series. Not thread-safe: the backend's lock
+    guards every node. Reads no clock.
     """
 
-    __slots__ = ("children", "dictionary")
+    __slots__ = ("changed", "children", "dictionary")
 
     def __init__(self, uid: str, parent: Branch | None) -> None:
         super().__init__(uid, parent)
         self.children: dict[str, Node] | None = None
         self.dictionary: bytes | None = None
+        self.changed = 0
 
     def size(self) -> int:
         """The bytes charged for this node, its dictionary included."""

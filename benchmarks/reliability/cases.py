@@ -145,7 +145,8 @@ def _store_study(study: objects_pb2.Study) -> bytes:
     request = pb.StoreStudyRequest(
         namespace=NAMESPACE, study=study, query_level=query_pb2.QUERY_LEVEL_STUDY
     )
-    return request.SerializeToString()
+    data: bytes = request.SerializeToString()
+    return data
 
 
 def _with_element(element: dataset_pb2.Element, n: int) -> objects_pb2.Study:

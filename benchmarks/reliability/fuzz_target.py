@@ -73,7 +73,7 @@ SERVICE = handler(
     ),
     InFlight(),
 )
-HANDLERS = {m: SERVICE.service(Details(m)) for m in METHODS}  # type: ignore[arg-type]
+HANDLERS = {m: SERVICE.service(Details(m)) for m in METHODS}
 
 
 def test_one_input(data: bytes) -> None:

@@ -174,7 +174,7 @@ class Sender:
         if self.server.process is None or self.server.process.poll() is not None:
             return False
         try:
-            health = health_pb2_grpc.HealthStub(self.channel)  # type: ignore[no-untyped-call]
+            health = health_pb2_grpc.HealthStub(self.channel)
             status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
             stats = pb.GetStatsRequest(namespace=cases.NAMESPACE).SerializeToString()
             self.channel.unary_unary(f"/{cases.SERVICE}/GetStats")(stats, timeout=5)

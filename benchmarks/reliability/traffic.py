@@ -205,7 +205,8 @@ class Traffic:
                 end = time.monotonic()
                 outcome = f"error: {type(exc).__name__}"
             upstream_calls, upstream_s = self.upstream.take()
-            record = Record(call.name, start, end, upstream_s, upstream_calls == 0, outcome)
+            hit = upstream_calls == 0 and not outcome.startswith("error")
+            record = Record(call.name, start, end, upstream_s, hit, outcome)
             with self._lock:
                 self._records.append(record)
             self._stop.wait(PAUSE)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from dicomcache.contract import NAMESPACE as _NAMESPACE
 from dicomcache.contract import NAMESPACE_RULE
+from dicomcache.server.api.vr import element_violations
 from dicomcache.server.errors import InvalidArgument, Violation
 from dicomcache.server.model import Level
 from dicomcache.v1 import dataset_pb2, objects_pb2, query_pb2
@@ -258,16 +259,24 @@ class Checker:
             self.fail(f"{path}.elements[{tag:08X}]", OWN_UID_RULE)
 
     def dataset(self, dataset: dataset_pb2.Dataset, path: str, depth: int) -> None:
-        """Tags of attributes, VRs known, sequences nested at most MAX_SEQUENCE_DEPTH deep."""
+        """Attributes that a reader can trust: known tags and VRs, values their VRs hold.
+
+        Value kinds and formats per VR are ``vr.py``'s; sequences nest at most
+        MAX_SEQUENCE_DEPTH deep.
+        """
         if depth > MAX_SEQUENCE_DEPTH:
             self.fail(path, f"sequences must nest at most {MAX_SEQUENCE_DEPTH} deep")
             return
         for tag, element in dataset.elements.items():
             if tag < _FIRST_TAG:
                 self.fail(f"{path}.elements[{tag:08X}]", TAG_RULE)
-            if element.vr not in VALID_VRS:
+            vr = element.vr
+            if vr not in VALID_VRS:
                 self.fail(f"{path}.elements[{tag:08X}].vr", "must be a DICOM VR such as PN or UI")
-            elif element.vr == "SQ" and element.WhichOneof("content") == "values":
+                continue
+            for below, rule in element_violations(vr, element):
+                self.fail(f"{path}.elements[{tag:08X}]{below}", rule)
+            if vr == "SQ" and element.WhichOneof("content") == "values":
                 for n, value in enumerate(element.values.items):
                     if value.HasField("item"):
                         self.dataset(

@@ -55,6 +55,33 @@ _NAME_GROUP = st.text(
 _UID = st.from_regex(r"\A[12](\.[1-9][0-9]{0,5}){1,6}\Z")
 
 
+def _time_text(moment: datetime, parts: int, fraction: int) -> str:
+    """HH, HHMM, HHMMSS or HHMMSS.F{1-6} of a time."""
+    text = moment.strftime("%H%M%S")[: 2 * parts]
+    return text + (f".{moment.microsecond:06d}"[: fraction + 1] if parts == 3 and fraction else "")
+
+
+_MOMENTS = st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999))
+_OFFSETS = st.sampled_from(["", "+0000", "-0500", "+0530", "+1400", "-1200"])
+# DA, DT and TM values in PS3.5's formats, every precision DT and TM allow.
+VALID_TEXT: dict[str, st.SearchStrategy[str]] = {
+    "DA": _MOMENTS.map(lambda m: f"{m.year:04d}{m.month:02d}{m.day:02d}"),
+    "TM": st.builds(_time_text, _MOMENTS, st.integers(1, 3), st.integers(0, 6)),
+    "DT": st.builds(
+        lambda m, date_parts, time_parts, fraction, offset: (
+            f"{m.year:04d}{m.month:02d}{m.day:02d}"[: 2 + 2 * date_parts]
+            + (_time_text(m, time_parts, fraction) if date_parts == 3 and time_parts else "")
+            + offset
+        ),
+        _MOMENTS,
+        st.integers(1, 3),
+        st.integers(0, 3),
+        st.integers(0, 6),
+        _OFFSETS,
+    ),
+}
+
+
 @functools.cache
 def _tags(vr: str) -> st.SearchStrategy[int]:
     """Public tags of a data set's usual range, or private ones (odd groups)."""
@@ -69,9 +96,11 @@ def _tags(vr: str) -> st.SearchStrategy[int]:
     return st.one_of(public, private)
 
 
-def _one_value(vr: str, pydicom_safe: bool, depth: int) -> st.SearchStrategy[Any]:
+def _one_value(vr: str, pydicom_safe: bool, depth: int, valid: bool) -> st.SearchStrategy[Any]:
     if vr == "UI":
         return _UID
+    if valid and vr in VALID_TEXT:
+        return VALID_TEXT[vr]
     if vr in TEXT_VRS:
         return _TEXT
     if vr in INT_RANGES:
@@ -94,7 +123,9 @@ def _one_value(vr: str, pydicom_safe: bool, depth: int) -> st.SearchStrategy[Any
     if vr == "AT":
         return st.integers(0, 2**32 - 1).map(lambda t: f"{t:08X}")
     if vr == "SQ":
-        return st.deferred(lambda: dicom_json_datasets(pydicom_safe, depth + 1, max_size=3))
+        return st.deferred(
+            lambda: dicom_json_datasets(pydicom_safe, depth + 1, max_size=3, valid=valid)
+        )
     raise AssertionError(vr)
 
 
@@ -110,7 +141,9 @@ def _person_names(pydicom_safe: bool) -> st.SearchStrategy[dict[str, str]]:
 
 
 @functools.cache
-def _elements(vr: str, pydicom_safe: bool, depth: int) -> st.SearchStrategy[dict[str, Any]]:
+def _elements(
+    vr: str, pydicom_safe: bool, depth: int, valid: bool
+) -> st.SearchStrategy[dict[str, Any]]:
     empty = st.just({"vr": vr})
     if vr in BINARY_VRS or vr == "UN":
         inline = st.binary(min_size=1, max_size=16).map(
@@ -120,7 +153,7 @@ def _elements(vr: str, pydicom_safe: bool, depth: int) -> st.SearchStrategy[dict
         return st.one_of(empty, inline) if pydicom_safe else st.one_of(empty, inline, bulk)
     if vr == "SQ" and depth >= 2:
         return st.just({"vr": vr, "Value": []})
-    value = _one_value(vr, pydicom_safe, depth)
+    value = _one_value(vr, pydicom_safe, depth, valid)
     if pydicom_safe:
         # pydicom reads a lone null as an empty element and cannot write back
         # a null PN, AT or sequence item; any multiplicity otherwise.
@@ -134,11 +167,15 @@ def _elements(vr: str, pydicom_safe: bool, depth: int) -> st.SearchStrategy[dict
 
 @functools.cache
 def dicom_json_datasets(
-    pydicom_safe: bool = False, depth: int = 0, max_size: int = 8
+    pydicom_safe: bool = False, depth: int = 0, max_size: int = 8, valid: bool = False
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """A DICOM JSON object of every VR: multi-valued, empty, nested, binary and bulk."""
+    """A DICOM JSON object of every VR: multi-valued, empty, nested, binary and bulk.
+
+    With ``valid``, DA, DT and TM values are real dates and times in PS3.5's
+    formats (otherwise any text), as an archive serves them.
+    """
     entries = st.sampled_from(ALL_VRS).flatmap(
-        lambda vr: st.tuples(_tags(vr), _elements(vr, pydicom_safe, depth))
+        lambda vr: st.tuples(_tags(vr), _elements(vr, pydicom_safe, depth, valid))
     )
     return st.lists(entries, max_size=max_size).map(
         lambda pairs: {f"{tag:08X}": element for tag, element in sorted(dict(pairs).items())}

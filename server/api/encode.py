@@ -86,21 +86,50 @@ def series(obj: SeriesData) -> bytes:
 
 def study(obj: StudyData) -> bytes:
     """An encoded ``Study`` with its series."""
+    return b"".join(_study_parts(obj))
+
+
+def _study_parts(obj: StudyData) -> list[bytes]:
+    """An encoded ``Study`` in pieces: its head, then each series' tag, length and body."""
     parts = [_head(obj.uid, obj.attributes)]
     for child in obj.series:
         body = series(child)
         parts += (_CHILDREN, _length(len(body)), body)
-    return b"".join(parts)
+    return parts
 
 
 def query_hit(studies: Sequence[StudyData]) -> bytes:
     """An encoded ``LookupQueryResponse`` with hit = true."""
-    return _HIT + b"".join(_field(_HIT_PAYLOAD, study(s)) for s in studies)
+    return _hit(studies)
 
 
 def study_hit(obj: StudyData) -> bytes:
     """An encoded ``LookupStudyResponse`` with hit = true."""
-    return _HIT + _field(_HIT_PAYLOAD, study(obj))
+    return _hit([obj])
+
+
+def _hit(studies: Sequence[StudyData]) -> bytes:
+    """A hit's bytes, copied once: ``a + b`` of large bytes copies them holding the
+    interpreter lock, where a large join lets go of it while it copies."""
+    parts = [_HIT]
+    for one in studies:
+        pieces = _study_parts(one)
+        parts += (_HIT_PAYLOAD, _length(sum(map(len, pieces))))
+        parts += pieces
+    return _joined(parts)
+
+
+# Pieces joined at a time: a join first walks its pieces holding the interpreter
+# lock, about 30 us per thousand, so a hit of 100,000 studies joins in groups.
+_JOIN_GROUP = 4096
+
+
+def _joined(parts: list[bytes]) -> bytes:
+    if len(parts) <= _JOIN_GROUP:
+        return b"".join(parts)
+    return b"".join(
+        [b"".join(parts[i : i + _JOIN_GROUP]) for i in range(0, len(parts), _JOIN_GROUP)]
+    )
 
 
 def _field_size(n: int) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from dicomcache.server.api import encode, status
+from dicomcache.server.api import encode, status, wire
 from dicomcache.server.api.service import SERVICE_NAME, CacheService
 from dicomcache.server.errors import InvalidArgument
 from dicomcache.v1 import cache_service_pb2 as pb
@@ -59,7 +59,7 @@ class _Malformed:
 def _parser(message_type: type[Message]) -> Callable[[bytes], Any]:
     def parse(data: bytes) -> Any:
         try:
-            return message_type.FromString(data)
+            return wire.parse(message_type, data)  # in pieces: see ``wire``
         except (DecodeError, RecursionError, ValueError):
             return _Malformed()
 

@@ -23,7 +23,7 @@ from dicomcache.server.api.keys import (
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
 from dicomcache.server.errors import AnswerTooLarge
-from dicomcache.server.model import Address, Level, NamespaceStats
+from dicomcache.server.model import Address, Level, NamespaceStats, StudyData, release
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import query_pb2
 
@@ -75,11 +75,12 @@ class CacheService:
         namespace = partition(request.namespace, request.protocol)
         studies = self.backend.lookup_query(namespace, _key(request))
         if studies is None and (uid := by_id(request.query)) is not None:
-            study = self.backend.lookup_study(namespace, uid, _level(request.query))
-            studies = None if study is None else [study]
+            studies = _listed(self.backend.lookup_study(namespace, uid, _level(request.query)))
         if studies is None:
             return encode.miss(self.backend.lease(namespace))
-        return self._sendable(encode.query_hit(studies))
+        hit = encode.query_hit(studies)
+        release(studies)  # a series at a time, not in one long deallocation
+        return self._sendable(hit)
 
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
         """StoreQuery: the answer's objects, then the answer."""
@@ -98,6 +99,7 @@ class CacheService:
             # The answer find_study_by_id would get: the study's complete listing.
             level = _level(request.query)
             stored = self.backend.store_study(namespace, studies[0], level, ttl, request.lease)
+        release(studies)
         return pb.StoreQueryResponse(stored=stored)
 
     def lookup_study(self, request: pb.LookupStudyRequest) -> bytes:
@@ -109,10 +111,12 @@ class CacheService:
         check.protocol(request.protocol)
         check.done()
         namespace = partition(request.namespace, request.protocol)
-        study = self.backend.lookup_study(namespace, request.study_uid, level)
-        if study is None:
+        found = _listed(self.backend.lookup_study(namespace, request.study_uid, level))
+        if found is None:
             return encode.miss(self.backend.lease(namespace))
-        return self._sendable(encode.study_hit(study))
+        hit = encode.study_hit(found[0])
+        release(found)
+        return self._sendable(hit)
 
     def store_study(self, request: pb.StoreStudyRequest) -> pb.StoreStudyResponse:
         """StoreStudy: a study-by-id answer, complete to its level."""
@@ -124,16 +128,17 @@ class CacheService:
         level = check.level(request.query_level, "query_level")
         check.protocol(request.protocol)
         check.done()
-        study = study_from_proto(request.study)
-        if not self._fits(encode.study_hit_size(study)):
+        studies = [study_from_proto(request.study)]  # the only reference: see ``release``
+        if not self._fits(encode.study_hit_size(studies[0])):
             return pb.StoreStudyResponse(stored=False)
         stored = self.backend.store_study(
             partition(request.namespace, request.protocol),
-            study,
+            studies[0],
             level,
             self._ttl(request.ttl_seconds),
             request.lease,
         )
+        release(studies)
         return pb.StoreStudyResponse(stored=stored)
 
     def add_objects(self, request: pb.AddObjectsRequest) -> pb.AddObjectsResponse:
@@ -143,11 +148,13 @@ class CacheService:
         check.studies(request.studies, "studies")
         check.protocol(request.protocol)
         check.done()
+        studies = [study_from_proto(s) for s in request.studies]
         written = self.backend.add_objects(
             partition(request.namespace, request.protocol),
-            [study_from_proto(s) for s in request.studies],
+            studies,
             self._ttl(request.ttl_seconds),
         )
+        release(studies)
         return pb.AddObjectsResponse(objects_written=written)
 
     def get_objects(self, request: pb.GetObjectsRequest) -> bytes:
@@ -232,6 +239,11 @@ def _check_query_request(
     check.protocol(request.protocol)
     if request.HasField("archive_request"):
         check.archive_request(request.archive_request)
+
+
+def _listed(study: StudyData | None) -> list[StudyData] | None:
+    """The study as the only item of a list (the caller's only reference to it), or None."""
+    return None if study is None else [study]
 
 
 def _level(query: query_pb2.Query) -> Level:

@@ -27,7 +27,7 @@ from typing import TypeAlias, TypeVar
 from dicomcache.server.backends import stats_page
 from dicomcache.server.backends.memory.answer import Answer, Failure, Studies, StudyShape, trim
 from dicomcache.server.backends.memory.chunks import Budget, Steps
-from dicomcache.server.backends.memory.expiry import ExpiryQueue
+from dicomcache.server.backends.memory.expiry import ExpiryQueue, unqueue
 from dicomcache.server.backends.memory.leases import Leases
 from dicomcache.server.backends.memory.lru import Lru
 from dicomcache.server.backends.memory.namespace import Namespace, tear_down
@@ -46,6 +46,7 @@ from dicomcache.server.model import (
     NamespaceStats,
     Stats,
     StudyData,
+    release,
 )
 
 # An eviction unit: (namespace, study uid) for a study, (namespace, query key) for an answer.
@@ -69,6 +70,24 @@ R = TypeVar("R")
 
 def _pause() -> None:
     time.sleep(CHUNK_PAUSE)
+
+
+def _unpacked(read: Studies) -> list[StudyData]:
+    """The studies read, unpacked; ``read`` is emptied and let go of a series at a time."""
+    studies = [study for study, _ in read]
+    dictionaries = [dictionary for _, dictionary in read]
+    read.clear()
+    unpacked = unpack_studies(studies, dictionaries)
+    if unpacked is not studies:
+        release(studies)
+    return unpacked
+
+
+def _let_go(packed: list[tuple[StudyData, bytes | None]]) -> None:
+    """Let go of a write's packed studies a series at a time (see ``model.release``)."""
+    studies = [study for study, _ in packed]
+    packed.clear()
+    release(studies)
 
 
 class MemoryBackend:
@@ -139,30 +158,32 @@ class MemoryBackend:
         """The studies of a live answer with current data, or None (the dead answer is dropped)."""
         with self._lock:
             now = self._clock()
-            ns = self._namespace(namespace)
             for _ in range(READ_TRIES):
                 read = self._read_query(namespace, key, now)
                 if read is not Failure.CHANGED:
                     break
-            ns = self._namespace(namespace)
+            ns = self._namespaces.get(namespace)
+            if ns is None:
+                return None  # a miss that leaves nothing behind: see the class docstring
             if isinstance(read, Failure):
                 ns.misses += 1
                 return None
             ns.hits += 1
             self._lru.refresh((namespace, key))
             self._touch_studies(namespace, [study.uid for study, _ in read])
-        return unpack_studies([s for s, _ in read], [d for _, d in read])
+        return _unpacked(read)
 
     def _read_query(self, name: str, key: bytes, now: float) -> Studies | Failure:
         """The query's answer, read a chunk at a time; a dead one is dropped."""
-        ns = self._namespace(name)
-        answer = ns.queries.get(key)
-        if answer is None:
+        ns = self._namespaces.get(name)
+        answer = ns.queries.get(key) if ns is not None else None
+        if ns is None or answer is None:
             return Failure.DEAD
         read = self._read(name, ns, answer, lambda: ns.queries.get(key) is answer, now)
         if read is Failure.DEAD and ns.queries.get(key) is answer:
             self._account(ns, lambda: ns.drop_query(key))
             self._lru.discard((name, key))
+            self._tidy(ns, now)
         return read
 
     def lease(self, namespace: str) -> int:
@@ -180,6 +201,20 @@ class MemoryBackend:
     ) -> bool:
         """Write the answer's objects, then record it (an empty one for the negative TTL)."""
         packed = self._pack(namespace, studies)
+        try:
+            return self._store_query(namespace, key, studies, ttl, lease, packed)
+        finally:
+            _let_go(packed)
+
+    def _store_query(
+        self,
+        namespace: str,
+        key: bytes,
+        studies: Sequence[StudyData],
+        ttl: float | None,
+        lease: int,
+        packed: list[tuple[StudyData, bytes | None]],
+    ) -> bool:
         with self._lock:
             now = self._clock()
             ttl = self._ttl(ttl)
@@ -194,7 +229,7 @@ class MemoryBackend:
                 return False
             replaced = ns.queries.get(key)  # freed after the lock, it may be large
             self._account(ns, lambda: ns.set_query(answer))
-            self._expiry.push(answer_ttl, answer.expires_at, [answer])
+            self._expiry.push(answer.expires_at, [answer])
             self._lru.touch((namespace, key))
             self._settle(now)
         del replaced
@@ -214,20 +249,23 @@ class MemoryBackend:
                 read = self._read_listing(namespace, study_uid, level, now)
                 if read is not Failure.CHANGED:
                     break
-            ns = self._namespace(namespace)
+            ns = self._namespaces.get(namespace)
+            if ns is None:
+                return None  # a miss that leaves nothing behind: see the class docstring
             if isinstance(read, Failure):
                 ns.misses += 1
                 return None
             ns.hits += 1
             self._lru.refresh((namespace, study_uid))
-        ((study, dictionary),) = read
-        return unpack_studies([study], [dictionary])[0]
+        return _unpacked(read)[0]
 
     def _read_listing(
         self, name: str, study_uid: str, level: Level, now: float
     ) -> Studies | Failure:
         """The study from its shallowest good listing at least ``level`` deep."""
-        ns = self._namespace(name)
+        ns = self._namespaces.get(name)
+        if ns is None:
+            return Failure.DEAD
         for depth, listing in sorted((ns.listings.get(study_uid) or {}).items()):
             if depth >= level:
                 read = self._read_one_listing(name, ns, listing, level, now)
@@ -250,6 +288,7 @@ class MemoryBackend:
             return read
         if (listing.level == level or read is Failure.DEAD) and current():
             self._account(ns, lambda: ns.drop_listings(study_uid, listing.level, listing))
+            self._tidy(ns, now)
         return Failure.DEAD
 
     def store_study(
@@ -257,6 +296,20 @@ class MemoryBackend:
     ) -> bool:
         """Write the study's objects, then record its listing complete to ``level``."""
         packed = self._pack(namespace, [study])
+        try:
+            return self._store_study(namespace, study, level, ttl, lease, packed)
+        finally:
+            _let_go(packed)
+
+    def _store_study(
+        self,
+        namespace: str,
+        study: StudyData,
+        level: Level,
+        ttl: float | None,
+        lease: int,
+        packed: list[tuple[StudyData, bytes | None]],
+    ) -> bool:
         with self._lock:
             now = self._clock()
             ttl = self._ttl(ttl)
@@ -270,7 +323,7 @@ class MemoryBackend:
             if not self._still_allowed(namespace, ns, start, lease, [study], now):
                 return False
             self._account(ns, lambda: ns.set_listing(listing))
-            self._expiry.push(ttl, expires_at, [listing])
+            self._expiry.push(expires_at, [listing])
             self._settle(now)
             return True
 
@@ -284,7 +337,9 @@ class MemoryBackend:
             ttl = self._ttl(ttl)
             stored = self._write(namespace, packed, now + ttl, ttl, 0, now)
             self._settle(now)
-            return 0 if stored is None else stored[3]
+            self._tidy(self._namespaces.get(namespace), now)
+        _let_go(packed)
+        return 0 if stored is None else stored[3]
 
     def get_object(self, namespace: str, address: Address) -> CachedObject | None:
         """The live object at ``address`` with its live descendants, or None."""
@@ -308,17 +363,19 @@ class MemoryBackend:
         """
         with self._lock:
             now = self._clock()
-            self._leases.revoke(namespace, address[0] if address else None, now)
-            if address is None:
-                # An empty namespace takes its place at once; the old one is taken
-                # apart outside the lock, where it is out of every request's reach.
-                dropped = self._namespaces.get(namespace)
-                if dropped is None:
-                    return 0
-                self._namespaces[namespace] = dropped.emptied()
-                self._bytes -= dropped.bytes
-            else:
+            dropped = self._namespaces.get(namespace)
+            if dropped is None:
+                # Nothing to drop, and no record kept per unknown name: see ``leases``.
+                self._leases.revoke_unknown(namespace, now)
+                return 0
+            if address is not None:
+                self._leases.revoke(namespace, address[0], now)
                 return self._invalidate_object(namespace, address, now)
+            # The namespace goes at once; it is taken apart outside the lock, where
+            # it is out of every request's reach.
+            del self._namespaces[namespace]
+            self._bytes -= dropped.bytes
+            self._leases.revoke_unknown(namespace, now)
         return self._tear_down(namespace, dropped, now)
 
     def _invalidate_object(self, namespace: str, address: Address, now: float) -> int:
@@ -338,6 +395,7 @@ class MemoryBackend:
         alive, _ = self._account(ns, lambda: ns.remove(node, level, now))
         if address[0] not in ns.children:
             self._lru.discard((namespace, address[0]))
+        self._tidy(ns, now)
         return alive
 
     # -- housekeeping --------------------------------------------------------------------
@@ -380,10 +438,23 @@ class MemoryBackend:
     # -- internals -----------------------------------------------------------------------
 
     def _namespace(self, name: str) -> Namespace:
+        """The namespace to write to, made if need be (its own bytes count at once)."""
         ns = self._namespaces.get(name)
         if ns is None:
             ns = self._namespaces[name] = Namespace(name)
+            self._bytes += ns.bytes
         return ns
+
+    def _tidy(self, ns: Namespace | None, now: float) -> None:
+        """Remove ``ns`` if it holds nothing; leases issued before then are refused.
+
+        Its counters go with it: a namespace exists only while it holds data, so
+        that names looked up or emptied cost nothing (see the class docstring).
+        """
+        if ns is not None and ns.empty() and self._namespaces.get(ns.uid) is ns:
+            del self._namespaces[ns.uid]
+            self._bytes -= ns.bytes
+            self._leases.revoke_unknown(ns.uid, now)
 
     def _pack(
         self, namespace: str, studies: Sequence[StudyData]
@@ -527,7 +598,7 @@ class MemoryBackend:
 
         def between() -> None:
             self._bytes += ns.bytes - mark[0]
-            self._expiry.push(ttl, expires_at, written)
+            self._expiry.push(expires_at, written)
             mark[1] += len(written)
             written.clear()
             for uid in pending:
@@ -565,10 +636,14 @@ class MemoryBackend:
         """Take a dropped namespace apart outside the lock, then forget its eviction
         units a chunk at a time; returns how many of its objects were alive."""
         units: list[str | bytes] = [*dropped.children, *dropped.queries]
-        alive, expired = tear_down(dropped, now)
+        alive, _, queued = tear_down(dropped, now)
         budget = Budget(self._chunk)
 
         def steps() -> Steps[None]:
+            for item in queued:
+                if budget.spend():
+                    yield
+                unqueue(item)
             for key in units:
                 if budget.spend():
                     yield
@@ -578,9 +653,6 @@ class MemoryBackend:
                 )
                 if not held:  # not written again since
                     self._lru.discard((name, key))
-            ns = self._namespaces.get(name)
-            if ns is not None:
-                ns.expirations += expired
 
         with self._lock:
             self._chunked(steps(), lambda: True)
@@ -603,23 +675,26 @@ class MemoryBackend:
 
     def _evict(self, unit: Unit, now: float) -> None:
         name, key = unit
-        ns = self._namespaces[name]
+        ns = self._namespaces.get(name)
+        if ns is None:
+            return  # dropped; its units are being forgotten (``_tear_down``)
         if isinstance(key, bytes):
             self._account(ns, lambda: ns.drop_query(key))
-            return
-        node = ns.children.get(key)
-        if node is not None:
+        elif (node := ns.children.get(key)) is not None:
             alive, _ = self._account(ns, lambda: ns.remove(node, Level.STUDY, now))
             ns.evictions += alive
+        self._tidy(ns, now)
 
     def _reap(self, now: float, max_items: int) -> int:
         due = self._expiry.pop_due(now, max_items)
         for item in due:
-            if item.expires_at > now:
-                continue  # refreshed since
             if isinstance(item, Answer):
-                self._reap_answer(item)
-            elif item.parent is not None and item.data is not None:
+                self._reap_answer(item, now)
+            elif item.parent is None or item.data is None:
+                continue  # out of the tree (a namespace being taken apart)
+            elif item.expires_at > now:
+                self._expiry.push(item.expires_at, [item])  # refreshed since it was queued
+            else:
                 self._reap_node(item, now)
         return len(due)
 
@@ -632,8 +707,9 @@ class MemoryBackend:
         self._account(ns, lambda: ns.expire(node, now))
         if study_uid not in ns.children:
             self._lru.discard((ns.uid, study_uid))
+        self._tidy(ns, now)
 
-    def _reap_answer(self, answer: Answer) -> None:
+    def _reap_answer(self, answer: Answer, now: float) -> None:
         ns = answer.root
         if not isinstance(ns, Namespace) or self._namespaces.get(ns.uid) is not ns:
             return  # its namespace was dropped
@@ -644,3 +720,4 @@ class MemoryBackend:
                 self._lru.discard((ns.uid, key))
         else:
             self._account(ns, lambda: ns.drop_listings(key, answer.level, answer))
+        self._tidy(ns, now)

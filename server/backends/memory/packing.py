@@ -9,7 +9,7 @@ hit takes its objects out packed and unpacks them, in one call, once it has let 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from dicomcache.server.backends.memory import compression
 from dicomcache.server.model import CachedObject, InstanceData, SeriesData, StudyData
@@ -34,7 +34,12 @@ def pack_study(study: StudyData, dictionary: bytes | None) -> StudyData:
 def unpack_studies(
     studies: list[StudyData], dictionaries: Sequence[bytes | None]
 ) -> list[StudyData]:
-    """The studies (each with its dictionary) with their instances' attributes unpacked."""
+    """The studies (each with its dictionary) with their instances' attributes unpacked.
+
+    In calls into zlib of at most ``UNPACK_BYTES`` of output each: one call for a
+    300,000-instance hit would end in one copy of half a gigabyte, holding the
+    interpreter lock.
+    """
     blobs = [
         (i.attributes, dictionary)
         for study, dictionary in zip(studies, dictionaries, strict=True)
@@ -44,8 +49,28 @@ def unpack_studies(
     ]
     if not any(compression.packed(blob) for blob, _ in blobs):
         return studies
-    data = iter(compression.unpack_all(blobs))
+    data = iter([d for batch in _batches(blobs) for d in compression.unpack_all(batch)])
     return [_map_instances(study, lambda _: next(data)) for study in studies]
+
+
+# The most output of one call into zlib when unpacking (each blob's data and its
+# dictionary, which the stream carries before it): about a millisecond of work.
+UNPACK_BYTES = 1024 * 1024
+
+
+def _batches(
+    blobs: list[tuple[bytes, bytes | None]],
+) -> Iterator[list[tuple[bytes, bytes | None]]]:
+    """The blobs in runs whose unpacked output stays within ``UNPACK_BYTES`` (or one blob)."""
+    start = size = 0
+    for end, (blob, dictionary) in enumerate(blobs):
+        grows = len(blob) if not compression.packed(blob) else blob[1] | blob[2] << 8
+        grows += len(dictionary or b"")
+        if size and size + grows > UNPACK_BYTES:
+            yield blobs[start:end]
+            start, size = end, 0
+        size += grows
+    yield blobs[start:]
 
 
 def unpack_object(obj: CachedObject, dictionary: bytes | None) -> CachedObject:

@@ -70,11 +70,12 @@ def test_invalidate_an_object_or_a_namespace(client):
 
 def test_query_and_study_operations_and_stats(client):
     query = Query(PatientID="PAT1", query_level=QueryLevels.INSTANCE)
+    # Data first: a namespace that holds nothing keeps no counters (GetStats' contract).
+    client.store_study("ns", study(2), QueryLevels.SERIES)
     assert client.lookup_query("ns", query) is None
     client.store_query("ns", query, [study(1)])
     (hit,) = client.lookup_query("ns", query)
     assert tree_summary(hit) == tree_summary(study(1))
-    client.store_study("ns", study(2), QueryLevels.SERIES)
     assert client.lookup_study("ns", study(2).uid, QueryLevels.INSTANCE) is None
     assert [s.uid for s in client.lookup_study("ns", study(2).uid, QueryLevels.SERIES).series] == [
         s.uid for s in study(2).series

@@ -145,12 +145,14 @@ def test_invalidate_namespace_leaves_other_namespaces(stub):
 
 def test_stats_count_hits_misses_and_objects(stub):
     query = query_pb2.Query(patient_id="P1", query_level=query_pb2.QUERY_LEVEL_INSTANCE)
-    stub.LookupQuery(pb.LookupQueryRequest(namespace=NS, query=query))
     stub.StoreQuery(
         pb.StoreQueryRequest(
             namespace=NS, query=query, studies=[make_study(1, n_series=2, n_instances=3)]
         )
     )
+    # A miss once the namespace holds data: one that holds nothing keeps no counters.
+    other = query_pb2.Query(patient_id="P2", query_level=query_pb2.QUERY_LEVEL_INSTANCE)
+    stub.LookupQuery(pb.LookupQueryRequest(namespace=NS, query=other))
     stub.LookupQuery(pb.LookupQueryRequest(namespace=NS, query=query))
     stub.LookupQuery(pb.LookupQueryRequest(namespace=NS, query=query))
     stats = stub.GetStats(pb.GetStatsRequest(namespace=NS))

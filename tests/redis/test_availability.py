@@ -35,6 +35,7 @@ def test_down_then_up_again_with_the_same_backend() -> None:
         try:
             backend.store_query("ns", b"key", [make_study("1.2", 1, 1)], None)
             assert backend.lookup_query("ns", b"key") == [make_study("1.2", 1, 1)]
+            assert backend.stats("ns").namespaces[0].hits == 1  # counted in Redis, lost below
 
             server.stop()
             for name, call in CALLS.items():

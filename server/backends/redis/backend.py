@@ -11,12 +11,38 @@ key, which is already a hash. The key layout is drawn in ``names.py``.
 Round trips: on a single Redis a query hit is one ``EVALSHA`` (the entry and all
 its objects read and checked by one script), and so is a study hit. On a Redis
 Cluster the entry lives in the namespace's slot, not its studies', so a query hit
-costs one call for the entry, then one pipeline of one ``MGET`` per study, sent to
-every node holding one at once: two round trips. A study hit on a cluster is one
-pipeline (the study's script, and the counter in the namespace's slot beside it).
-A miss that finds a dead entry costs one more call to drop it. ``add_objects`` and
-``store_study`` are one pipeline; ``store_query`` two (the entry names each object
-by the token its write returned, so it is written after them).
+costs one ``GET`` of the entry, then one pipeline of one ``MGET`` per study, sent to
+every node holding one at once: two round trips. A study hit on a cluster is the
+study's script alone. A miss that finds a dead entry costs one more call to drop
+it. ``add_objects`` and ``store_study`` are one pipeline; ``store_query`` two (the
+entry names each object by the token its write returned, so it is written after
+them).
+
+What a hit needs (issue 11): the slots of the keys it reads, nothing else. On a
+cluster a query hit reads its entry's slot and its studies' slots, a study hit
+and ``get_object`` only the study's slot; a miss of an unknown query or study
+reads only the slot it looks in. Lookups are counted in the process and written
+to the namespace's counters in the background (``tally.py``), and stores note
+their namespace in the registry (``dc:1:registry``) the same way, so a master
+that fails takes down only the slots it serves: other namespaces keep their hits,
+misses and stores, and the counters and the registry catch up once it is back (or
+its replica took over). Leases and their checks use the namespace's slot, and
+stores the namespace's ledger; ``GetStats`` reads the registry. Recommend
+``cluster-require-full-coverage no``, or a master that fails stops every slot.
+
+Nothing lasting per name comes from lookups (issue 11): a lookup writes nothing on
+a miss but, through the tally, the namespace's counters, which expire
+``LEASE_SECONDS`` after the last one unless the namespace holds data; a lease or an
+invalidation writes the namespace's lease hash, which expires ``LEASE_SECONDS``
+after its last write (no lease it could refuse is honoured longer), and a study's
+invalidation number, kept as long. Every key of a namespace's ledger carries the
+TTL of its longest-lived entry, and the registry lists a namespace until then
+(pruned when read), so both shrink as data expires.
+
+A stalled Redis fails a call within one ``socket_timeout`` (``--backend-timeout``),
+plus a few ms: timeouts are never retried (``topology.py``). Measured with
+SIGSTOP, ``DEBUG SLEEP`` and ``CLIENT PAUSE`` at 0.25 s: see the module
+``benchmarks/redis_stall.py``.
 
 Objects carry a token, kept while their key lives and new when it is created, so
 an answer that saw an object stays dead once the object was dropped (expired,
@@ -30,14 +56,16 @@ evicts is taken off the ledger when a read finds it missing (counted as an
 eviction), or else when its time runs out (counted as an expiration). On a Redis
 Cluster the ledger and the data sit in different slots, so they are written in
 separate calls rather than one transaction. Run Redis with
-``maxmemory-policy volatile-ttl``: every cache key has a TTL and the ledger keys
-have none, so the ledger is never evicted, and a study's index key (its longest
-TTL) goes last.
+``maxmemory-policy volatile-ttl``: the ledger keys carry their namespace's longest
+TTL and a study's index key its study's, so they go last. A lease hash or a
+study's invalidation number that Redis evicts costs hits, never correctness: a
+lease older than the lease hash that judges it is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -49,7 +77,7 @@ from redis.exceptions import NoScriptError
 from dicomcache.server.backends import LEASE_SECONDS, stats_page
 from dicomcache.server.backends.redis.errors import translated
 from dicomcache.server.backends.redis.names import (
-    NAMESPACES,
+    REGISTRY,
     Names,
     address_of,
     escape,
@@ -64,6 +92,7 @@ from dicomcache.server.backends.redis.replies import (
     ObjectRead,
     StudyWritten,
 )
+from dicomcache.server.backends.redis.tally import Pending, Tally
 from dicomcache.server.backends.redis.topology import (
     Client,
     Cluster,
@@ -84,6 +113,11 @@ from dicomcache.server.model import (
 )
 
 _T = TypeVar("_T")
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0  # how often counts and registry entries are written to Redis
+_LEASE_MS = math.ceil(LEASE_SECONDS * 1000)
 
 
 def _ms(seconds: float) -> int:
@@ -130,16 +164,26 @@ class RedisBackend:
     """A Backend on a Redis server or a Redis Cluster, shared by many dicomcache servers.
 
     Thread-safe: redis-py's connection pools hand each call its own connection.
-    Clock: Redis's own (TTLs and ``TIME``), not the process's.
+    Clock: Redis's own (TTLs and ``TIME``), not the process's; a background thread
+    writes the tally every ``flush_seconds`` of ``threading.Event.wait`` (monotonic).
     """
 
-    def __init__(self, topology: Topology, *, ttl: float, negative_ttl: float) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        ttl: float,
+        negative_ttl: float,
+        flush_seconds: float = FLUSH_SECONDS,
+    ) -> None:
         """Args:
         topology: one Redis or a Redis Cluster; its ``connect`` is called again until
             it succeeds, so a cluster that is down when the server starts is picked
             up later.
         ttl: default seconds an object is kept.
         negative_ttl: seconds an empty answer is kept at most.
+        flush_seconds: how often lookups counted in the process and registry
+            entries are written to Redis (and always before ``stats``).
         """
         self._topology = topology
         if ttl <= 0 or negative_ttl <= 0:
@@ -148,8 +192,15 @@ class RedisBackend:
         self.negative_ttl = min(negative_ttl, ttl)
         self._client: Client | None = None
         self._lock = threading.Lock()
+        self._tally = Tally()
+        self._flushing = threading.Lock()  # one flush at a time: stats waits for the thread's
+        self._closing = threading.Event()
         with contextlib.suppress(BackendUnavailable):
             self._redis()
+        self._flusher = threading.Thread(
+            target=self._flush_every, args=(flush_seconds,), name="redis-tally", daemon=True
+        )
+        self._flusher.start()
 
     @classmethod
     def from_url(
@@ -207,14 +258,69 @@ class RedisBackend:
             return self._client
 
     def _call(self, work: Callable[[Client], _T]) -> _T:
-        """Run ``work``; after a Redis restart (scripts gone) load them and run it again."""
+        """Run ``work``; run it once more after a Redis restart (scripts gone: loaded
+        first) or an error the topology retries (never a timeout)."""
         with translated():
             client = self._redis()
             try:
                 return work(client)
             except NoScriptError:
                 load_scripts(client)
-                return work(client)
+            except Exception as exc:
+                if not self._topology.retried(exc):
+                    raise
+            return work(client)
+
+    # -- the tally: counts and registry entries, written off the lookups' path ----------
+
+    def _flush_every(self, seconds: float) -> None:
+        while not self._closing.wait(seconds):
+            try:
+                self._flush()
+            except BackendUnavailable as exc:
+                log.debug("tally not written: %s", exc)
+
+    def _flush(self) -> None:
+        """Write what the tally holds; give back what could not be written.
+
+        Raises:
+            BackendUnavailable: nothing could be written (all of it is given back).
+        """
+        with self._flushing:
+            self._flush_pending(self._tally.take())
+
+    def _flush_pending(self, pending: Pending) -> None:
+        if not pending:
+            return
+        topology = self._topology
+
+        def work(client: Client) -> list[Any]:
+            pipe = topology.pipeline(client)
+            for name, (lookups, misses) in pending.counts.items():
+                keys, args = [Names(name).ledger], [lookups, misses, _LEASE_MS]
+                topology.eval(client, "namespace_count", keys, args, into=pipe)
+            if pending.horizons:
+                pipe.zadd(REGISTRY, pending.horizons, gt=True)
+            return topology.execute(client, pipe, raise_on_error=False)
+
+        try:
+            replies = self._call(work)
+        except BackendUnavailable:
+            self._tally.give_back(pending)
+            raise
+        failed = Pending()
+        for (name, counts), reply in zip(pending.counts.items(), replies, strict=False):
+            if isinstance(reply, Exception):
+                failed.counts[name] = counts
+        if pending.horizons and isinstance(replies[-1], Exception):
+            failed.horizons = pending.horizons
+        if failed:
+            self._tally.give_back(failed)
+
+    def _registered(self, client: Client) -> list[str]:
+        """The namespaces of the registry that still hold data (the others pruned)."""
+        found = self._topology.eval(client, "registry_list", [REGISTRY], [])
+        return [name.decode() for name in found]
 
     # -- writes -----------------------------------------------------------------------
 
@@ -235,12 +341,12 @@ class RedisBackend:
         The entry names each object with the token its write returned, so it goes in
         a second call, after every object it lists is in place. Returns how many
         objects were written, or None when a study refused the lease (then no entry
-        is written).
+        is written). The registry learns of the namespace through the tally.
         """
         ttl_ms = _ms(ttl)
         topology = self._topology
 
-        def work(client: Client) -> int | None:
+        def work(client: Client) -> tuple[int | None, int]:
             pipe = topology.pipeline(client)
             written: list[list[tuple[str, int]]] = []
             for study in studies:
@@ -260,7 +366,7 @@ class RedisBackend:
                 )
             replies: list[Any] = []
             if query is not None or lease:
-                replies = pipe.execute() if studies else []
+                replies = topology.execute(client, pipe) if studies else []
                 pipe = topology.pipeline(client)
             refused = any(reply is None for reply in replies)
             entry: list[Any] = ["", 0, ""]
@@ -275,11 +381,13 @@ class RedisBackend:
             topology.eval(
                 client, "namespace_write", [names.ledger], [ttl_ms, *entry, *flat], into=pipe
             )
-            pipe.sadd(NAMESPACES, names.namespace)
-            pipe.execute()
-            return None if refused else sum(len(sizes) for sizes in written)
+            horizon = int(topology.execute(client, pipe)[-1])
+            return (None if refused else sum(len(sizes) for sizes in written)), horizon
 
-        return self._call(work)
+        count, horizon = self._call(work)
+        if horizon:
+            self._tally.hold(names.namespace, horizon)
+        return count
 
     @staticmethod
     def _entry(studies: Sequence[StudyData], written: Sequence[StudyWritten]) -> str:
@@ -299,7 +407,8 @@ class RedisBackend:
         """A lease for a miss, from the namespace's own slot (see ``lease_issue.lua``)."""
         names = Names(namespace)
         topology = self._topology
-        return int(self._call(lambda c: topology.eval(c, "lease_issue", [names.leases], [])))
+        args = [_LEASE_MS]
+        return int(self._call(lambda c: topology.eval(c, "lease_issue", [names.leases], args)))
 
     def store_query(
         self,
@@ -358,6 +467,7 @@ class RedisBackend:
         """The studies of a stored answer, or None on a miss ([] is a cached empty answer)."""
         names = Names(namespace)
         read = self._call(lambda client: self._topology.lookup_query(client, names, key.hex()))
+        self._tally.count(namespace, miss=read is None)
         if read is None:
             return None
         return _assemble([(address_of(line), data) for line, data in read.objects])
@@ -368,6 +478,7 @@ class RedisBackend:
         read = self._call(
             lambda client: self._topology.lookup_study(client, names, study_uid, level)
         )
+        self._tally.count(namespace, miss=not read.hit)
         if not read.hit:
             return None
         return _assemble([(in_study(study_uid, member), data) for member, data in read.objects])[0]
@@ -406,7 +517,8 @@ class RedisBackend:
         scope = "namespace" if address is None else "study"
 
         def number(client: Client) -> int:
-            return int(topology.eval(client, "lease_revoke", [names.leases], [scope]))
+            args = [scope, _LEASE_MS]
+            return int(topology.eval(client, "lease_revoke", [names.leases], args))
 
         if address is None:
 
@@ -414,7 +526,11 @@ class RedisBackend:
                 number(client)
                 return self._invalidate_namespace(client, names)
 
-            return self._call(drop)
+            self._tally.forget(namespace)
+            dropped = self._call(drop)
+            with contextlib.suppress(BackendUnavailable):  # best effort: it expires anyway
+                self._call(lambda client: client.zrem(REGISTRY, namespace))
+            return dropped
         if not 1 <= len(address) <= Level.INSTANCE:
             return 0
         keep_ms = _ms(LEASE_SECONDS)
@@ -445,7 +561,6 @@ class RedisBackend:
                         pipe.unlink(key)
                     for key, gone in zip(chunk, pipe.execute(), strict=True):
                         dropped += int(gone) if is_object_key(key) else 0
-        client.srem(NAMESPACES, names.namespace)
         return dropped
 
     def stats(
@@ -456,13 +571,14 @@ class RedisBackend:
         A page's ``total_bytes`` is the whole cache's: the byte counters of the
         namespaces outside the page are read too (one HGET each, pipelined).
         """
+        with contextlib.suppress(BackendUnavailable):  # this process's counts, if it can
+            self._flush()
         topology = self._topology
 
         def work(client: Client) -> Stats:
             others: list[str] = []
             if namespace is None:
-                members = cast(set[bytes], client.smembers(NAMESPACES))  # sync client: a set
-                names = [m.decode() for m in members]
+                names = self._registered(client)
                 found = stats_page(names, after, limit)
                 page = set(found)
                 others = [n for n in names if n not in page]
@@ -512,7 +628,12 @@ class RedisBackend:
         return 0
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Write what the tally holds (best effort), stop its thread, release the pool."""
+        self._closing.set()
+        if self._flusher.is_alive():
+            self._flusher.join()
+        with contextlib.suppress(BackendUnavailable):
+            self._flush()
         with self._lock:
             if self._client is not None:
                 self._client.close()

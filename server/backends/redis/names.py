@@ -2,16 +2,21 @@
 
 Key layout (schema 1; ``<ns>`` and UIDs escaped, see ``escape``)::
 
-    dc:1:namespaces                                set: every namespace ever written
+    dc:1:registry                                  zset: namespaces by when their data expires
     dc:1:<ns>:{<study>}:o[:<series>[:<instance>]]  '<token>|<attributes>' (PX ttl)
     dc:1:<ns>:{<study>}:t                          zset: the study's objects, by expiry
     dc:1:<ns>:{<study>}:g                          serial for new tokens
     dc:1:<ns>:{<study>}:l<depth>                   a complete listing to depth (PX ttl)
     dc:1:<ns>:{<study>}:v                          its last invalidation's number (PX lease)
     dc:1:{<ns>}:q:<hex of the query key>           a query answer: its addresses (PX ttl)
-    dc:1:{<ns>}:n                                  hash: lookups, misses, bytes, ...
-    dc:1:{<ns>}:lease                              hash: sequence, dropped (leases; kept)
-    dc:1:{<ns>}:z<level> / :b / :qz                the stats ledger (zsets by expiry, sizes)
+    dc:1:{<ns>}:n                                  hash: lookups, misses, bytes, ... (PX ledger)
+    dc:1:{<ns>}:lease                              hash: since, sequence, dropped (PX lease)
+    dc:1:{<ns>}:z<level> / :b / :qz                the stats ledger (zsets by expiry, sizes;
+                                                   PX its longest-lived entry)
+
+Every key has a TTL, so a namespace leaves nothing behind once its data and its
+leases have expired; a namespace that never held data (only lookups, leases or
+invalidations) leaves only keys that expire within ``LEASE_SECONDS``.
 
 Python names the bases (``Names``); the Lua scripts (``scripts/*.lua``) append the
 suffixes after ``{<study>}:`` and ``{<ns>}:`` themselves, as drawn above.
@@ -33,7 +38,10 @@ from dicomcache.server.model import Address
 
 SCHEMA = "1"
 PREFIX = f"dc:{SCHEMA}:"
-NAMESPACES = f"{PREFIX}namespaces"  # set of every namespace ever written
+# The namespaces that hold data, each scored by when its ledger expires. Written by
+# stores only, and best effort, off their path (see ``tally.py``): a lookup never
+# touches it, so its slot's master failing fails no lookup.
+REGISTRY = f"{PREFIX}registry"
 _SAFE = frozenset(string.ascii_letters + string.digits + "._/-")
 
 
@@ -68,11 +76,16 @@ class Names:
         """The namespace's counters (lookups, misses, ...): ``dc:1:{<ns>}:n``."""
         return f"{self.ledger}n"
 
+    def query(self, query_hex: str) -> str:
+        """A query's entry: ``dc:1:{<ns>}:q:<hex>``."""
+        return f"{self.ledger}q:{query_hex}"
+
     @property
     def leases(self) -> str:
         """The namespace's lease sequence and last drop: ``dc:1:{<ns>}:lease``.
 
-        Dropping the namespace keeps it, so that stores begun before the drop stay refused.
+        Dropping the namespace keeps it, so that stores begun before the drop stay
+        refused; it expires ``LEASE_SECONDS`` after its last lease or invalidation.
         """
         return f"{self.ledger}lease"
 

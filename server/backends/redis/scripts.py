@@ -1,9 +1,10 @@
 """The Lua scripts of the Redis backend (``scripts/*.lua``): each runs atomically inside one Redis.
 
 A script touches only keys that share the hash tag of its ``KEYS[1]`` (a study's
-or a namespace's), so it runs unchanged on a Redis Cluster; the one exception,
-``query_read``, reads a whole answer in one call and is used only on a single
-Redis. Time is Redis's own (``TIME``), so every server sharing the Redis agrees.
+or a namespace's; the registry is a key of its own), so it runs unchanged on a
+Redis Cluster; the exceptions, ``query_read`` (a whole answer in one call) and
+``study_read`` given the namespace's base too, are used only on a single Redis.
+Time is Redis's own (``TIME``), so every server sharing the Redis agrees.
 The key layout is drawn in ``names.py``; each file says what its KEYS, ARGV and
 reply are, and ``replies.py`` parses the replies.
 
@@ -22,11 +23,12 @@ NAMES = (
     "study_write",
     "study_read",
     "query_read",
-    "query_entry",
     "namespace_miss",
+    "namespace_count",
     "namespace_write",
     "namespace_forget",
     "namespace_stats",
+    "registry_list",
     "study_invalidate",
     "object_read",
     "lease_issue",

@@ -66,6 +66,39 @@ local function parse_line(line)
   return string.sub(line, 1, bar - 1), string.sub(line, bar + 1)
 end
 
+-- Make a key live at least ``ms`` more (a key without a TTL gets one, since every
+-- key of the backend expires); returns its TTL in ms, 0 when it does not exist.
+local function extend(key, ms)
+  local left = redis.call('PTTL', key)
+  if left == -2 then return 0 end
+  if left < ms then
+    redis.call('PEXPIRE', key, ms)
+    return ms
+  end
+  return left
+end
+
+-- The ledger's keys (after the namespace base), all carrying its longest TTL.
+local LEDGER = {'n', 'b', 'z1', 'z2', 'z3', 'qz'}
+
+-- The longest TTL among the namespace's ledger keys, in ms (0: none left).
+local function ledger_ttl(ns)
+  local longest = 0
+  for _, suffix in ipairs(LEDGER) do
+    longest = math.max(longest, redis.call('PTTL', ns .. suffix))
+  end
+  return longest
+end
+
+-- Add to a counter of the namespace. Counters live as long as the ledger: created
+-- here (the ledger outlived them, as when Redis evicted them), they get its TTL.
+local function bump(ns, field, by)
+  redis.call('HINCRBY', ns .. 'n', field, by)
+  if redis.call('PTTL', ns .. 'n') == -1 then
+    redis.call('PEXPIRE', ns .. 'n', math.max(1, ledger_ttl(ns)))
+  end
+end
+
 -- Drop the ledger entries of objects found missing; those that should still be
 -- alive were evicted by Redis (maxmemory), the others expired.
 local function note_missing(ns, now, addresses)
@@ -82,8 +115,8 @@ local function note_missing(ns, now, addresses)
       redis.call('HDEL', ns .. 'b', address)
     end
   end
-  if evicted > 0 then redis.call('HINCRBY', ns .. 'n', 'evictions', evicted) end
-  if freed > 0 then redis.call('HINCRBY', ns .. 'n', 'bytes', -freed) end
+  if evicted > 0 then bump(ns, 'evictions', evicted) end
+  if freed > 0 then bump(ns, 'bytes', -freed) end
 end
 
 -- Reap a bounded number of expired ledger entries, counting them as expirations.
@@ -102,6 +135,6 @@ local function prune(ns, now)
     expired = expired + #gone
   end
   redis.call('ZREMRANGEBYSCORE', ns .. 'qz', '-inf', now)
-  if expired > 0 then redis.call('HINCRBY', ns .. 'n', 'expirations', expired) end
-  if freed > 0 then redis.call('HINCRBY', ns .. 'n', 'bytes', -freed) end
+  if expired > 0 then bump(ns, 'expirations', expired) end
+  if freed > 0 then bump(ns, 'bytes', -freed) end
 end

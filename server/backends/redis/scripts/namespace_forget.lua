@@ -7,5 +7,5 @@ for _, address in ipairs(ARGV) do
   redis.call('HDEL', ns .. 'b', address)
   redis.call('ZREM', ns .. 'z' .. level_of(address), address)
 end
-if freed > 0 then redis.call('HINCRBY', ns .. 'n', 'bytes', -freed) end
+if freed > 0 then bump(ns, 'bytes', -freed) end
 return 1

@@ -1,6 +1,6 @@
--- Record a miss found after the entry was read (Redis Cluster): drop the entry if it
--- is still the one read, count the miss and note the missing objects.
--- KEYS[1]: the namespace base. ARGV: query hex ('' for none), entry read, addresses...
+-- Record what a miss found after the entry was read (Redis Cluster): drop the entry
+-- if it is still the one read and note the missing objects. KEYS[1]: the namespace
+-- base. ARGV: query hex ('' for none), entry read, addresses...
 local ns = KEYS[1]
 if ARGV[1] ~= '' then
   local entry_key = ns .. 'q:' .. ARGV[1]
@@ -9,7 +9,6 @@ if ARGV[1] ~= '' then
     redis.call('ZREM', ns .. 'qz', ARGV[1])
   end
 end
-redis.call('HINCRBY', ns .. 'n', 'misses', 1)
 local missing = {}
 for i = 3, #ARGV do missing[#missing + 1] = ARGV[i] end
 note_missing(ns, now_ms(), missing)

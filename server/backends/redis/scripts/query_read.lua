@@ -1,16 +1,11 @@
 -- A whole query answer in one call (single Redis only: the objects live in other
--- slots). KEYS: the namespace base, the set of namespaces. ARGV: query hex, object
--- key prefix, the namespace. Returns {entry, data or nil per line} on a hit, nil
--- on a miss (the dead entry dropped).
+-- slots). KEYS[1]: the namespace base. ARGV: query hex, object key prefix. Returns
+-- {entry, data or nil per line} on a hit, nil on a miss (the dead entry dropped).
+-- Writes nothing on a miss of an unknown query (lookups are counted by the server).
 local ns = KEYS[1]
 local entry_key = ns .. 'q:' .. ARGV[1]
-redis.call('HINCRBY', ns .. 'n', 'lookups', 1)
-redis.call('SADD', KEYS[2], ARGV[3])
 local entry = redis.call('GET', entry_key)
-if not entry then
-  redis.call('HINCRBY', ns .. 'n', 'misses', 1)
-  return nil
-end
+if not entry then return nil end
 local keys, tokens, addresses = {}, {}, {}
 for i, line in ipairs(split(entry)) do
   local address, token = parse_line(line)
@@ -23,7 +18,6 @@ local data, complete, missing = check(keys, tokens, addresses)
 if not complete then
   redis.call('DEL', entry_key)
   redis.call('ZREM', ns .. 'qz', ARGV[1])
-  redis.call('HINCRBY', ns .. 'n', 'misses', 1)
   note_missing(ns, now_ms(), missing)
   return nil
 end

@@ -1,16 +1,13 @@
 -- A study from its shallowest good listing at least ARGV[1] deep, trimmed to that
 -- level; every object of the listing must still be the one listed, and the objects
 -- at that level must hold data. Dead listings met on the way are dropped.
--- KEYS[1]: the study's base key; KEYS[2], KEYS[3] (single Redis only): the
--- namespace base and the set of namespaces, for the counters.
--- ARGV: level, the study's escaped uid, the namespace.
+-- KEYS[1]: the study's base key; KEYS[2] (single Redis only): the namespace base,
+-- whose ledger forgets the objects found missing (on a cluster namespace_miss
+-- does, in the namespace's slot). ARGV: level, the study's escaped uid.
 -- Returns {depth, (member, data or nil)...} or {0, missing addresses...}.
+-- Lookups are counted by the server, not here: a hit writes nothing.
 local base, ns = KEYS[1], KEYS[2]
 local level = tonumber(ARGV[1])
-if ns then
-  redis.call('HINCRBY', ns .. 'n', 'lookups', 1)
-  redis.call('SADD', KEYS[3], ARGV[3])
-end
 local all_missing = {}
 for depth = level, 3 do
   local listing = redis.call('GET', base .. 'l' .. depth)
@@ -54,10 +51,7 @@ for depth = level, 3 do
     end
   end
 end
-if ns then
-  redis.call('HINCRBY', ns .. 'n', 'misses', 1)
-  note_missing(ns, now_ms(), all_missing)
-end
+if ns and #all_missing > 0 then note_missing(ns, now_ms(), all_missing) end
 local out = {0}
 for _, address in ipairs(all_missing) do out[#out + 1] = address end
 return out

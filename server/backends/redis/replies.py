@@ -64,7 +64,7 @@ def _lines(entry: bytes) -> list[EntryLine]:
 
 
 class QueryEntry(NamedTuple):
-    """query_entry: a stored answer's entry alone."""
+    """A stored answer's entry alone, as GET reads it (Redis Cluster)."""
 
     raw: bytes  # as stored: a miss drops the entry only if it is still this one
     lines: list[EntryLine]

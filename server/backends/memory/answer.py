@@ -14,6 +14,7 @@ from enum import Enum
 from typing import TypeAlias
 
 from dicomcache.server.backends.memory.chunks import Budget, Steps, run
+from dicomcache.server.backends.memory.expiry import Bucket
 from dicomcache.server.backends.memory.tree import Node
 from dicomcache.server.model import InstanceData, Level, SeriesData, StudyData
 
@@ -53,7 +54,7 @@ class Answer:
     reads no clock.
     """
 
-    __slots__ = ("expires_at", "key", "level", "root", "shape", "size")
+    __slots__ = ("expires_at", "key", "level", "queued", "root", "shape", "size")
 
     def __init__(
         self, root: Node, key: bytes | str, level: Level, shape: Shape, expires_at: float
@@ -63,6 +64,7 @@ class Answer:
         self.level = level
         self.shape = shape
         self.expires_at = expires_at
+        self.queued: Bucket | None = None  # the expiry queue's bucket holding it
         items = sum(1 + len(series) + sum(len(i) for _, i in series) for _, series in shape)
         self.size = ANSWER_OVERHEAD + len(key) + ITEM_OVERHEAD * items
 

@@ -1,88 +1,108 @@
 """The expiry queue: what to reap, in order of expiry, a little at a time.
 
 Reads never need it (they check each entry's own ``expires_at``); it only lets the
-backend free expired entries without scanning the cache. Entries are queued per
-write batch, not per object: one batch holds a list of items that share a TTL, so
-queueing costs a pointer per object. Within one TTL, batches are queued in the
-order they were written, which with a monotonic clock is their order of expiry.
+backend free expired entries without scanning the cache. Items are kept in
+buckets of ``granularity`` seconds of expiry: a bucket is due once its last
+instant has passed, so an item is reaped at most that much late and never early,
+and a bucket's due time never moves, however many writes join it.
+
+Each item is queued at most once, in one bucket, and knows it (``queued``), so
+an item that leaves the cache leaves the queue at once (``unqueue``, O(1)): the
+queue holds exactly the entries the cache holds, never one that was evicted,
+invalidated, replaced or dropped, whatever the write rate and the TTL. An item
+written again with a later expiry stays where it is; when its bucket comes due,
+the backend finds it refreshed and queues it again.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+import math
 from collections.abc import Iterable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+
+class Bucket(set[Any]):
+    """The items of one span of expiry times; ``index`` numbers the span."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
 
 
 class Expiring(Protocol):
-    """Anything with its own expiry time (refreshing it moves the time)."""
+    """Anything with its own expiry time and a place in the queue (None: not queued)."""
 
     expires_at: float
+    queued: Bucket | None
 
 
 T = TypeVar("T", bound=Expiring)
 
 
-class _Batch(Generic[T]):
-    """Items written together with one TTL; ``start`` counts those already handed out."""
-
-    __slots__ = ("expires_at", "items", "start")
-
-    def __init__(self, expires_at: float, items: list[T]) -> None:
-        self.expires_at = expires_at
-        self.items = items
-        self.start = 0
+def unqueue(item: Expiring) -> None:
+    """Take ``item`` out of the queue that holds it, if any. O(1)."""
+    bucket = item.queued
+    if bucket is not None:
+        bucket.discard(item)
+        item.queued = None
 
 
 class ExpiryQueue(Generic[T]):
-    """Write batches by TTL, oldest first; hands out due items in bounded chunks.
+    """Buckets of items by expiry, the earliest first; hands out due items in bounded chunks.
 
-    A batch written within ``merge_window`` seconds after the previous one of the
-    same TTL joins it (its due time becomes the later one), so a stream of small
-    writes costs one batch per window, and items are reaped at most that much late.
-    Not thread-safe: the backend's lock guards it. Reads no clock: ``now`` is
-    passed in.
+    Memory: a set entry per queued item, and one bucket per ``granularity``
+    seconds of expiry times that hold items. Not thread-safe: the backend's lock
+    guards it and every item in it. Reads no clock: ``now`` is passed in.
     """
 
-    def __init__(self, merge_window: float = 1.0) -> None:
-        self.merge_window = merge_window
-        self._queues: dict[float, deque[_Batch[T]]] = {}
+    def __init__(self, granularity: float = 1.0) -> None:
+        if granularity <= 0:
+            raise ValueError("granularity must be positive")
+        self.granularity = granularity
+        self._buckets: dict[int, Bucket] = {}
+        self._due: list[int] = []  # a heap of the buckets' indices
 
-    def push(self, ttl: float, expires_at: float, items: Iterable[T]) -> None:
-        """Queue items written together that expire at ``expires_at`` (``ttl`` after now)."""
-        batch = list(items)
-        if not batch:
-            return
-        queue = self._queues.setdefault(ttl, deque())
-        last = queue[-1] if queue else None
-        if last is not None and abs(expires_at - last.expires_at) <= self.merge_window:
-            last.items.extend(batch)
-            last.expires_at = max(last.expires_at, expires_at)
-        else:
-            queue.append(_Batch(expires_at, batch))
+    def push(self, expires_at: float, items: Iterable[T]) -> None:
+        """Queue items that expire at ``expires_at``; one queued for earlier stays put."""
+        index = math.ceil(expires_at / self.granularity)
+        bucket = self._buckets.get(index)
+        if bucket is None:
+            bucket = self._buckets[index] = Bucket(index)
+            heapq.heappush(self._due, index)
+        for item in items:
+            current = item.queued
+            if current is not None:
+                if current.index <= index:
+                    continue  # due no later: found refreshed then, and queued again
+                current.discard(item)
+            bucket.add(item)
+            item.queued = bucket
 
     def pop_due(self, now: float, max_items: int) -> list[T]:
-        """At most ``max_items`` items of batches due at ``now``.
+        """At most ``max_items`` items of buckets due at ``now``, out of the queue.
 
-        An item may have been refreshed since (its ``expires_at`` moved on) or
-        dropped: the caller checks it. Costs O(max_items + number of distinct TTLs).
+        An item may have been refreshed since (its ``expires_at`` moved on): the
+        caller checks it, and pushes it again. Costs O(max_items) plus the empty
+        buckets passed.
         """
         due: list[T] = []
-        for ttl in list(self._queues):
-            queue = self._queues[ttl]
-            while queue and len(due) < max_items and queue[0].expires_at <= now:
-                batch = queue[0]
-                end = batch.start + max_items - len(due)
-                due.extend(batch.items[batch.start : end])
-                batch.start = min(end, len(batch.items))
-                if batch.start == len(batch.items):
-                    queue.popleft()
-            if not queue:
-                del self._queues[ttl]
-            if len(due) >= max_items:
+        while self._due and len(due) < max_items:
+            index = self._due[0]
+            if index * self.granularity > now:
                 break
+            bucket = self._buckets[index]
+            while bucket and len(due) < max_items:
+                item = bucket.pop()
+                item.queued = None
+                due.append(item)
+            if not bucket:
+                heapq.heappop(self._due)
+                del self._buckets[index]
         return due
 
     def __len__(self) -> int:
-        """How many items are queued and not yet handed out."""
-        return sum(len(b.items) - b.start for q in self._queues.values() for b in q)
+        """How many items are queued. O(buckets)."""
+        return sum(len(bucket) for bucket in self._buckets.values())

@@ -11,17 +11,27 @@ invalidation announced (Nishtala et al., "Scaling Memcache at Facebook", 2013).
 Records are kept ``keep`` seconds, and at most ``max_records`` of them; a lease
 older than a record that was forgotten is refused as well, since nothing tells
 any more what happened after it. Refusing is always safe: the next miss stores.
+
+A namespace that holds nothing has no state at all, and gets no record either:
+invalidating it, or its becoming empty (its last object expired, evicted or
+invalidated, or the whole namespace dropped), takes a number into one of
+``SLOTS`` fixed slots, chosen by the name's CRC-32 (``revoke_unknown``). A lease
+older than its namespace's slot is refused: every lease that a change to that
+namespace may have made stale, and, by chance, those of the other names that
+share the slot. So any number of names costs nothing here.
 """
 
 from __future__ import annotations
 
 import secrets
+import zlib
 from collections import deque
 from collections.abc import Iterable
 
 from dicomcache.server.backends import LEASE_SECONDS
 
 MAX_RECORDS = 100_000  # about 20 MB at most, whatever the invalidation rate
+SLOTS = 4096  # for namespaces that hold nothing: 32 KiB, whatever the number of names
 _SEQUENCE_BITS = 40
 _SEQUENCE_MASK = (1 << _SEQUENCE_BITS) - 1
 
@@ -42,6 +52,7 @@ class Leases:
         self._namespaces: dict[str, int] = {}
         self._log: deque[tuple[float, tuple[str, str] | str, int]] = deque()
         self._forgotten = 0
+        self._slots = [0] * SLOTS  # per slot, the last invalidation of a name in it
 
     def issue(self, now: float) -> int:
         """A lease for a miss at ``now``: valid until an invalidation of what it stores."""
@@ -61,6 +72,12 @@ class Leases:
         self._log.append((now, key, self._sequence))
         self._prune(now)
 
+    def revoke_unknown(self, namespace: str, now: float) -> None:
+        """Record an invalidation of a namespace that holds nothing, or has just become empty."""
+        self._sequence += 1
+        self._slots[_slot(namespace)] = self._sequence
+        self._prune(now)
+
     def allows(self, lease: int, namespace: str, study_uids: Iterable[str], now: float) -> bool:
         """Whether a store under ``lease`` of these studies may go ahead (0: no lease, yes)."""
         if lease == 0:
@@ -70,6 +87,8 @@ class Leases:
         if epoch != self._epoch or sequence > self._sequence or sequence < self._forgotten:
             return False
         if self._namespaces.get(namespace, 0) > sequence:
+            return False
+        if self._slots[_slot(namespace)] > sequence:
             return False
         return all(self._studies.get((namespace, uid), 0) <= sequence for uid in study_uids)
 
@@ -83,3 +102,8 @@ class Leases:
             elif self._studies.get(key) == sequence:
                 del self._studies[key]
             self._forgotten = sequence
+
+
+def _slot(namespace: str) -> int:
+    """The slot of a name: the same in every process, unlike ``hash``."""
+    return zlib.crc32(namespace.encode()) % SLOTS

@@ -11,8 +11,16 @@ from __future__ import annotations
 from dicomcache.server.backends.memory import compression
 from dicomcache.server.backends.memory.answer import Answer, Item, SeriesShape, StudyShape
 from dicomcache.server.backends.memory.chunks import Budget, Steps, run
+from dicomcache.server.backends.memory.expiry import unqueue
 from dicomcache.server.backends.memory.tree import Branch, Node, lineage, subtree
 from dicomcache.server.model import Level, NamespaceStats, StudyData
+
+# Bytes charged for a namespace itself on top of its name, an estimate of what
+# CPython spends on it (64-bit, 3.11): the object (~190), its three empty dicts
+# (~200), its counts (~90), the name's str header (~50) and its entry in the
+# backend's dict (~100, with the dict's spare room). Measured: 60,000 namespaces
+# cost 688 bytes each (issue 11).
+NAMESPACE_OVERHEAD = 700
 
 
 class Namespace(Branch):
@@ -44,7 +52,7 @@ class Namespace(Branch):
         self.queries: dict[bytes, Answer] = {}
         self.listings: dict[str, dict[Level, Answer]] = {}
         self.counts = [0, 0, 0, 0]  # objects holding data, by Level
-        self.bytes = 0
+        self.bytes = NAMESPACE_OVERHEAD + len(name)  # itself, and all it holds
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -97,6 +105,8 @@ class Namespace(Branch):
         Returns the shape of what was given.
         """
         uid = study.uid
+        if budget.spend():
+            yield
         node = self._branch(self, uid, Level.STUDY, uid)
         series_shapes: list[SeriesShape] = []
         for series in study.series:
@@ -206,6 +216,7 @@ class Namespace(Branch):
             del parent.children[node.uid]
             self.bytes -= node.size()
             node.parent = None
+            unqueue(node)
             if not cascade:
                 return
             node = parent
@@ -228,8 +239,10 @@ class Namespace(Branch):
                 self.counts[level + depth] -= 1
             self.bytes -= each.size()
             each.data = None
+            unqueue(each)
             if isinstance(each, Branch):
                 each.children = None
+                each.dictionary = None  # answers may still hold the node: not its dictionary
             if each is not node:
                 each.parent = None
         study = lineage(node)[-1].uid
@@ -262,10 +275,20 @@ class Namespace(Branch):
         alive = 0
         for study in list(self.children.values()):
             alive += self.remove(study, Level.STUDY, now)[0]
+        for answer in self.answers():
+            unqueue(answer)
         self.queries.clear()
         self.listings.clear()
-        self.bytes = 0
+        self.bytes = NAMESPACE_OVERHEAD + len(self.uid)
         return alive
+
+    def answers(self) -> list[Answer]:
+        """Every query answer and listing it holds."""
+        return [*self.queries.values(), *(a for ls in self.listings.values() for a in ls.values())]
+
+    def empty(self) -> bool:
+        """Whether it holds nothing: no object, no answer, no listing."""
+        return not self.children and not self.queries and not self.listings
 
     # -- recorded answers ----------------------------------------------------------------
 
@@ -282,6 +305,7 @@ class Namespace(Branch):
         if current is not None and (answer is None or current is answer):
             del self.queries[key]
             self.bytes -= current.size
+            unqueue(current)
 
     def set_listing(self, answer: Answer) -> None:
         """Record a study's complete listing; drop the study's listings it contradicts.
@@ -297,6 +321,7 @@ class Namespace(Branch):
             if level == answer.level or other.uids(depth) != answer.uids(depth):
                 del listings[level]
                 self.bytes -= other.size
+                unqueue(other)
         listings[answer.level] = answer
         self.bytes += answer.size
 
@@ -309,6 +334,7 @@ class Namespace(Branch):
             if depth >= level and (answer is None or listing is answer):
                 del listings[depth]
                 self.bytes -= listing.size
+                unqueue(listing)
         if not listings:
             del self.listings[study_uid]
 
@@ -367,17 +393,20 @@ def _renew(node: Node) -> Node:
         for child in (node.children or {}).values():
             child.parent = branch
         node.children = None
+        node.dictionary = None
         fresh = branch
     else:
         fresh = Node(node.uid, parent)
     parent.children[node.uid] = fresh
     node.parent = None
     node.data = None
+    unqueue(node)
     return fresh
 
 
-def tear_down(ns: Namespace, now: float) -> tuple[int, int]:
-    """Take a dropped namespace apart; returns (objects alive at ``now``, objects expired).
+def tear_down(ns: Namespace, now: float) -> tuple[int, int, list[Node | Answer]]:
+    """Take a dropped namespace apart; returns (objects alive at ``now``, objects expired,
+    nodes and answers still in the expiry queue, for the backend to take out under its lock).
 
     Runs outside the backend's lock: ``ns`` must be out of every request's reach
     (the backend has put ``ns.emptied()`` in its place). It goes node by node and
@@ -386,6 +415,7 @@ def tear_down(ns: Namespace, now: float) -> tuple[int, int]:
     (parent and child) is left for the garbage collector.
     """
     alive = expired = 0
+    queued: list[Node | Answer] = [a for a in ns.answers() if a.queued is not None]
     queries, listings, ns.queries, ns.listings = ns.queries, ns.listings, {}, {}
     while queries:
         queries.popitem()
@@ -404,7 +434,11 @@ def tear_down(ns: Namespace, now: float) -> tuple[int, int]:
             else:
                 expired += 1
             node.data = None
+        if node.queued is not None:
+            queued.append(node)
         node.parent = None
+        if isinstance(node, Branch):
+            node.dictionary = None
     ns.bytes = 0
     ns.counts = [0, 0, 0, 0]
-    return alive, expired
+    return alive, expired, queued

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dicomcache.server.backends.memory.expiry import Bucket
 from dicomcache.server.model import Address, CachedObject, InstanceData, SeriesData, StudyData
 
 # Bytes charged per node on top of its uid and data, an estimate of what CPython
@@ -42,7 +43,7 @@ class Node:
     Not thread-safe: the backend's lock guards every node. Stores times, reads no clock.
     """
 
-    __slots__ = ("data", "expires_at", "parent", "uid")
+    __slots__ = ("data", "expires_at", "parent", "queued", "uid")
 
     children: dict[str, Node] | None = None  # a leaf's, for code that walks any node
     dictionary: bytes | None = None  # a leaf's, for code that reads any node
@@ -53,6 +54,7 @@ class Node:
         self.parent = parent
         self.data: bytes | None = None
         self.expires_at = _NEVER
+        self.queued: Bucket | None = None  # the expiry queue's bucket holding it
 
     def alive(self, now: float) -> bool:
         """Whether the node holds data that has not expired at ``now``."""

@@ -1,54 +1,90 @@
-"""The expiry queue hands out due items in order, in bounded chunks."""
+"""The expiry queue hands out due items in order, in bounded chunks, each item once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from dicomcache.server.backends.memory.expiry import ExpiryQueue
+from dicomcache.server.backends.memory.expiry import Bucket, ExpiryQueue, unqueue
 
 
-@dataclass
 class Item:
-    name: str
-    expires_at: float
+    def __init__(self, name: str, expires_at: float) -> None:
+        self.name = name
+        self.expires_at = expires_at
+        self.queued: Bucket | None = None
 
 
-def test_only_due_items_come_out_oldest_first() -> None:
-    queue: ExpiryQueue[Item] = ExpiryQueue(merge_window=0)
+def names(items: list[Item]) -> list[str]:
+    return sorted(i.name for i in items)
+
+
+def test_only_due_items_come_out_earliest_first() -> None:
+    queue: ExpiryQueue[Item] = ExpiryQueue(granularity=1.0)
     a, b, c = Item("a", 10), Item("b", 20), Item("c", 15)
-    queue.push(10, 10, [a])
-    queue.push(10, 20, [b])
-    queue.push(5, 15, [c])
+    queue.push(10, [a])
+    queue.push(20, [b])
+    queue.push(15, [c])
 
     assert queue.pop_due(9, 100) == []
-    assert [i.name for i in queue.pop_due(15, 100)] == ["a", "c"]
-    assert [i.name for i in queue.pop_due(100, 100)] == ["b"]
+    assert names(queue.pop_due(15, 100)) == ["a", "c"]
+    assert names(queue.pop_due(100, 100)) == ["b"]
     assert len(queue) == 0
 
 
 def test_a_large_batch_comes_out_in_chunks() -> None:
     queue: ExpiryQueue[Item] = ExpiryQueue()
     items = [Item(str(i), 10) for i in range(25)]
-    queue.push(10, 10, items)
+    queue.push(10, items)
 
     chunks = [queue.pop_due(10, 10) for _ in range(4)]
 
     assert [len(c) for c in chunks] == [10, 10, 5, 0]
-    assert [i for c in chunks for i in c] == items
+    assert sorted(id(i) for c in chunks for i in c) == sorted(id(i) for i in items)
 
 
-def test_batches_close_in_time_merge_and_wait_for_the_later() -> None:
-    queue: ExpiryQueue[Item] = ExpiryQueue(merge_window=1.0)
-    queue.push(10, 10.0, [Item("a", 10.0)])
-    queue.push(10, 10.5, [Item("b", 10.5)])
+def test_a_steady_write_rate_never_postpones_what_is_due() -> None:
+    """A write every 0.5 s with a 5 s TTL, for 30 s: each item comes out at most 1 s late."""
+    queue: ExpiryQueue[Item] = ExpiryQueue(granularity=1.0)
+    late: list[float] = []
+    now = 1000.0
+    for step in range(60):
+        now += 0.5
+        item = Item(str(step), now + 5)
+        queue.push(item.expires_at, [item])
+        late.extend(now - i.expires_at for i in queue.pop_due(now, 1000))
 
-    assert queue.pop_due(10.2, 10) == []
-    assert [i.name for i in queue.pop_due(10.5, 10)] == ["a", "b"]
+    assert len(late) == 60 - 10  # all but those written in the last 5 s
+    assert all(0 <= d <= 1.0 for d in late)
 
 
-def test_batches_further_apart_stay_apart() -> None:
-    queue: ExpiryQueue[Item] = ExpiryQueue(merge_window=1.0)
-    queue.push(10, 10.0, [Item("a", 10.0)])
-    queue.push(10, 12.0, [Item("b", 12.0)])
+def test_an_item_is_queued_once_and_leaves_at_once() -> None:
+    queue: ExpiryQueue[Item] = ExpiryQueue()
+    a, b = Item("a", 10), Item("b", 10)
+    for _ in range(100):
+        queue.push(10, [a, b])  # written again and again: still one entry each
+    assert len(queue) == 2
 
-    assert [i.name for i in queue.pop_due(10.0, 10)] == ["a"]
+    unqueue(a)
+
+    assert len(queue) == 1 and a.queued is None
+    assert names(queue.pop_due(10, 100)) == ["b"]
+
+
+def test_a_refreshed_item_stays_queued_for_its_earlier_time() -> None:
+    queue: ExpiryQueue[Item] = ExpiryQueue()
+    a = Item("a", 10)
+    queue.push(10, [a])
+    a.expires_at = 20
+    queue.push(20, [a])
+
+    assert names(queue.pop_due(10, 100)) == ["a"]  # the caller finds it refreshed
+    assert a.queued is None
+
+
+def test_an_earlier_expiry_moves_the_item_forward() -> None:
+    queue: ExpiryQueue[Item] = ExpiryQueue()
+    a = Item("a", 20)
+    queue.push(20, [a])
+    a.expires_at = 10
+    queue.push(10, [a])
+
+    assert names(queue.pop_due(10, 100)) == ["a"]
+    assert queue.pop_due(20, 100) == []

@@ -61,11 +61,10 @@ class CacheService:
         )
         return False
 
-    def _sendable(self, hit: bytes) -> bytes:
-        """The hit, unless its objects grew past the largest message since it was stored."""
-        if len(hit) > self.max_message_bytes:
-            raise AnswerTooLarge(len(hit), self.max_message_bytes)
-        return hit
+    def _sendable(self, size: int) -> bool:
+        """Whether a hit of ``size`` bytes can be sent: its objects may have grown past the
+        largest message since it was stored. Asked before the hit's bytes are built."""
+        return size <= self.max_message_bytes
 
     def lookup_query(self, request: pb.LookupQueryRequest) -> bytes:
         """LookupQuery: a hit as stored bytes, or a miss."""
@@ -78,9 +77,12 @@ class CacheService:
             studies = _listed(self.backend.lookup_study(namespace, uid, _level(request.query)))
         if studies is None:
             return encode.miss(self.backend.lease(namespace))
-        hit = encode.query_hit(studies)
+        size = encode.query_hit_size(studies)
+        hit = encode.query_hit(studies) if self._sendable(size) else None
         release(studies)  # a series at a time, not in one long deallocation
-        return self._sendable(hit)
+        if hit is None:
+            raise AnswerTooLarge(size, self.max_message_bytes)
+        return hit
 
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
         """StoreQuery: the answer's objects, then the answer."""
@@ -114,9 +116,12 @@ class CacheService:
         found = _listed(self.backend.lookup_study(namespace, request.study_uid, level))
         if found is None:
             return encode.miss(self.backend.lease(namespace))
-        hit = encode.study_hit(found[0])
+        size = encode.study_hit_size(found[0])
+        hit = encode.study_hit(found[0]) if self._sendable(size) else None
         release(found)
-        return self._sendable(hit)
+        if hit is None:
+            raise AnswerTooLarge(size, self.max_message_bytes)
+        return hit
 
     def store_study(self, request: pb.StoreStudyRequest) -> pb.StoreStudyResponse:
         """StoreStudy: a study-by-id answer, complete to its level."""

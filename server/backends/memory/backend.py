@@ -589,6 +589,8 @@ class MemoryBackend:
         def steps() -> Steps[list[StudyShape] | None]:
             shapes: list[StudyShape] = []
             for study, dictionary in packed:
+                if budget.spend():  # a study counts too: answers of studies alone
+                    yield
                 if not self._leases.allows(guard, name, (study.uid,), now):
                     return None
                 pending.append(study.uid)

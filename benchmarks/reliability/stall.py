@@ -1,0 +1,416 @@
+"""Stall: the worst delay one large request imposes on concurrent small ones (goal <= 20 ms).
+
+A real ``dicomcache serve`` process (memory backend) serves small study-level
+LookupStudy hits continuously, from threads of a separate process, while this
+process sends, one at a time, each large request of issue 11: a StoreStudy of a
+300,000-instance study (100 series of 3,000), a LookupStudy hit of that study at
+instance level, a StoreQuery of a 100,000-study answer (study level) and an
+Invalidate of a namespace holding 400,000 objects (``quick``: a tenth of each).
+Each row reports the worst latency of the small calls that overlapped the large
+request (and the 200 ms after it) minus the worst latency of the same calls
+while nothing large ran, measured just before in the same run.
+
+The large requests are built as wire bytes by stamping uids into serialized
+templates of the benchmark's 18-attribute instances (``benchmarks.corpus``), at
+a microsecond per instance; a quick run checks them against the protobuf parser.
+
+Clock: ``time.monotonic`` in both processes (one clock on Linux) for every sample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.context import SpawnContext
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import grpc
+
+from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import objects_pb2, query_pb2
+
+from ..corpus import BulkStudies, Shape, study_uid
+from ..report import Row, Target, seconds
+
+GOAL_S = 0.020
+SERVICE = "/dicomcache.v1.CacheService"
+PROBE_THREADS = 2
+IDLE_S = 3.0
+AFTER_S = 0.2  # small calls that start this soon after the large request still count
+MESSAGE_BYTES = 1024**3
+_OPTIONS = [
+    ("grpc.max_send_message_length", MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MESSAGE_BYTES),
+]
+_HOT_NAMESPACE = "stall-hot"
+_BIG_NAMESPACE = "stall-big"
+_DROP_NAMESPACE = "stall-drop"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How large each large request is."""
+
+    study_series: int
+    series_instances: int
+    query_studies: int
+    namespace_objects: int
+
+    @property
+    def study_instances(self) -> int:
+        """Instances in the large study."""
+        return self.study_series * self.series_instances
+
+
+FULL = Sizes(
+    study_series=100, series_instances=3000, query_studies=100_000, namespace_objects=400_000
+)
+QUICK = Sizes(
+    study_series=10, series_instances=3000, query_studies=10_000, namespace_objects=40_000
+)
+
+
+def run(quick: bool) -> list[Row]:
+    """The stall rows: one per large request."""
+    sizes = QUICK if quick else FULL
+    built = Requests(sizes, check=quick)
+    context = multiprocessing.get_context("spawn")
+    with _serve() as target, grpc.insecure_channel(target, options=_OPTIONS) as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+        _call(channel, "StoreStudy", built.hot_study())
+        _load(channel, built)
+        with _Probe(context, target, built.hot_lookup()) as probe:
+            time.sleep(IDLE_S / (3 if quick else 1))
+            idle = probe.mark()
+            windows = [
+                (name, *_timed(lambda r=request, m=method: _call(channel, m, r)))
+                for name, method, request in built.large()
+            ]
+            time.sleep(AFTER_S * 2)
+        samples = probe.samples
+    idle_worst = max((lat for start, lat in samples if start < idle), default=0.0)
+    idle_count = sum(1 for start, _ in samples if start < idle)
+    return [
+        _row(i, name, t0, t1, reply, samples, idle_worst, idle_count, quick)
+        for i, (name, t0, t1, reply) in enumerate(windows, 1)
+    ]
+
+
+def _row(
+    index: int,
+    name: str,
+    t0: float,
+    t1: float,
+    reply: bytes,
+    samples: list[tuple[float, float]],
+    idle_worst: float,
+    idle_count: int,
+    quick: bool,
+) -> Row:
+    during = [lat for start, lat in samples if start + lat > t0 and start < t1 + AFTER_S]
+    worst = max(during, default=0.0)
+    added = max(0.0, worst - idle_worst)
+    return Row(
+        key=f"S{index}",
+        measure=f"stall: worst added delay of small hits during {name}",
+        result=f"{seconds(added)} (worst {seconds(worst)}, {len(during)} calls)",
+        baseline=f"idle worst {seconds(idle_worst)} ({idle_count} calls)",
+        value=added * 1e3,
+        unit=" ms",
+        target=Target("<=", GOAL_S * 1e3, " ms"),
+        note=(
+            f"the large request took {seconds(t1 - t0)}, reply {len(reply)} B"
+            + (", quick: a tenth of the size" if quick and index == 1 else "")
+        ),
+        figures={
+            "added_s": added,
+            "worst_s": worst,
+            "idle_worst_s": idle_worst,
+            "calls_during": len(during),
+            "request_s": t1 - t0,
+            "reply_bytes": len(reply),
+        },
+    )
+
+
+def _timed(call: Callable[[], bytes]) -> tuple[float, float, bytes]:
+    start = time.monotonic()
+    reply = call()
+    end = time.monotonic()
+    time.sleep(AFTER_S * 2)  # the next request starts after this one's window
+    return start, end, reply
+
+
+def _call(channel: grpc.Channel, method: str, request: bytes) -> bytes:
+    stub: Callable[..., bytes] = channel.unary_unary(f"{SERVICE}/{method}")
+    return stub(request, timeout=600)
+
+
+def _load(channel: grpc.Channel, built: Requests) -> None:
+    """Fill the namespace that the Invalidate drops."""
+    for request in built.namespace_batches():
+        _call(channel, "AddObjects", request)
+
+
+# -- the server ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _serve() -> Iterator[str]:
+    """``dicomcache serve`` with room for the large messages; yields its address."""
+    command = [sys.executable, "-m", "dicomcache.server.cli", "serve", "--listen", "127.0.0.1:0"]
+    command += ["--max-message-bytes", str(MESSAGE_BYTES), "--max-memory", str(16 * 1024**3)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        match = re.search(r"serving on 127\.0\.0\.1:(\d+)", line)
+        if match is None:
+            raise RuntimeError(f"dicomcache serve did not start: {line!r}")
+        drain = threading.Thread(target=process.stderr.read, daemon=True)  # never block its log
+        drain.start()
+        yield f"127.0.0.1:{match.group(1)}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- the small calls ----------------------------------------------------------------------
+
+
+class _Probe:
+    """Small hits sent continuously from another process; ``samples`` once it stopped."""
+
+    def __init__(self, context: SpawnContext, target: str, request: bytes) -> None:
+        self._stop = context.Event()
+        self._marked = context.Event()
+        self._queue: Any = context.Queue()
+        self._process = context.Process(
+            target=_probe, args=(target, request, self._stop, self._queue), daemon=True
+        )
+        self.samples: list[tuple[float, float]] = []
+
+    def __enter__(self) -> _Probe:
+        self._process.start()
+        started = self._queue.get(timeout=60)
+        assert started == "started"
+        return self
+
+    def mark(self) -> float:
+        """Now: samples that start before it make the idle baseline."""
+        return time.monotonic()
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self.samples = self._queue.get(timeout=120)
+        self._process.join(timeout=30)
+
+
+def _probe(target: str, request: bytes, stop: Event, queue: Any) -> None:
+    """Send ``request`` as LookupStudy from PROBE_THREADS threads until ``stop``."""
+    samples: list[tuple[float, float]] = []
+    with grpc.insecure_channel(target, options=_OPTIONS) as channel:
+        stub = channel.unary_unary(f"{SERVICE}/LookupStudy")
+        for _ in range(20):
+            stub(request, timeout=10)  # warm
+        queue.put("started")
+
+        def loop() -> None:
+            while not stop.is_set():
+                start = time.monotonic()
+                stub(request, timeout=60)
+                samples.append((start, time.monotonic() - start))
+
+        threads = [threading.Thread(target=loop) for _ in range(PROBE_THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    queue.put(samples)
+
+
+# -- the large requests, as wire bytes ----------------------------------------------------
+
+
+class Requests:
+    """The requests' bytes, built from serialized templates with stamped uids. No clock."""
+
+    _SERIES = b"8888"  # placeholders of the series and instance numbers in the templates
+    _INSTANCE = b"777777"
+
+    def __init__(self, sizes: Sizes, check: bool) -> None:
+        self.sizes = sizes
+        self.check = check
+        bulk = BulkStudies(Shape(series=1, instances=1))
+        template = bulk.study(0)
+        self._study_attributes = template.attributes
+        self._series_attributes = template.series[0].attributes
+        self._instance_attributes = template.series[0].instances[0].attributes
+
+    def hot_study(self) -> bytes:
+        """The small study the probes hit, as a StoreStudy."""
+        return self._store_study(_HOT_NAMESPACE, 1, 1, 2, query_pb2.QUERY_LEVEL_INSTANCE)
+
+    def hot_lookup(self) -> bytes:
+        """The probes' LookupStudy: the small study at study level."""
+        return pb.LookupStudyRequest(
+            namespace=_HOT_NAMESPACE,
+            study_uid=study_uid(1),
+            query_level=query_pb2.QUERY_LEVEL_STUDY,
+        ).SerializeToString()
+
+    def large(self) -> list[tuple[str, str, bytes]]:
+        """(what, method, request) of each large request, in the order they are sent."""
+        s = self.sizes
+        return [
+            (
+                f"StoreStudy, {s.study_instances:,} instances",
+                "StoreStudy",
+                self._store_study(
+                    _BIG_NAMESPACE,
+                    2,
+                    s.study_series,
+                    s.series_instances,
+                    query_pb2.QUERY_LEVEL_INSTANCE,
+                ),
+            ),
+            (
+                "its hit (LookupStudy, instance level)",
+                "LookupStudy",
+                pb.LookupStudyRequest(
+                    namespace=_BIG_NAMESPACE,
+                    study_uid=study_uid(2),
+                    query_level=query_pb2.QUERY_LEVEL_INSTANCE,
+                ).SerializeToString(),
+            ),
+            (f"StoreQuery, {s.query_studies:,} studies", "StoreQuery", self._store_query()),
+            (
+                f"Invalidate of a namespace of {s.namespace_objects:,} objects",
+                "Invalidate",
+                pb.InvalidateRequest(namespace=_DROP_NAMESPACE).SerializeToString(),
+            ),
+        ]
+
+    def namespace_batches(self) -> Iterator[bytes]:
+        """AddObjects requests filling the namespace to drop: studies of 4 series of 20."""
+        per_study = 1 + 4 + 4 * 20
+        studies = max(1, self.sizes.namespace_objects // per_study)
+        for first in range(1000, 1000 + studies, 50):
+            count = min(50, 1000 + studies - first)
+            head = pb.AddObjectsRequest(namespace=_DROP_NAMESPACE).SerializeToString()
+            body = b"".join(_field(2, self._study(i, 4, 20)) for i in range(first, first + count))
+            yield head + body
+
+    def _store_study(
+        self, namespace: str, index: int, series: int, instances: int, level: int
+    ) -> bytes:
+        head = pb.StoreStudyRequest(namespace=namespace, query_level=level).SerializeToString()  # type: ignore[arg-type]  # the enum's int
+        request = head + _field(2, self._study(index, series, instances))
+        if self.check:
+            self._check(pb.StoreStudyRequest.FromString(request).study, index, series, instances)
+        return request
+
+    def _store_query(self) -> bytes:
+        count = self.sizes.query_studies
+        query = query_pb2.Query(query_level=query_pb2.QUERY_LEVEL_STUDY, patient_id="STALL*")
+        head = pb.StoreQueryRequest(namespace=_BIG_NAMESPACE, query=query).SerializeToString()
+        first = 10**6
+        body = b"".join(_field(3, self._study(i, 0, 0)) for i in range(first, first + count))
+        request = head + body
+        if self.check:
+            parsed = pb.StoreQueryRequest.FromString(request)
+            assert len(parsed.studies) == count
+            self._check(parsed.studies[-1], first + count - 1, 0, 0)
+        return request
+
+    def _study(self, index: int, series: int, instances: int) -> bytes:
+        uid = study_uid(index).encode()
+        template_uid = study_uid(0).encode()
+        study_attributes = self._study_attributes.SerializeToString().replace(template_uid, uid)
+        parts = [_field(1, uid), _field(2, study_attributes)]
+        series_template = self._series_template().replace(template_uid, uid)
+        instance_template = self._instance_template().replace(template_uid, uid)
+        for s in range(series):
+            number = b"%04d" % (1001 + s)
+            series_uid = uid + b"." + number
+            series_parts = [
+                _field(1, series_uid),
+                _field(2, series_template.replace(self._SERIES, number)),
+            ]
+            per_series = instance_template.replace(self._SERIES, number)
+            for n in range(instances):
+                stamp = b"%06d" % (100001 + n)
+                attributes = per_series.replace(self._INSTANCE, stamp)
+                series_parts.append(
+                    _field(3, _field(1, series_uid + b"." + stamp) + _field(2, attributes))
+                )
+            parts.append(_field(3, b"".join(series_parts)))
+        return b"".join(parts)
+
+    def _series_template(self) -> bytes:
+        ds = objects_pb2.Series()
+        ds.attributes.CopyFrom(self._series_attributes)
+        _retext(ds.attributes, study_uid(0) + "." + self._SERIES.decode())
+        return ds.attributes.SerializeToString()
+
+    def _instance_template(self) -> bytes:
+        ds = objects_pb2.Instance()
+        ds.attributes.CopyFrom(self._instance_attributes)
+        series = study_uid(0) + "." + self._SERIES.decode()
+        _retext(ds.attributes, series, series + "." + self._INSTANCE.decode())
+        data = ds.attributes.SerializeToString()
+        assert data.count(self._INSTANCE) == 2 and data.count(self._SERIES) == 4, "placeholders"
+        return data
+
+    def _check(self, study: objects_pb2.Study, index: int, series: int, instances: int) -> None:
+        assert study.uid == study_uid(index) and len(study.series) == series
+        if series:
+            last = study.series[-1].instances
+            assert len(last) == instances
+            uid = last[-1].uid
+            assert uid == f"{study_uid(index)}.{1000 + series}.{100000 + instances}"
+            texts = [
+                e.values.items[0].text
+                for e in last[-1].attributes.elements.values()
+                if e.values.items
+            ]
+            assert uid in texts and study_uid(index) in texts
+
+
+def _retext(ds: Any, series: str, sop: str | None = None) -> None:
+    """Point a template's SeriesInstanceUID, SOPInstanceUID and RetrieveURL at placeholders."""
+    from ..corpus import BASE_URL
+
+    study = study_uid(0)
+    ds.elements[0x0020000E].values.items[0].text = series
+    url = f"{BASE_URL}/studies/{study}/series/{series}"
+    if sop is not None:
+        ds.elements[0x00080018].values.items[0].text = sop
+        url += f"/instances/{sop}"
+    ds.elements[0x00081190].values.items[0].text = url
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return bytes([number << 3 | 2]) + _varint(len(payload)) + payload

@@ -219,6 +219,11 @@ def replicated_cluster(masters: int = 3) -> Iterator[ReplicatedCluster]:
                         str(node_dir / "nodes.conf"),
                         "--cluster-node-timeout",
                         str(CLUSTER_NODE_TIMEOUT_MS),
+                        # Serve the slots whose master lives while another's fails over:
+                        # with full coverage required (the default) every node refuses
+                        # every key then, and no hit path could stay off a dead master.
+                        "--cluster-require-full-coverage",
+                        "no",
                     ),
                 )
                 node.start()

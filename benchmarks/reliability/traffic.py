@@ -23,6 +23,7 @@ from typing import Any
 from dicomtrolley.core import Query, QueryLevels, Searcher, Study
 
 from dicomcache.client import CachedSearcher
+from dicomcache.client.convert.objects import study_to_proto
 
 # One caller's pause between calls: two callers then leave the 2-core machine to
 # the server, Redis and Orthanc, so latencies measure the fault, not the load.
@@ -115,6 +116,7 @@ class Call:
     name: str
     run: Callable[[CachedSearcher], Sequence[Study]]
     expected: Canonical
+    store_bytes: int  # the size of the answer's studies on the wire, which sets a store's deadline
 
 
 @dataclass(frozen=True)
@@ -148,12 +150,20 @@ def calls_for(study_uid: str, patient_id: str, upstream: Searcher) -> list[Call]
     by_id = _one_study(lambda s: s.find_study_by_id(study_uid, QueryLevels.INSTANCE))
     query = Query(PatientID=patient_id, query_level=QueryLevels.SERIES)
     expected_by_id = [upstream.find_study_by_id(study_uid, query_level=QueryLevels.INSTANCE)]
+    expected_query = list(upstream.find_studies(query))
     return [
-        Call("find_study_by_id", by_id, canonical(expected_by_id)),
+        Call("find_study_by_id", by_id, canonical(expected_by_id), _wire_bytes(expected_by_id)),
         Call(
-            "find_studies", lambda s: s.find_studies(query), canonical(upstream.find_studies(query))
+            "find_studies",
+            lambda s: s.find_studies(query),
+            canonical(expected_query),
+            _wire_bytes(expected_query),
         ),
     ]
+
+
+def _wire_bytes(studies: Sequence[Study]) -> int:
+    return sum(study_to_proto(study).ByteSize() for study in studies)
 
 
 class Traffic:

@@ -30,14 +30,15 @@ its replica took over). Leases and their checks use the namespace's slot, and
 stores the namespace's ledger; ``GetStats`` reads the registry. Recommend
 ``cluster-require-full-coverage no``, or a master that fails stops every slot.
 
-Nothing lasting per name comes from lookups (issue 11): a lookup writes nothing on
-a miss but, through the tally, the namespace's counters, which expire
-``LEASE_SECONDS`` after the last one unless the namespace holds data; a lease or an
-invalidation writes the namespace's lease hash, which expires ``LEASE_SECONDS``
+Nothing lasting per name comes from lookups (issue 11): a lookup writes nothing,
+and its count (through the tally) only to a namespace that holds data; a lease or
+an invalidation writes the namespace's lease hash, which expires ``LEASE_SECONDS``
 after its last write (no lease it could refuse is honoured longer), and a study's
 invalidation number, kept as long. Every key of a namespace's ledger carries the
 TTL of its longest-lived entry, and the registry lists a namespace until then
-(pruned when read), so both shrink as data expires.
+(pruned when read), so both shrink as data expires. An invalidation that leaves a
+namespace holding nothing deletes its ledger and counters, takes it off the
+registry, and counts as a drop for leases (``namespace_forget.lua``).
 
 A stalled Redis fails a call within one ``socket_timeout`` (``--backend-timeout``),
 plus a few ms: timeouts are never retried (``topology.py``). Measured with
@@ -297,7 +298,7 @@ class RedisBackend:
         def work(client: Client) -> list[Any]:
             pipe = topology.pipeline(client)
             for name, (lookups, misses) in pending.counts.items():
-                keys, args = [Names(name).ledger], [lookups, misses, _LEASE_MS]
+                keys, args = [Names(name).ledger], [lookups, misses]
                 topology.eval(client, "namespace_count", keys, args, into=pipe)
             if pending.horizons:
                 pipe.zadd(REGISTRY, pending.horizons, gt=True)
@@ -528,24 +529,33 @@ class RedisBackend:
 
             self._tally.forget(namespace)
             dropped = self._call(drop)
-            with contextlib.suppress(BackendUnavailable):  # best effort: it expires anyway
-                self._call(lambda client: client.zrem(REGISTRY, namespace))
+            self._unregister(namespace)
             return dropped
         if not 1 <= len(address) <= Level.INSTANCE:
             return 0
         keep_ms = _ms(LEASE_SECONDS)
 
-        def work(client: Client) -> int:
+        def work(client: Client) -> tuple[int, bool]:
             sequence = number(client) if revoke else 0
             keys = [names.study(address[0])]
             args = [member_of(address), sequence, keep_ms]
             gone = Invalidated.parse(topology.eval(client, "study_invalidate", keys, args))
             study = escape(address[0])
             forgotten = [study + member for member in gone.members]
-            topology.eval(client, "namespace_forget", [names.ledger], forgotten)
-            return gone.dropped
+            args = [sequence, keep_ms, *forgotten]
+            empty = topology.eval(client, "namespace_forget", [names.ledger], args)
+            return gone.dropped, bool(empty)
 
-        return self._call(work)
+        dropped, empty = self._call(work)
+        if empty:  # the namespace holds nothing now: it goes from the registry too
+            self._unregister(namespace)
+        return dropped
+
+    def _unregister(self, namespace: str) -> None:
+        """Take a namespace off the registry, best effort: its entry expires anyway."""
+        self._tally.forget(namespace)
+        with contextlib.suppress(BackendUnavailable):
+            self._call(lambda client: client.zrem(REGISTRY, namespace))
 
     def _invalidate_namespace(self, client: Client, names: Names) -> int:
         """Delete every key of the namespace but its lease hash (SCAN on every node)."""

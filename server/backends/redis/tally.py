@@ -3,7 +3,8 @@
 A hit must need nothing but the slots it reads (issue 11): counting it in the
 namespace's hash, or naming the namespace in the registry, would make every hit
 depend on those slots' masters too. So lookups are counted here, in the process,
-and stores note until when their namespace holds data; the backend writes both
+and stores note until when their namespace holds data (Redis drops the counts of a
+namespace that holds nothing, ``namespace_count.lua``); the backend writes both
 to Redis in the background about once a second, and before it reports stats.
 A write that fails is given back and tried again, so nothing is lost while its
 slot is down, within a bound: at most ``limit`` namespaces wait, and counts of

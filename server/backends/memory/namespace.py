@@ -105,8 +105,6 @@ class Namespace(Branch):
         Returns the shape of what was given.
         """
         uid = study.uid
-        if budget.spend():
-            yield
         node = self._branch(self, uid, Level.STUDY, uid)
         series_shapes: list[SeriesShape] = []
         for series in study.series:

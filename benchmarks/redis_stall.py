@@ -10,7 +10,8 @@ Takes about 20 s.
 
 Measured on this session's machine (loopback, redis-server 7.0.15, redis-py 7.4):
 before issue 11, single 502-503 ms for every fault and call, cluster SIGSTOP 511-1782 ms;
-after, see the table this prints (about 251-255 ms single and cluster).
+after, 251-265 ms median and slowest on a quiet host, single and cluster (a 2-CPU
+host at load 9, other suites running: medians 251-319 ms, slowest 419 ms).
 """
 
 from __future__ import annotations

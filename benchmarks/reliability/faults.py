@@ -397,6 +397,7 @@ def _rows(
     held = [r for r in records if t0 <= r.start and r.end <= t1]
     hits_held = sum(r.hit for r in held)
     worst = max(added, default=0.0)
+    slowest = max(during, key=lambda r: r.cache_s, default=None)
     figures = {
         "calls": len(records),
         "calls_from_fault": len(during),
@@ -413,6 +414,15 @@ def _rows(
         "calls_during_fault": len(held),
         "hits_during_fault": hits_held,
         "deadline_bound_s": bound,
+        "worst_call": None
+        if slowest is None
+        else {
+            "call": slowest.call,
+            "start_from_fault_s": slowest.start - t0,
+            "duration_s": slowest.duration,
+            "upstream_s": slowest.upstream_s,
+            "hit": slowest.hit,
+        },
         "plan": plan.__dict__,
         **{k: v for k, v in state.items() if k == "victim_holds"},
     }

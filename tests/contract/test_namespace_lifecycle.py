@@ -12,26 +12,16 @@ from __future__ import annotations
 
 import pytest
 
-from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.server.model import Level
 from tests.contract.backends import CacheUnderTest
 from tests.support.builders import make_study
-
-
-def pending_elsewhere(request: pytest.FixtureRequest, cache: CacheUnderTest) -> None:
-    """Expect a failure on Redis until its backend keeps the rule (in progress, issue 11)."""
-    if not isinstance(cache.backend, MemoryBackend):
-        request.applymarker(pytest.mark.xfail(reason="Redis: namespace rule not landed yet"))
 
 
 def names(cache: CacheUnderTest) -> list[str]:
     return [s.namespace for s in cache.backend.stats(None).namespaces]
 
 
-def test_lookups_of_an_unknown_namespace_leave_nothing(
-    request: pytest.FixtureRequest, cache: CacheUnderTest
-) -> None:
-    pending_elsewhere(request, cache)
+def test_lookups_of_an_unknown_namespace_leave_nothing(cache: CacheUnderTest) -> None:
     cache.backend.add_objects("known", [make_study("1.9")], None)
     before = cache.backend.stats(None).total_bytes
 
@@ -48,10 +38,7 @@ def test_lookups_of_an_unknown_namespace_leave_nothing(
     assert (stranger.hits, stranger.misses, stranger.bytes) == (0, 0, 0)
 
 
-def test_a_namespace_goes_when_it_holds_nothing(
-    request: pytest.FixtureRequest, cache: CacheUnderTest
-) -> None:
-    pending_elsewhere(request, cache)
+def test_a_namespace_goes_when_it_holds_nothing(cache: CacheUnderTest) -> None:
     cache.backend.add_objects("ns", [make_study("1.2", 1, 1)], None)
     cache.backend.lookup_study("ns", "1.3", Level.STUDY)  # a miss, counted while it exists
 
@@ -78,10 +65,9 @@ def test_a_lease_from_an_unknown_namespace_loses_to_its_invalidation(
 
 @pytest.mark.parametrize("how", ["invalidated", "dropped"])
 def test_a_lease_from_before_the_namespace_emptied_is_refused(
-    request: pytest.FixtureRequest, cache: CacheUnderTest, how: str
+    cache: CacheUnderTest, how: str
 ) -> None:
     """Even for another study: nothing is left to tell what else changed meanwhile."""
-    pending_elsewhere(request, cache)
     cache.backend.add_objects("ns", [make_study("1.2", 1, 1)], None)
     lease = cache.backend.lease("ns")
     cache.backend.invalidate("ns", ("1.2",) if how == "invalidated" else None)

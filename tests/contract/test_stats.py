@@ -42,9 +42,9 @@ def test_hits_and_misses_of_queries_and_studies_are_counted(cache: CacheUnderTes
     cache.backend.lookup_study("a", "1.3", Level.SERIES)
     cache.backend.lookup_query("b", b"key")
 
-    a = one(cache, "a")
+    a, b = one(cache, "a"), one(cache, "b")
     assert (a.hits, a.misses) == (3, 2)
-    # "b" holds nothing, so it keeps no counters: test_namespace_lifecycle.py.
+    assert (b.hits, b.misses) == (0, 0)  # "b" holds nothing: it keeps no counters
 
 
 def test_bytes_grow_with_data_and_shrink_on_invalidation(cache: CacheUnderTest) -> None:

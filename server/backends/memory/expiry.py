@@ -23,13 +23,28 @@ from typing import Any, Generic, Protocol, TypeVar
 
 
 class Bucket(set[Any]):
-    """The items of one span of expiry times; ``index`` numbers the span."""
+    """The items of one span of expiry times; ``index`` numbers the span.
 
-    __slots__ = ("index",)
+    A set never gives back the room it grew to, and a bucket can grow to all the
+    writes of a second and then lose nearly all of them to eviction: kept at that
+    size until due (a whole TTL), the buckets would hold about 32 bytes per write
+    of the last TTL. So a bucket that has shrunk to a quarter of its ``peak`` is
+    rebuilt in place (``unqueue``), at a cost paid for by the removals before it.
+    """
+
+    __slots__ = ("index", "peak")
 
     def __init__(self, index: int) -> None:
         super().__init__()
         self.index = index
+        self.peak = 0
+
+    def shrink(self) -> None:
+        """Rebuild the set at the size its items need (clear() frees the table)."""
+        items = list(self)
+        self.clear()
+        self.update(items)
+        self.peak = len(items)
 
 
 class Expiring(Protocol):
@@ -41,6 +56,8 @@ class Expiring(Protocol):
 
 T = TypeVar("T", bound=Expiring)
 
+_SHRINK_FROM = 64  # items a bucket must have reached before it is ever rebuilt smaller
+
 
 def unqueue(item: Expiring) -> None:
     """Take ``item`` out of the queue that holds it, if any. O(1)."""
@@ -48,6 +65,8 @@ def unqueue(item: Expiring) -> None:
     if bucket is not None:
         bucket.discard(item)
         item.queued = None
+        if bucket.peak >= _SHRINK_FROM and len(bucket) * 4 <= bucket.peak:
+            bucket.shrink()
 
 
 class ExpiryQueue(Generic[T]):
@@ -77,9 +96,10 @@ class ExpiryQueue(Generic[T]):
             if current is not None:
                 if current.index <= index:
                     continue  # due no later: found refreshed then, and queued again
-                current.discard(item)
+                unqueue(item)
             bucket.add(item)
             item.queued = bucket
+        bucket.peak = max(bucket.peak, len(bucket))
 
     def pop_due(self, now: float, max_items: int) -> list[T]:
         """At most ``max_items`` items of buckets due at ``now``, out of the queue.

@@ -23,7 +23,8 @@ from dicomcache.server.model import Address, CachedObject, InstanceData, SeriesD
 # Bytes charged per node on top of its uid and data, an estimate of what CPython
 # spends on it (64-bit, 3.11): the node (80), its slot in the parent's dict (~50),
 # the uid's str header (~56), the data's bytes header and malloc rounding (~48) and
-# its pointer in the expiry queue (8). Data counts as kept (an instance's packed),
+# its place in the expiry queue (its ``queued`` slot and a set entry, shared with the
+# rounding above). Data counts as kept (an instance's packed),
 # a study's dictionary with its bytes header. benchmarks/memory_backend_rss.py
 # compares the accounted bytes with the process's real growth.
 NODE_OVERHEAD = 240

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from dicomcache.server.backends.memory.expiry import Bucket, ExpiryQueue, unqueue
 
 
@@ -88,3 +90,21 @@ def test_an_earlier_expiry_moves_the_item_forward() -> None:
 
     assert names(queue.pop_due(10, 100)) == ["a"]
     assert queue.pop_due(20, 100) == []
+
+
+def test_a_bucket_that_lost_most_of_its_items_gives_the_room_back() -> None:
+    """A second's writes, nearly all evicted before they are due, must not keep their room."""
+    queue: ExpiryQueue[Item] = ExpiryQueue()
+    items = [Item(str(i), 10) for i in range(10_000)]
+    queue.push(10, items)
+    bucket = items[0].queued
+    assert bucket is not None
+    full = sys.getsizeof(bucket)
+
+    for item in items[10:]:
+        unqueue(item)
+
+    assert len(queue) == 10
+    assert sys.getsizeof(bucket) * 50 < full
+    assert all(i.queued is bucket for i in items[:10])
+    assert names(queue.pop_due(10, 100)) == names(items[:10])

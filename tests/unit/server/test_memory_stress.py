@@ -65,6 +65,8 @@ def test_concurrent_mixed_operations_keep_the_invariants() -> None:
     max_bytes = 30_000  # room for about half the studies: eviction runs
     backend = MemoryBackend(ttl=50, negative_ttl=10, max_bytes=max_bytes, clock=clock)
     errors: list[BaseException] = []
+    hits: list[int] = []  # one entry per hit checked (list.append is atomic)
+    evicted: list[int] = []  # evictions counted by the namespaces of the moment
     counter = iter(range(10**9))
     counter_lock = threading.Lock()
 
@@ -88,12 +90,14 @@ def test_concurrent_mixed_operations_keep_the_invariants() -> None:
                 elif op == 3:
                     got = backend.lookup_query(ns, key)
                     if got is not None:
+                        hits.append(1)
                         assert len(got) == 1
                         check_whole(ns, uid, got[0])
                 elif op == 4:
                     level = rng.choice(list(Level))
                     one = backend.lookup_study(ns, uid, level)
                     if one is not None:
+                        hits.append(1)
                         check_whole(ns, uid, one, level)
                 elif op == 5:
                     obj = backend.get_object(ns, (uid,))
@@ -108,7 +112,9 @@ def test_concurrent_mixed_operations_keep_the_invariants() -> None:
                 elif op == 7:
                     backend.expire(rng.choice([1, 16]))
                 else:
-                    assert backend.stats(None).total_bytes <= max_bytes
+                    now = backend.stats(None)
+                    assert now.total_bytes <= max_bytes
+                    evicted.append(sum(s.evictions for s in now.namespaces))
                     # The total is the namespaces' sum. Checked under the lock: namespaces
                     # come and go, and stats() lists them apart from the total.
                     with backend._lock:
@@ -129,9 +135,10 @@ def test_concurrent_mixed_operations_keep_the_invariants() -> None:
         thread.join()
 
     assert errors == []
-    totals = backend.stats(None).namespaces
-    assert sum(s.hits for s in totals) > 0  # the checks above did run on hits
-    assert sum(s.evictions for s in totals) > 0
+    # The checks above did run on hits, and eviction ran (counted along the way: a
+    # namespace's own counters go with it whenever it empties).
+    assert hits
+    assert max(evicted) > 0
     clock.advance(1000)
     while backend.expire(100) == 100:
         pass

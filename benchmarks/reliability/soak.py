@@ -114,6 +114,7 @@ class Tally:
     wrong: int = 0
     partial: int = 0
     refused: int = 0
+    differences: Counter[str] = field(default_factory=Counter)  # "<operation>: <how>"
 
     def count(self, what: str, n: int = 1) -> None:
         """Add ``n`` to the counter ``what``."""
@@ -125,14 +126,16 @@ class Tally:
         with self.lock:
             self.errors[exc.code.name if exc.code is not None else "NO_CODE"] += 1
 
-    def verdict(self, verdict: str) -> None:
-        """Count a verified hit: "ok", "wrong" or "partial"."""
+    def verdict(self, verdict: str, operation: str = "", how: str = "") -> None:
+        """Count a verified hit: "ok", "wrong" or "partial"; for the others, how it differed."""
         with self.lock:
             self.hits += 1
             if verdict == "wrong":
                 self.wrong += 1
             elif verdict == "partial":
                 self.partial += 1
+            if verdict != "ok":
+                self.differences[f"{operation}: {how}"] += 1
 
 
 class Studies:
@@ -306,7 +309,8 @@ def lookup_study(
     index = pick(rng)
     hit, lease = client.lookup_study_leased(ns, study_uid(index), QueryLevels.INSTANCE)
     if hit is not None:
-        tally.verdict(verdict([hit], [studies.proto(index)]))
+        expected = [studies.proto(index)]
+        _judge(tally, "LookupStudy", [hit], expected)
         return
     stored = client.store_study(
         ns, studies.study(index), QueryLevels.INSTANCE, ttl=rng.choice(TTLS), lease=lease
@@ -323,7 +327,8 @@ def lookup_query(
     indices = range(group * GROUP, group * GROUP + GROUP)
     hit, lease = client.lookup_query_leased(ns, query)
     if hit is not None:
-        tally.verdict(verdict(hit, [studies.proto(i) for i in indices]))
+        expected = [studies.proto(i) for i in indices]
+        _judge(tally, "LookupQuery", hit, expected)
         return
     answer = [studies.study(i) for i in indices]
     stored = client.store_query(ns, query, answer, ttl=rng.choice(TTLS), lease=lease)
@@ -345,7 +350,8 @@ def retrieve(
     index = pick(rng)
     (found,) = client.retrieve(ns, [StudyReference(study_uid=study_uid(index))])
     if isinstance(found, Study):
-        tally.verdict(verdict([found], [studies.proto(index)]))
+        expected = [studies.proto(index)]
+        _judge(tally, "GetObjects", [found], expected)
 
 
 def invalidate_study(
@@ -406,6 +412,38 @@ def verdict(hit: list[Study], stored: list[objects_pb2.Study]) -> str:
     if _uids(got) < _uids(stored):
         return "partial"
     return "wrong"
+
+
+def _judge(tally: Tally, operation: str, hit: list[Study], stored: list[objects_pb2.Study]) -> None:
+    """Count one verified hit, saying how it differs when it does."""
+    result = verdict(hit, stored)
+    tally.verdict(result, operation, difference(hit, stored) if result != "ok" else "")
+
+
+def difference(hit: list[Study], stored: list[objects_pb2.Study]) -> str:
+    """How a hit differs from what was stored, in words without values ("" when it does not)."""
+    got = [study_to_proto(study) for study in hit]
+    if got == stored:
+        return ""
+    got_uids, stored_uids = _ordered_uids(got), _ordered_uids(stored)
+    if got_uids == stored_uids:
+        return "same objects in the same order, other attributes"
+    if sorted(got_uids) == sorted(stored_uids):
+        return "same objects, another order"
+    missing, extra = set(stored_uids) - set(got_uids), set(got_uids) - set(stored_uids)
+    return f"{len(missing)} objects missing, {len(extra)} extra"
+
+
+def _ordered_uids(studies: list[objects_pb2.Study]) -> list[str]:
+    return [
+        uid
+        for study in studies
+        for uid in (
+            study.uid,
+            *(s.uid for s in study.series),
+            *(i.uid for s in study.series for i in s.instances),
+        )
+    ]
 
 
 def _uids(studies: list[objects_pb2.Study]) -> set[str]:
@@ -514,5 +552,6 @@ def rows(
             value=float(tally.wrong + tally.partial),
             unit="",
             target=Target("<=", 0, unit=""),
+            note="; ".join(f"{what} x{n}" for what, n in sorted(tally.differences.items())),
         ),
     ]

@@ -31,9 +31,9 @@ from dicomcache.server.backends.redis.backend import RedisBackend
 from dicomcache.server.backends.redis.names import Names
 from dicomcache.server.errors import BackendUnavailable
 from dicomcache.server.model import Level
-from tests.redis.replicated import replicated_cluster
 from tests.support.builders import make_study
 from tests.support.redis_servers import RedisServer, redis_server
+from tests.support.replicated import replicated_cluster
 
 UIDS = ["1.2", "1.3", "1.4", "1.5"]
 

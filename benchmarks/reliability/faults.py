@@ -48,10 +48,11 @@ from dicomcache.server.backends.redis import names
 from dicomcache.v1 import query_pb2
 from tests.support.orthanc import running_orthanc
 from tests.support.redis_servers import RedisServer, redis_server
+from tests.support.replicated import ReplicatedCluster, replicated_cluster
 from tests.support.synthetic import standard_studies, upload
 
 from ..report import Row, Target, seconds
-from .processes import ReplicatedCluster, ServerProcess, replicated_cluster, server_process
+from .processes import ServerProcess, server_process
 from .traffic import Call, Record, TimedUpstream, Traffic, calls_for
 
 # Seconds a call may add beyond DEFAULT_TIMEOUT and the watchdog's resolution: the

@@ -18,10 +18,10 @@ from dicomcache.server.backends.redis.backend import RedisBackend
 from dicomcache.server.backends.redis.names import REGISTRY, Names
 from dicomcache.server.errors import BackendUnavailable
 from dicomcache.server.model import Level, StudyData
-from tests.redis.replicated import ReplicatedCluster, replicated_cluster
 from tests.redis.test_round_trips import monitored_raw
 from tests.support.builders import make_study
 from tests.support.redis_servers import RedisCluster
+from tests.support.replicated import ReplicatedCluster, replicated_cluster
 
 pytestmark = pytest.mark.redis
 

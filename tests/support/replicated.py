@@ -11,6 +11,7 @@ deadline.
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import tempfile
 import time
@@ -58,6 +59,44 @@ class ReplicatedCluster:
                 client.close()
         raise LookupError(key)
 
+    def live(self) -> list[RedisServer]:
+        """The nodes whose process runs."""
+        return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+
+    def wait_healthy(self, deadline_s: float = _DEADLINE, avoid_port: int = 0) -> None:
+        """Wait until every live node says cluster_state:ok and no slot is on ``avoid_port``."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            if self._healthy(avoid_port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the cluster did not become healthy")
+
+    def _healthy(self, avoid_port: int) -> bool:
+        for node in self.live():
+            client = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=1.0)
+            try:
+                if client.execute_command("CLUSTER INFO").get("cluster_state") != "ok":
+                    return False
+                if avoid_port:
+                    for _, _, master, *_ in client.execute_command("CLUSTER SLOTS"):
+                        if int(master[1]) == avoid_port:
+                            return False
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+        return True
+
+    def wait_replicas_synced(self, deadline_s: float = _DEADLINE) -> None:
+        """Wait until every live replica's link to its master is up."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            if all(_synced(node) for node in self.live()):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("cluster replicas did not sync")
+
     def kill(self, node: RedisServer) -> None:
         """SIGKILL one node (no goodbye to the cluster) and wait for it to exit."""
         assert node.process is not None
@@ -89,8 +128,21 @@ def _ready(client: redis.Redis, nodes: int) -> bool:
     info = client.execute_command("CLUSTER INFO")
     if info.get("cluster_state") != "ok" or int(info["cluster_known_nodes"]) != nodes:
         return False
-    replication = client.info("replication")
+    return _in_sync(client.info("replication"))
+
+
+def _in_sync(replication: dict[str, object]) -> bool:
     return replication["role"] == "master" or replication.get("master_link_status") == "up"
+
+
+def _synced(node: RedisServer) -> bool:
+    client = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=1.0)
+    try:
+        return _in_sync(client.info("replication"))
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def _wait_ok(nodes: list[RedisServer]) -> None:
@@ -159,4 +211,6 @@ def replicated_cluster(
             yield ReplicatedCluster(nodes)
         finally:
             for node in nodes:
+                if node.process is not None and node.process.poll() is None:
+                    node.process.send_signal(signal.SIGCONT)  # a fault may have stopped it
                 node.stop()

@@ -47,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
             else field.default
         )
         shown = "***" if "password" in name and default else default
+        if field.annotation is bool:  # a switch: given means true
+            serve.add_argument(
+                f"--{name.replace('_', '-')}",
+                dest=name,
+                action="store_const",
+                const=True,
+                help=f"{field.description} [env DICOMCACHE_{name.upper()}=true]",
+            )
+            continue
         serve.add_argument(
             f"--{name.replace('_', '-')}",
             dest=name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -60,6 +61,34 @@ class Settings(BaseSettings):
     redis_ca_file: str | None = Field(None, description="Redis TLS: CA bundle to verify the server")
     redis_cert_file: str | None = Field(None, description="Redis TLS: client certificate")
     redis_key_file: str | None = Field(None, description="Redis TLS: client private key")
+    # --- security (issue 12): transport, authorization, Redis at rest ---
+    tls_cert_file: str | None = Field(
+        None,
+        description="TLS: the server's certificate chain (PEM); re-read when the file changes",
+    )
+    tls_key_file: str | None = Field(
+        None, description="TLS: the server's private key (PEM); re-read when the file changes"
+    )
+    tls_client_ca_file: str | None = Field(
+        None,
+        description="mutual TLS: CA bundle that client certificates must chain to; "
+        "clients without one are refused",
+    )
+    auth_policy_file: str | None = Field(
+        None,
+        description="authorization: policy file mapping identities (client certificates, "
+        "bearer tokens) to namespaces and rights; re-read when it changes",
+    )
+    allow_insecure: bool = Field(
+        False,
+        description="allow listening on a non-loopback address without TLS and without "
+        "authorization (anyone who reaches the port can read and poison the cache)",
+    )
+    redis_encryption_key_file: str | None = Field(
+        None,
+        description="Redis: file of AES-256 keys that encrypt every value carrying DICOM "
+        "attributes; the first key writes, all read (rotation)",
+    )
     log_format: Literal["text", "json"] = Field("text", description="log lines as text or JSON")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="least severe level logged"
@@ -80,7 +109,26 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"backend must be 'memory' or a URL with scheme in {sorted(REDIS_SCHEMES)}"
             )
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be given together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        if not self.allow_insecure and not _loopback(self.listen) and not self.secured:
+            raise ValueError(
+                f"listen: {self.listen} is not a loopback address: off loopback, callers must be "
+                "authenticated over TLS, or anyone who reaches the port can read and poison "
+                "every namespace. Set --tls-cert-file and --tls-key-file, and "
+                "--tls-client-ca-file (mutual TLS) or --auth-policy-file (tokens, certificate "
+                "identities), or --allow-insecure to accept that risk (e.g. behind a mesh "
+                "that does mutual TLS for you)"
+            )
         return self
+
+    @property
+    def secured(self) -> bool:
+        """Whether the transport is TLS and callers are authenticated (mTLS or a policy)."""
+        authenticated = self.tls_client_ca_file is not None or self.auth_policy_file is not None
+        return self.tls_cert_file is not None and authenticated
 
     def redacted_backend(self) -> str:
         """The backend URL with any password replaced, for logs."""
@@ -89,6 +137,17 @@ class Settings(BaseSettings):
             return self.backend
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _loopback(listen: str) -> bool:
+    """Whether ``host:port`` binds loopback only ("localhost", 127.0.0.0/8, [::1])."""
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, or "" / "*" / "0.0.0.0"-like wildcards: not loopback
 
 
 REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+cluster", "rediss+cluster"})

@@ -8,6 +8,7 @@ generated stubs (``dicomcache.v1``).
 """
 
 from dicomcache.client.cache_client import CacheClient
+from dicomcache.client.credentials import ClientTLS, Token
 from dicomcache.client.errors import (
     CacheError,
     CacheRejected,
@@ -24,7 +25,9 @@ __all__ = [
     "CacheRejected",
     "CacheUnavailable",
     "CachedSearcher",
+    "ClientTLS",
     "ConversionError",
     "DicomJsonError",
     "QueryConversionError",
+    "Token",
 ]

@@ -42,6 +42,7 @@ from dicomcache.client.convert.objects import (
 )
 from dicomcache.client.convert.query import LEVELS, query_to_proto
 from dicomcache.client.convert.request import archive_request, protocol_value
+from dicomcache.client.credentials import ClientTLS, Token
 from dicomcache.client.errors import CacheError, CacheUnavailable, translate
 from dicomcache.client.watchdog import Watchdog
 from dicomcache.contract import MAX_MESSAGE_BYTES
@@ -122,6 +123,14 @@ class CacheClient:
             this, or than the server's own limit (learnt from each lookup), is not
             sent: it could never come back, and ``store_*`` return False.
         clock: the watchdog's monotonic clock.
+        tls: TLS towards the server (its CA, and a client certificate for mutual
+            TLS); None talks plaintext, which the server allows on loopback only.
+        token: a bearer token sent with every call, as a string or a ``Token``
+            (which can read it from a file, re-read when it changes).
+
+    Raises:
+        OSError: a TLS file cannot be read.
+        ValueError: the token is not one non-empty word.
     """
 
     def __init__(
@@ -132,8 +141,12 @@ class CacheClient:
         channel: grpc.Channel | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        tls: ClientTLS | None = None,
+        token: Token | str | None = None,
     ) -> None:
         self.target = target
+        self.tls = tls
+        self._token = Token(token) if isinstance(token, str) else token
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
         self.server_max_message_bytes: int | None = None  # learnt from the first lookup
@@ -141,6 +154,9 @@ class CacheClient:
         self._own_channel = channel is None
         receive = max(max_message_bytes, STREAM_PIECE_BYTES)  # the limit on answers is ours
         options = (*CHANNEL_OPTIONS, ("grpc.max_receive_message_length", receive))
+        if channel is None and tls is not None:
+            credentials = tls.channel_credentials()
+            channel = grpc.secure_channel(target, credentials, (*options, *tls.channel_options()))
         self.channel = channel if channel is not None else grpc.insecure_channel(target, options)
         stub = cache_service_pb2_grpc.CacheServiceStub
         self._stub = stub(self.channel)  # type: ignore[no-untyped-call]  # generated, unannotated
@@ -170,10 +186,20 @@ class CacheClient:
             if size > self._store_limit():
                 return _STORES[method](stored=False)
             timeout += size / MIN_STORE_RATE
+        metadata = self._metadata()
         try:
-            return getattr(self._stub, method)(request, timeout=timeout)
+            return getattr(self._stub, method)(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as exc:
             raise translate(exc) from exc
+
+    def _metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """The token's call metadata, if any; a token file that cannot be read is a cache fault."""
+        if self._token is None:
+            return None
+        try:
+            return self._token.metadata()
+        except (OSError, ValueError) as exc:
+            raise CacheUnavailable(f"cannot read the cache token: {type(exc).__name__}") from exc
 
     def _store_limit(self) -> int:
         """The largest store worth sending: its hit must fit this client and the server."""
@@ -184,7 +210,10 @@ class CacheClient:
         """A lookup's response, streamed: the first piece within ``timeout``, the rest by size."""
         name, wrapper, response_type = _STREAMED[method]
         backstop = 2 * self.timeout + self.max_message_bytes / MIN_TRANSFER_RATE
-        call = getattr(self._stub, name)(wrapper(request=request), timeout=backstop)
+        metadata = self._metadata()
+        call = getattr(self._stub, name)(
+            wrapper(request=request), timeout=backstop, metadata=metadata
+        )
         watch = self._watchdog.watch(call, self.timeout)
         try:
             first = next(call, None)

@@ -23,6 +23,7 @@ from dicomcache.client.breaker import Breaker
 from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
 from dicomcache.client.convert.query import query_to_proto
 from dicomcache.client.convert.request import Requests, protocol_of, protocol_value
+from dicomcache.client.credentials import ClientTLS, Token
 from dicomcache.client.errors import CacheError, CacheRejected, ConversionError
 from dicomcache.client.namespace import derive_namespace
 from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
@@ -59,6 +60,9 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             entries are its own, and for QIDO-RS and DICOM-QR queries are keyed by
             the request the archive receives. Taken from the upstream's class when
             not given (set it when the upstream wraps a dicomtrolley searcher).
+        tls: TLS towards the cache server (see ``CacheClient``); ignored with ``client``.
+        token: a bearer token for the cache server (see ``CacheClient``); ignored
+            with ``client``.
 
     Raises:
         ValueError: the namespace breaks the contract's rule, or none was given
@@ -79,6 +83,8 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         clock: Callable[[], float] | None = None,
         pause_gc: bool = False,
         protocol: str | None = None,
+        tls: ClientTLS | None = None,
+        token: Token | str | None = None,
     ) -> None:
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
             # Checked here, once: a bad ttl would otherwise fail every store, silently.
@@ -90,7 +96,9 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         self.namespace = namespace or derive_namespace(upstream)
         if not NAMESPACE.fullmatch(self.namespace):
             raise ValueError(f"namespace {self.namespace!r} {NAMESPACE_RULE}")
-        self.client = client if client is not None else CacheClient(target, timeout=timeout)
+        if client is None:
+            client = CacheClient(target, timeout=timeout, tls=tls, token=token)
+        self.client = client
         self.ttl = ttl
         self.pause_gc = pause_gc
         breaker_options = {"clock": clock} if clock is not None else {}

@@ -16,6 +16,7 @@ from dicomcache.server.api.service import SERVICE_NAME, CacheService
 from dicomcache.server.backends import Backend
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.config import Settings
+from dicomcache.server.tls import ReloadingCredentials, TLSFiles
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,28 @@ def build_backend(settings: Settings, clock: Clock = monotonic) -> Backend:
             clock=clock,
         )
     from dicomcache.server.backends.redis.backend import RedisBackend
+    from dicomcache.server.backends.redis.sealing import PLAIN, SealedValues
 
+    key_file = settings.redis_encryption_key_file  # a bad file fails here, at start
     return RedisBackend.from_url(
         settings.backend,
         ttl=settings.ttl,
         negative_ttl=settings.negative_ttl,
         socket_timeout=settings.backend_timeout,
+        values=PLAIN if key_file is None else SealedValues.from_file(key_file),
         password=settings.redis_password.get_secret_value() if settings.redis_password else None,
         ssl_ca_certs=settings.redis_ca_file,
         ssl_certfile=settings.redis_cert_file,
         ssl_keyfile=settings.redis_key_file,
     )
+
+
+def _credentials(settings: Settings) -> ReloadingCredentials | None:
+    """The TLS credentials that the settings ask for, or None for plaintext."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    files = TLSFiles(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+    return ReloadingCredentials(files)
 
 
 class CacheServer:
@@ -90,7 +102,11 @@ class CacheServer:
         reflection.enable_server_reflection(
             [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc_server
         )
-        self.port = self.grpc_server.add_insecure_port(settings.listen)
+        self.tls = _credentials(settings)
+        if self.tls is None:
+            self.port = self.grpc_server.add_insecure_port(settings.listen)
+        else:
+            self.port = self.grpc_server.add_secure_port(settings.listen, self.tls.credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
         self._stopping = threading.Event()

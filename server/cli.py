@@ -100,7 +100,8 @@ def serve(settings: Settings) -> int:
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
         "dicomcache serving on %s:%d backend=%s ttl=%gs negative_ttl=%gs max_memory=%d "
-        "max_message_bytes=%d max_concurrent_rpcs=%d workers=%d grace=%gs log_format=%s",
+        "max_message_bytes=%d max_concurrent_rpcs=%d workers=%d grace=%gs log_format=%s "
+        "transport=%s authorization=%s",
         host,
         server.port,
         settings.redacted_backend(),
@@ -112,11 +113,20 @@ def serve(settings: Settings) -> int:
         settings.workers,
         settings.grace,
         settings.log_format,
+        _transport(settings),
+        "policy" if settings.auth_policy_file else "none",
     )
     stop.wait()
     server.stop()
     log.info("stopped")
     return 0
+
+
+def _transport(settings: Settings) -> str:
+    """How callers reach the server: plaintext, TLS, or mutual TLS."""
+    if settings.tls_cert_file is None:
+        return "plaintext"
+    return "mtls" if settings.tls_client_ca_file else "tls"
 
 
 if __name__ == "__main__":

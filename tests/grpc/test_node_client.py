@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from dicomcache.client import CacheClient, ClientTLS
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import query_pb2
+from tests.grpc.conftest import start_server
+from tests.support.certs import Authority
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "node" / "client.js"
 
 
-def node(command: str, target: str) -> dict:
+def node(command: str, target: str, **env: str) -> dict:
     if shutil.which("node") is None or not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
         pytest.fail("node and the npm packages are needed: run `npm ci` (.ci/run does)")
     result = subprocess.run(
-        ["node", str(SCRIPT), command, target], capture_output=True, text=True, timeout=60, cwd=ROOT
+        ["node", str(SCRIPT), command, target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **env},
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -85,3 +94,37 @@ def test_node_reads_every_page_of_stats(running):
     for name in names:
         running.stub.AddObjects(pb.AddObjectsRequest(namespace=name, studies=[make_study(1)]))
     assert node("stats", running.target) == {"pages": 3, "namespaces": names}
+
+
+def test_node_over_mutual_tls_shares_entries_with_python(tmp_path):
+    """A grpc-js client with a client certificate, against a server that demands one."""
+    ca = Authority(tmp_path)
+    server_pair, client_pair = ca.server(), ca.client("node-service")
+    running = start_server(
+        tls_cert_file=str(server_pair.cert_file),
+        tls_key_file=str(server_pair.key_file),
+        tls_client_ca_file=str(ca.cert_file),
+    )
+    target = f"localhost:{running.server.port}"
+    tls = {
+        "DICOMCACHE_CA_FILE": str(ca.cert_file),
+        "DICOMCACHE_CERT_FILE": str(client_pair.cert_file),
+        "DICOMCACHE_KEY_FILE": str(client_pair.key_file),
+    }
+    try:
+        assert node("store", target, **tls) == {"stored": True}
+        with CacheClient(target, timeout=5, tls=ClientTLS(*tls.values())) as client:
+            response = client.stats("node-test")
+        assert response.namespaces[0].queries == 1
+        refused = subprocess.run(
+            ["node", str(SCRIPT), "lookup", target],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            env={**os.environ, "DICOMCACHE_CA_FILE": str(ca.cert_file)},  # no client certificate
+        )
+        assert refused.returncode == 1 and "lookup failed: 14" in refused.stderr  # UNAVAILABLE
+    finally:
+        running.channel.close()
+        running.server.stop(grace=0)

@@ -6,10 +6,16 @@
 //   node tests/node/client.js stats  TARGET   reads every page of GetStats (two namespaces a
 //                                             page), prints {"pages": N, "namespaces": [...]}
 //
+// TLS and a token come from the environment, as a service would read them from its
+// mounted secrets: DICOMCACHE_CA_FILE (the server's CA), DICOMCACHE_CERT_FILE and
+// DICOMCACHE_KEY_FILE (mutual TLS), DICOMCACHE_TOKEN_FILE (a bearer token, sent as
+// `authorization` metadata on every call). Without DICOMCACHE_CA_FILE: plaintext.
+//
 // The query is built here with its fields in an order of its own; the Python test
 // builds the same query differently and expects the same cache entry.
 "use strict";
 
+const fs = require("fs");
 const path = require("path");
 const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
@@ -95,9 +101,32 @@ function allStats(client, deadline, done) {
   next("");
 }
 
+function credentials() {
+  const env = process.env;
+  if (!env.DICOMCACHE_CA_FILE) {
+    return grpc.credentials.createInsecure();
+  }
+  const read = (name) => (env[name] ? fs.readFileSync(env[name]) : null);
+  const channel = grpc.credentials.createSsl(
+    read("DICOMCACHE_CA_FILE"),
+    read("DICOMCACHE_KEY_FILE"),
+    read("DICOMCACHE_CERT_FILE"),
+  );
+  if (!env.DICOMCACHE_TOKEN_FILE) {
+    return channel;
+  }
+  const token = fs.readFileSync(env.DICOMCACHE_TOKEN_FILE, "utf8").trim();
+  const call = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+    const metadata = new grpc.Metadata();
+    metadata.add("authorization", `Bearer ${token}`);
+    callback(null, metadata);
+  });
+  return grpc.credentials.combineChannelCredentials(channel, call);
+}
+
 function main() {
   const [command, target] = process.argv.slice(2);
-  const client = new v1.CacheService(target, grpc.credentials.createInsecure());
+  const client = new v1.CacheService(target, credentials());
   const deadline = new Date(Date.now() + 10000);
   const done = (err, response) => {
     if (err) {

@@ -93,6 +93,7 @@ from dicomcache.server.backends.redis.replies import (
     ObjectRead,
     StudyWritten,
 )
+from dicomcache.server.backends.redis.sealing import PLAIN, Values
 from dicomcache.server.backends.redis.tally import Pending, Tally
 from dicomcache.server.backends.redis.topology import (
     Client,
@@ -176,6 +177,7 @@ class RedisBackend:
         ttl: float,
         negative_ttl: float,
         flush_seconds: float = FLUSH_SECONDS,
+        values: Values = PLAIN,
     ) -> None:
         """Args:
         topology: one Redis or a Redis Cluster; its ``connect`` is called again until
@@ -185,8 +187,11 @@ class RedisBackend:
         negative_ttl: seconds an empty answer is kept at most.
         flush_seconds: how often lookups counted in the process and registry
             entries are written to Redis (and always before ``stats``).
+        values: how objects' attributes are kept: as they are, or sealed
+            (``sealing.SealedValues``, encryption at rest).
         """
         self._topology = topology
+        self._values = values
         if ttl <= 0 or negative_ttl <= 0:
             raise ValueError("ttl and negative_ttl must be positive")
         self.ttl = ttl
@@ -211,6 +216,7 @@ class RedisBackend:
         ttl: float,
         negative_ttl: float,
         socket_timeout: float = 0.25,
+        values: Values = PLAIN,
         **options: Any,
     ) -> RedisBackend:
         """A backend for ``redis://``, ``rediss://`` (TLS), ``redis+cluster://`` or
@@ -219,6 +225,7 @@ class RedisBackend:
         Args:
             socket_timeout: seconds to connect or to wait for an answer before the
                 call fails with BackendUnavailable.
+            values: how objects' attributes are kept (see ``__init__``).
             options: redis-py connection options (password, ssl_ca_certs,
                 ssl_certfile, ssl_keyfile, ...); None values are ignored and ssl_*
                 options only apply to TLS URLs.
@@ -244,7 +251,7 @@ class RedisBackend:
             topology: Topology = Cluster(plain_url, kwargs)
         else:
             topology = SingleNode(plain_url, kwargs)
-        return cls(topology, ttl=ttl, negative_ttl=negative_ttl)
+        return cls(topology, ttl=ttl, negative_ttl=negative_ttl, values=values)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -358,8 +365,10 @@ class RedisBackend:
                     if value is None:
                         items += [member, "p", b""]
                     else:
+                        line = line_of(address)
+                        value = self._values.seal(names.object_key(line).encode(), value)
                         items += [member, "o", value]
-                        sizes.append((line_of(address), len(value)))
+                        sizes.append((line, len(value)))
                 written.append(sizes)
                 keys = [names.study(study.uid)]
                 topology.eval(
@@ -468,10 +477,11 @@ class RedisBackend:
         """The studies of a stored answer, or None on a miss ([] is a cached empty answer)."""
         names = Names(namespace)
         read = self._call(lambda client: self._topology.lookup_query(client, names, key.hex()))
-        self._tally.count(namespace, miss=read is None)
-        if read is None:
+        pairs = None if read is None else self._opened(names, read.objects)
+        self._tally.count(namespace, miss=pairs is None)
+        if pairs is None:
             return None
-        return _assemble([(address_of(line), data) for line, data in read.objects])
+        return _assemble([(address_of(line), data) for line, data in pairs])
 
     def lookup_study(self, namespace: str, study_uid: str, level: Level) -> StudyData | None:
         """The study with exactly its complete content down to ``level``, or None."""
@@ -479,10 +489,13 @@ class RedisBackend:
         read = self._call(
             lambda client: self._topology.lookup_study(client, names, study_uid, level)
         )
-        self._tally.count(namespace, miss=not read.hit)
-        if not read.hit:
+        base = escape(study_uid)
+        pairs = self._opened(names, [(base + m, data) for m, data in read.objects])
+        hit = read.hit and pairs is not None
+        self._tally.count(namespace, miss=not hit)
+        if not hit or pairs is None:
             return None
-        return _assemble([(in_study(study_uid, member), data) for member, data in read.objects])[0]
+        return _assemble([(address_of(line), data) for line, data in pairs])[0]
 
     def get_object(self, namespace: str, address: Address) -> CachedObject | None:
         """The object at ``address`` with whatever of its descendants is cached, or None."""
@@ -495,14 +508,36 @@ class RedisBackend:
         )
         if read is None:
             return None
-        pairs: list[tuple[Address, bytes | None]] = [(address, read.data)]
-        for member, data in read.descendants:
-            pairs.append((in_study(address[0], member), data))
+        values = self._values
+        data = values.open(names.object_key(line_of(address)).encode(), read.data)
+        if data is None:
+            return None
+        pairs: list[tuple[Address, bytes | None]] = [(address, data)]
+        base = escape(address[0])
+        for member, value in read.descendants:
+            opened = values.open(names.object_key(base + member).encode(), value)
+            if opened is not None:  # one that does not open is as if not cached
+                pairs.append((in_study(address[0], member), opened))
         study = _assemble(pairs)[0]
         if len(address) == 1:
             return study
         series = study.series[0]
         return series if len(address) == 2 else series.instances[0]
+
+    def _opened(
+        self, names: Names, lines: Sequence[tuple[str, bytes | None]]
+    ) -> list[tuple[str, bytes | None]] | None:
+        """Each object's attributes opened from its value (paths stay None), or None
+        when one does not open: an answer stands or falls whole."""
+        values = self._values
+        opened: list[tuple[str, bytes | None]] = []
+        for line, value in lines:
+            if value is not None:
+                value = values.open(names.object_key(line).encode(), value)
+                if value is None:
+                    return None
+            opened.append((line, value))
+        return opened
 
     # -- invalidation and stats -------------------------------------------------------
 

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
+from dicomcache.client.credentials import ClientTLS
+
 T = TypeVar("T")
 
 _OPTIONS = [("grpc.max_receive_message_length", 512 * 1024**2)]
@@ -30,12 +32,26 @@ _OPTIONS = [("grpc.max_receive_message_length", 512 * 1024**2)]
 
 @dataclass(frozen=True)
 class Call:
-    """One kind of call: a server, a full method name and the request's bytes."""
+    """One kind of call: a server, a full method name and the request's bytes.
+
+    ``tls`` makes the call over TLS (mutual with a client certificate), as
+    ``CacheClient`` would; ``metadata`` goes with every call (a bearer token).
+    """
 
     label: str
     target: str
     method: str
     payload: bytes
+    tls: ClientTLS | None = None
+    metadata: tuple[tuple[str, str], ...] | None = None
+
+
+def open_channel(call: Call) -> grpc.Channel:
+    """A channel to the call's server, secure when the call says so."""
+    if call.tls is None:
+        return grpc.insecure_channel(call.target, options=_OPTIONS)
+    options = [*_OPTIONS, *call.tls.channel_options()]
+    return grpc.secure_channel(call.target, call.tls.channel_credentials(), options)
 
 
 def elsewhere(function: Callable[..., T], *args: Any) -> T:
@@ -57,15 +73,15 @@ def alternating_latency(
     Returns:
         Each label's samples, ``rounds`` of them.
     """
-    channels = {c.target: grpc.insecure_channel(c.target, options=_OPTIONS) for c in calls}
+    channels = {c.label: open_channel(c) for c in calls}
     try:
-        stubs = {c.label: channels[c.target].unary_unary(c.method) for c in calls}
+        stubs = {c.label: channels[c.label].unary_unary(c.method) for c in calls}
         samples: dict[str, list[float]] = {c.label: [] for c in calls}
         for i in range(warmup + rounds):
             for call in _rotated(calls, i):
                 stub = stubs[call.label]
                 start = time.perf_counter()
-                stub(call.payload, timeout=60)
+                stub(call.payload, timeout=60, metadata=call.metadata)
                 elapsed = time.perf_counter() - start
                 if i >= warmup:
                     samples[call.label].append(elapsed)

@@ -21,7 +21,16 @@ from pathlib import Path
 from . import machine
 from .plan import FULL, QUICK, Plan
 from .report import Row, table, write_json
-from .rows import expiry, large_study, memory, overhead, redis_hits, scaling, searcher_hits
+from .rows import (
+    expiry,
+    large_study,
+    memory,
+    overhead,
+    redis_hits,
+    scaling,
+    searcher_hits,
+    transport,
+)
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -38,6 +47,7 @@ SUITES: list[tuple[tuple[str, ...], str, Callable[[Plan], list[Row]]]] = [
     (("7",), "p99 hit latency while objects expire", expiry.run),
     (("8a", "8b", "8c"), "Redis backend vs memory backend", redis_hits.run),
     (("9", "9b"), "a 10,000-instance study's hit vs dicomtrolley against Orthanc", large_study.run),
+    (("10a", "10b"), "hits over TLS and mutual TLS vs plaintext", transport.run),
 ]
 
 ROW_KEYS = [key for keys, _, _ in SUITES for key in keys]

@@ -27,10 +27,12 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import grpc
 import psutil
 
+from dicomcache.client.credentials import ClientTLS
 from dicomcache.server.app import CacheServer, build_backend
 from dicomcache.server.cli import SWITCH_INTERVAL
 from dicomcache.server.config import Settings
@@ -97,10 +99,11 @@ class Admin:
         )
 
 
-def serve(backend: str) -> None:
+def serve(backend: str, overrides: dict[str, str] | None = None) -> None:
     """Serve until SIGTERM; print the port once listening.
 
     A process of its own, set up as ``dicomcache serve`` sets up its process.
+    ``overrides`` are further settings by name (TLS files, a policy file).
     """
     logging.basicConfig(level=logging.WARNING)
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -112,6 +115,7 @@ def serve(backend: str) -> None:
         max_memory=64 * 1024**3,  # the benchmarks size the cache; eviction is not measured
         max_message_bytes=512 * 1024**2,
         backend_timeout=5.0,
+        **(overrides or {}),
     )
     clock = ShiftedClock()
     admin = Admin(clock)
@@ -125,11 +129,31 @@ def serve(backend: str) -> None:
     server.stop(0)
 
 
+class _Metadata(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc is untyped
+    """Adds fixed metadata (a bearer token) to the admin and set-up calls."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        details = details._replace(metadata=(*(details.metadata or ()), *self.metadata))
+        return continuation(details, request)
+
+
 class Sidecar:
     """A running ``benchmarks.sidecar`` process and a channel to it. Not thread-safe. No clock."""
 
-    def __init__(self, backend: str = "memory") -> None:
+    def __init__(
+        self,
+        backend: str = "memory",
+        settings: dict[str, str] | None = None,
+        tls: ClientTLS | None = None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> None:
         self.backend = backend
+        self.settings = settings or {}
+        self.tls = tls  # how this process and the load reach the server
+        self.metadata = metadata
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
         self.channel: grpc.Channel | None = None
@@ -147,7 +171,14 @@ class Sidecar:
 
     def __enter__(self) -> Sidecar:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.sidecar", "--backend", self.backend],
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.sidecar",
+                "--backend",
+                self.backend,
+                *(f"--set={name}={value}" for name, value in self.settings.items()),
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,
@@ -159,13 +190,18 @@ class Sidecar:
             self.process.kill()
             raise RuntimeError(f"benchmark server did not start (said {line!r})")
         self.port = int(line.split()[1])
-        self.channel = grpc.insecure_channel(
-            self.target,
-            options=[
-                ("grpc.max_send_message_length", 512 * 1024**2),
-                ("grpc.max_receive_message_length", 512 * 1024**2),
-            ],
-        )
+        options = [
+            ("grpc.max_send_message_length", 512 * 1024**2),
+            ("grpc.max_receive_message_length", 512 * 1024**2),
+        ]
+        if self.tls is None:
+            self.channel = grpc.insecure_channel(self.target, options=options)
+        else:
+            options += self.tls.channel_options()
+            credentials = self.tls.channel_credentials()
+            self.channel = grpc.secure_channel(self.target, credentials, options=options)
+        if self.metadata:
+            self.channel = grpc.intercept_channel(self.channel, _Metadata(self.metadata))
         grpc.channel_ready_future(self.channel).result(timeout=20)
         return self
 
@@ -203,7 +239,9 @@ def main() -> None:
     """Entry point of ``python -m benchmarks.sidecar``."""
     parser = argparse.ArgumentParser(description="a dicomcache server for benchmarks")
     parser.add_argument("--backend", default="memory")
-    serve(parser.parse_args().backend)
+    parser.add_argument("--set", action="append", default=[], help="NAME=VALUE, a setting")
+    args = parser.parse_args()
+    serve(args.backend, dict(item.split("=", 1) for item in args.set))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,12 @@ import pytest
 from dicomcache.server.backends import Backend
 from dicomcache.server.backends.memory.backend import MemoryBackend
 from tests.support.clock import FakeClock
-from tests.support.redis_fixtures import redis_on_cluster, redis_single
+from tests.support.redis_fixtures import (
+    redis_on_cluster,
+    redis_on_cluster_sealed,
+    redis_single,
+    redis_single_sealed,
+)
 
 
 @dataclass
@@ -53,8 +58,13 @@ FACTORIES: dict[str, Factory] = {
     "memory": memory,
     "redis": redis_single,
     "redis-cluster": redis_on_cluster,
+    # Values encrypted at rest (issue 12): hits, tokens and invalidation work the same.
+    "redis-sealed": redis_single_sealed,
+    "redis-cluster-sealed": redis_on_cluster_sealed,
 }
 MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
     "redis": (pytest.mark.redis,),
     "redis-cluster": (pytest.mark.redis,),
+    "redis-sealed": (pytest.mark.redis,),
+    "redis-cluster-sealed": (pytest.mark.redis,),
 }

@@ -3,7 +3,9 @@
     DicomCacheError
     ├── InvalidArgument      bad input; carries (field, rule) violations
     ├── BackendUnavailable   the storage cannot be reached right now
-    └── AnswerTooLarge       a response larger than the server's largest message
+    ├── AnswerTooLarge       a response larger than the server's largest message
+    ├── Unauthenticated      the caller presented no identity the policy knows
+    └── PermissionDenied     a known caller without the right on the namespace it asked for
 
 Load shedding (RESOURCE_EXHAUSTED) is gRPC's own, through the server's limit on
 concurrent calls, so it needs no exception here.
@@ -59,3 +61,25 @@ class AnswerTooLarge(DicomCacheError):
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"answer of {size} bytes is larger than the largest message ({limit})")
+
+
+class Unauthenticated(DicomCacheError):
+    """No identity the authorization policy knows: no or an unknown token, no known
+    certificate name. The message says what to send, never what was sent."""
+
+
+class PermissionDenied(DicomCacheError):
+    """A known caller without ``right`` on ``namespace``, the one it asked for.
+
+    The message names only these two: nothing about other namespaces, nor whether
+    this one holds anything.
+    """
+
+    # A namespace that passed no validation yet may be long: the message quotes its start.
+    MAX_QUOTED = 128
+
+    def __init__(self, right: str, namespace: str) -> None:
+        quoted = namespace[: self.MAX_QUOTED] + ("..." if len(namespace) > self.MAX_QUOTED else "")
+        super().__init__(f"no {right} right on namespace {quoted!r}")
+        self.right = right
+        self.namespace = namespace

@@ -21,6 +21,9 @@ from google.protobuf.message import DecodeError, Message
 
 from dicomcache.server.api import encode, status, wire
 from dicomcache.server.api.service import SERVICE_NAME, CacheService
+from dicomcache.server.auth.access import Access
+from dicomcache.server.auth.authorizer import Authorizer
+from dicomcache.server.auth.rights import Right
 from dicomcache.server.errors import InvalidArgument
 from dicomcache.v1 import cache_service_pb2 as pb
 
@@ -70,17 +73,29 @@ def _serialize(response: bytes | Message) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
+# A service method and whether it takes the caller's access (GetStats filters by it).
+Call = tuple[Callable[..., Any], type[Message], bool]
+
+
 def _unary(
-    method: str, call: Callable[[Any], Any], message_type: type[Message], in_flight: InFlight
+    method: str, call: Call, in_flight: InFlight, authorizer: Authorizer
 ) -> grpc.RpcMethodHandler:
+    function, message_type, takes_access = call
+
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         with in_flight:
             try:
+                # Who first: a caller the policy does not know learns nothing, not even
+                # whether its request parses.
+                access = authorizer.authenticate(context)
                 if isinstance(request, _Malformed):
                     raise InvalidArgument.single(
                         "request", f"must be a serialized {message_type.DESCRIPTOR.full_name}"
                     )
-                return call(request)
+                authorizer.authorize(method, request, access)
+                if takes_access:
+                    return function(request, _visible(access))
+                return function(request)
             except Exception as exc:
                 status.abort(context, exc, method)
 
@@ -97,26 +112,35 @@ STREAM_CHUNK_BYTES = 1024 * 1024
 _STREAM_OVERHEAD = 32
 
 
+def _visible(access: Access) -> Callable[[str], bool] | None:
+    """The namespaces GetStats of all may list: those with the stats right; None for all."""
+    scope = access.scope(Right.STATS)
+    return None if scope.everything else scope.__contains__
+
+
 def _streamed(
     method: str,
-    call: Callable[[Any], Any],
-    message_type: type[Message],
+    call: Call,
     in_flight: InFlight,
     max_message_bytes: int,
+    authorizer: Authorizer,
 ) -> grpc.RpcMethodHandler:
     """A Stream* lookup: the unary lookup ``call`` of the wrapped request, in pieces."""
+    function, message_type, _ = call
     chunk_bytes = min(STREAM_CHUNK_BYTES, max_message_bytes - _STREAM_OVERHEAD)
 
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
         with in_flight:  # until the last piece is sent or the call is cancelled
             try:
+                access = authorizer.authenticate(context)
                 if isinstance(request, _Malformed):
                     raise InvalidArgument.single(
                         "request", f"must be a serialized {message_type.DESCRIPTOR.full_name}"
                     )
                 if not request.HasField("request"):
                     raise InvalidArgument.single("request", "must be set")
-                response = _serialize(call(request.request))
+                authorizer.authorize(method, request, access)
+                response = _serialize(function(request.request))
             except Exception as exc:
                 status.abort(context, exc, method)
             yield from encode.stream(response, chunk_bytes, max_message_bytes)
@@ -124,28 +148,32 @@ def _streamed(
     return grpc.unary_stream_rpc_method_handler(handle, request_deserializer=_parser(message_type))
 
 
-def handler(service: CacheService, in_flight: InFlight) -> grpc.GenericRpcHandler:
-    """The gRPC handler that serves ``service`` as dicomcache.v1.CacheService."""
-    table: dict[str, tuple[Callable[[Any], Any], type[Message]]] = {
-        "LookupQuery": (service.lookup_query, pb.LookupQueryRequest),
-        "StoreQuery": (service.store_query, pb.StoreQueryRequest),
-        "LookupStudy": (service.lookup_study, pb.LookupStudyRequest),
-        "StoreStudy": (service.store_study, pb.StoreStudyRequest),
-        "AddObjects": (service.add_objects, pb.AddObjectsRequest),
-        "GetObjects": (service.get_objects, pb.GetObjectsRequest),
-        "Invalidate": (service.invalidate, pb.InvalidateRequest),
-        "GetStats": (service.get_stats, pb.GetStatsRequest),
+def handler(
+    service: CacheService, in_flight: InFlight, authorizer: Authorizer | None = None
+) -> grpc.GenericRpcHandler:
+    """The gRPC handler that serves ``service`` as dicomcache.v1.CacheService.
+
+    Every call is authenticated and authorized by ``authorizer`` before the
+    service sees it (``server/auth``); without one, every caller has every right.
+    """
+    authorizer = authorizer if authorizer is not None else Authorizer()
+    table: dict[str, Call] = {
+        "LookupQuery": (service.lookup_query, pb.LookupQueryRequest, False),
+        "StoreQuery": (service.store_query, pb.StoreQueryRequest, False),
+        "LookupStudy": (service.lookup_study, pb.LookupStudyRequest, False),
+        "StoreStudy": (service.store_study, pb.StoreStudyRequest, False),
+        "AddObjects": (service.add_objects, pb.AddObjectsRequest, False),
+        "GetObjects": (service.get_objects, pb.GetObjectsRequest, False),
+        "Invalidate": (service.invalidate, pb.InvalidateRequest, False),
+        "GetStats": (service.get_stats, pb.GetStatsRequest, True),
     }
-    streams: dict[str, tuple[Callable[[Any], Any], type[Message]]] = {
-        "StreamLookupQuery": (service.lookup_query, pb.StreamLookupQueryRequest),
-        "StreamLookupStudy": (service.lookup_study, pb.StreamLookupStudyRequest),
+    streams: dict[str, Call] = {
+        "StreamLookupQuery": (service.lookup_query, pb.StreamLookupQueryRequest, False),
+        "StreamLookupStudy": (service.lookup_study, pb.StreamLookupStudyRequest, False),
     }
-    methods = {
-        name: _unary(name, call, message_type, in_flight)
-        for name, (call, message_type) in table.items()
-    }
+    methods = {name: _unary(name, call, in_flight, authorizer) for name, call in table.items()}
     methods.update(
-        (name, _streamed(name, call, message_type, in_flight, service.max_message_bytes))
-        for name, (call, message_type) in streams.items()
+        (name, _streamed(name, call, in_flight, service.max_message_bytes, authorizer))
+        for name, call in streams.items()
     )
     return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)

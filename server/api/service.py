@@ -7,6 +7,7 @@ ready-made bytes of a hit (see ``encode``); ``handler`` serves them over gRPC.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import fields
 
 from dicomcache.contract import MAX_MESSAGE_BYTES
@@ -23,7 +24,7 @@ from dicomcache.server.api.keys import (
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
 from dicomcache.server.errors import AnswerTooLarge
-from dicomcache.server.model import Address, Level, NamespaceStats, StudyData, release
+from dicomcache.server.model import Address, Level, NamespaceStats, Stats, StudyData, release
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import query_pb2
 
@@ -207,8 +208,18 @@ class CacheService:
         log.info("invalidated %d objects (%s)", removed, "one object" if address else "namespace")
         return pb.InvalidateResponse(objects_removed=removed)
 
-    def get_stats(self, request: pb.GetStatsRequest) -> pb.GetStatsResponse:
-        """GetStats: counters of one namespace, or one page of all."""
+    def get_stats(
+        self, request: pb.GetStatsRequest, visible: Callable[[str], bool] | None = None
+    ) -> pb.GetStatsResponse:
+        """GetStats: counters of one namespace, or one page of all.
+
+        Args:
+            request: the request.
+            visible: the namespaces a page of all may list (the caller's stats
+                right); None for every namespace. A caller who may not see every
+                namespace gets a total_bytes of 0: the whole cache's would tell
+                it that others hold data.
+        """
         check = Checker()
         size = pages.page_size(check, request.page_size, self.max_message_bytes)
         if request.namespace:
@@ -221,16 +232,38 @@ class CacheService:
             parts = [self.backend.stats(n) for n in partitions(request.namespace)]
             stats = parts[0]
             stats.namespaces = _by_namespace([e for part in parts for e in part.namespaces])
+            if visible is not None:
+                stats.total_bytes = 0
             return encode.stats_to_proto(stats)
-        # One namespace more than the page holds says whether another page follows.
-        stats = self.backend.stats(None, after, size + 1)
-        # A namespace's figures cover all its protocols: partitions are not the caller's names.
-        entries = _by_namespace(stats.namespaces)
+        stats, entries = self._page(after, size, visible)
         stats.namespaces = entries[:size]
         response = encode.stats_to_proto(stats)
         if len(entries) > size:
             response.next_page_token = pages.token(entries[size - 1].namespace)
         return response
+
+    def _page(
+        self, after: str | None, size: int, visible: Callable[[str], bool] | None
+    ) -> tuple[Stats, list[NamespaceStats]]:
+        """The backend's figures and up to ``size + 1`` visible namespaces after ``after``.
+
+        One namespace more than the page holds says whether another page follows.
+        With ``visible``, backend pages are read on until that many visible ones
+        were found or the namespaces ran out.
+        """
+        stats = self.backend.stats(None, after, size + 1)
+        # A namespace's figures cover all its protocols: partitions are not the caller's names.
+        entries = _by_namespace(stats.namespaces)
+        if visible is None:
+            return stats, entries
+        stats.total_bytes = 0
+        found = [e for e in entries if visible(e.namespace)]
+        while len(entries) > size and len(found) <= size:
+            # A full backend page: more may follow, after its last namespace.
+            more = self.backend.stats(None, entries[-1].namespace, size + 1)
+            entries = _by_namespace(more.namespaces)
+            found.extend(e for e in entries if visible(e.namespace))
+        return stats, found
 
 
 def _check_query_request(

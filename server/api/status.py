@@ -4,6 +4,8 @@ InvalidArgument     -> INVALID_ARGUMENT, with google.rpc.BadRequest field violat
                        (at most MAX_LISTED, the last saying how many more: see ``bad_request``)
 BackendUnavailable  -> UNAVAILABLE
 AnswerTooLarge      -> RESOURCE_EXHAUSTED
+Unauthenticated     -> UNAUTHENTICATED
+PermissionDenied    -> PERMISSION_DENIED
 anything else       -> INTERNAL, logged with a request id (and no request content)
 """
 
@@ -19,7 +21,14 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from dicomcache.server.errors import AnswerTooLarge, BackendUnavailable, InvalidArgument, Violation
+from dicomcache.server.errors import (
+    AnswerTooLarge,
+    BackendUnavailable,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    Violation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,10 @@ def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoR
         context.abort(grpc.StatusCode.UNAVAILABLE, f"storage backend unavailable: {exc}")
     if isinstance(exc, AnswerTooLarge):
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, Unauthenticated):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+    if isinstance(exc, PermissionDenied):
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
     request_id = uuid.uuid4().hex[:12]
     # The exception's type and stack only: its message might quote request data.
     log.error(

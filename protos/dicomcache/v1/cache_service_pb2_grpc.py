@@ -37,6 +37,14 @@ class CacheServiceStub:
     UNAVAILABLE when the storage backend cannot be reached, RESOURCE_EXHAUSTED when
     the server sheds load or a hit would be larger than its largest message.
 
+    With an authorization policy (--auth-policy-file), every call presents an
+    identity the policy knows, a client certificate (mutual TLS) or the metadata
+    "authorization: Bearer <token>", else UNAUTHENTICATED; and holds the call's
+    right on the namespace it names, else PERMISSION_DENIED naming that right and
+    namespace. Rights: read (LookupQuery, LookupStudy, GetObjects and the streamed
+    lookups), write (StoreQuery, StoreStudy, AddObjects), invalidate (Invalidate),
+    stats (GetStats; without a namespace it lists only those the caller may see).
+
     No answer is larger than the server's largest message (its --max-message-bytes,
     64 MiB by default; a client's receive limit should be the same): a store whose
     hit would be larger is refused with stored = false.
@@ -111,6 +119,14 @@ class CacheServiceServicer:
     INVALID_ARGUMENT with google.rpc.BadRequest field violations for bad input,
     UNAVAILABLE when the storage backend cannot be reached, RESOURCE_EXHAUSTED when
     the server sheds load or a hit would be larger than its largest message.
+
+    With an authorization policy (--auth-policy-file), every call presents an
+    identity the policy knows, a client certificate (mutual TLS) or the metadata
+    "authorization: Bearer <token>", else UNAUTHENTICATED; and holds the call's
+    right on the namespace it names, else PERMISSION_DENIED naming that right and
+    namespace. Rights: read (LookupQuery, LookupStudy, GetObjects and the streamed
+    lookups), write (StoreQuery, StoreStudy, AddObjects), invalidate (Invalidate),
+    stats (GetStats; without a namespace it lists only those the caller may see).
 
     No answer is larger than the server's largest message (its --max-message-bytes,
     64 MiB by default; a client's receive limit should be the same): a store whose
@@ -261,6 +277,14 @@ class CacheService:
     INVALID_ARGUMENT with google.rpc.BadRequest field violations for bad input,
     UNAVAILABLE when the storage backend cannot be reached, RESOURCE_EXHAUSTED when
     the server sheds load or a hit would be larger than its largest message.
+
+    With an authorization policy (--auth-policy-file), every call presents an
+    identity the policy knows, a client certificate (mutual TLS) or the metadata
+    "authorization: Bearer <token>", else UNAUTHENTICATED; and holds the call's
+    right on the namespace it names, else PERMISSION_DENIED naming that right and
+    namespace. Rights: read (LookupQuery, LookupStudy, GetObjects and the streamed
+    lookups), write (StoreQuery, StoreStudy, AddObjects), invalidate (Invalidate),
+    stats (GetStats; without a namespace it lists only those the caller may see).
 
     No answer is larger than the server's largest message (its --max-message-bytes,
     64 MiB by default; a client's receive limit should be the same): a store whose

@@ -1,0 +1,40 @@
+"""The four rights, and the right and namespace each CacheService RPC needs."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class Right(Enum):
+    """What a grant allows on a namespace."""
+
+    READ = "read"  # lookups (unary and streamed), GetObjects
+    WRITE = "write"  # StoreQuery, StoreStudy, AddObjects
+    INVALIDATE = "invalidate"  # Invalidate
+    STATS = "stats"  # GetStats
+
+
+RPC_RIGHTS: dict[str, Right] = {
+    "LookupQuery": Right.READ,
+    "LookupStudy": Right.READ,
+    "StreamLookupQuery": Right.READ,
+    "StreamLookupStudy": Right.READ,
+    "GetObjects": Right.READ,
+    "StoreQuery": Right.WRITE,
+    "StoreStudy": Right.WRITE,
+    "AddObjects": Right.WRITE,
+    "Invalidate": Right.INVALIDATE,
+    "GetStats": Right.STATS,
+}
+
+
+def namespace_of(request: Any) -> str:
+    """The namespace a parsed request asks for ("" for GetStats of all namespaces).
+
+    The streamed lookups wrap the unary request; its namespace is theirs.
+    """
+    inner = getattr(request, "request", None)
+    if inner is not None and hasattr(inner, "namespace"):
+        return str(inner.namespace)
+    return str(request.namespace)

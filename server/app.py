@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from dicomcache.server.api.handler import InFlight, handler
 from dicomcache.server.api.service import SERVICE_NAME, CacheService
+from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.backends import Backend
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.config import Settings
@@ -78,6 +79,7 @@ class CacheServer:
         extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
     ) -> None:
         self.settings = settings
+        self.authorizer = Authorizer.from_settings(settings)  # a bad policy fails here, first
         self.backend = backend if backend is not None else build_backend(settings)
         self.in_flight = InFlight()
         limit = int(settings.max_message_bytes)
@@ -87,6 +89,7 @@ class CacheServer:
                 handler(
                     CacheService(self.backend, max_ttl=settings.ttl, max_message_bytes=limit),
                     self.in_flight,
+                    self.authorizer,
                 ),
                 *extra_handlers,
             ],

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from dicomcache.server import logs
 from dicomcache.server.app import CacheServer
+from dicomcache.server.auth.policy import PolicyError
 from dicomcache.server.config import Settings
 
 log = logging.getLogger("dicomcache")
@@ -96,7 +97,11 @@ def serve(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = CacheServer(settings).start()
+    try:
+        server = CacheServer(settings).start()
+    except PolicyError as exc:  # names the entry and the rule, never a token
+        print(f"dicomcache: auth_policy_file: {exc}", file=sys.stderr)
+        return 2
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
         "dicomcache serving on %s:%d backend=%s ttl=%gs negative_ttl=%gs max_memory=%d "

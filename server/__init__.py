@@ -4,6 +4,8 @@ The process:
     app         the composition root: builds the backend, the gRPC server, health, the sweeper
     cli         the `dicomcache` command; the only place that sets process-wide state
     config      settings from flags and DICOMCACHE_* variables
+    cgroup      the container's memory limit, for --max-memory auto
+    tls         the server's TLS credentials, re-read when their files change
     logs        text or JSON log lines, without PHI
 
 Shared by every layer below:

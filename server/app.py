@@ -38,7 +38,7 @@ def build_backend(settings: Settings, clock: Clock = monotonic) -> Backend:
         return MemoryBackend(
             ttl=settings.ttl,
             negative_ttl=settings.negative_ttl,
-            max_bytes=int(settings.max_memory),
+            max_bytes=settings.max_memory_bytes(),
             clock=clock,
         )
     from dicomcache.server.backends.redis.backend import RedisBackend

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from pydantic import ValidationError
+from pydantic import ByteSize, ValidationError
 
 from dicomcache.server import logs
 from dicomcache.server.app import CacheServer
@@ -77,16 +77,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = ".".join(str(p) for p in error["loc"]) or "settings"
             print(f"dicomcache: {where}: {error['msg']}", file=sys.stderr)
         return 2
-    return serve(settings)
+    auto_memory = settings.max_memory == "auto"
+    if auto_memory:
+        try:  # resolved once, here: the limit is stated at start and never changes after
+            settings = settings.model_copy(
+                update={"max_memory": ByteSize(settings.max_memory_bytes())}
+            )
+        except ValueError as exc:
+            print(f"dicomcache: {exc}", file=sys.stderr)
+            return 2
+    return serve(settings, auto_memory=auto_memory)
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, auto_memory: bool = False) -> int:
     """Run until SIGTERM or SIGINT, then drain and exit 0.
 
     The process is the server's alone, so this is where process-wide settings are
-    made: logging, signal handlers and the thread switch interval.
+    made: logging, signal handlers and the thread switch interval. ``auto_memory``
+    says that ``max_memory`` came from the cgroup limit, to say so at start.
     """
     logs.configure(settings.log_format, settings.log_level)
+
     sys.setswitchinterval(SWITCH_INTERVAL)
     # Handlers first: whoever reads the startup line may signal at once.
     stop = threading.Event()
@@ -104,7 +115,7 @@ def serve(settings: Settings) -> int:
         return 2
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
-        "dicomcache serving on %s:%d backend=%s ttl=%gs negative_ttl=%gs max_memory=%d "
+        "dicomcache serving on %s:%d backend=%s ttl=%gs negative_ttl=%gs max_memory=%d%s "
         "max_message_bytes=%d max_concurrent_rpcs=%d workers=%d grace=%gs log_format=%s "
         "transport=%s authorization=%s",
         host,
@@ -113,6 +124,7 @@ def serve(settings: Settings) -> int:
         settings.ttl,
         settings.negative_ttl,
         settings.max_memory,
+        f" (auto: {settings.max_memory_fraction:g} of the cgroup limit)" if auto_memory else "",
         settings.max_message_bytes,
         settings.max_concurrent_rpcs,
         settings.workers,

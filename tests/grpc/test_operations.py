@@ -189,7 +189,7 @@ def test_cli_rejects_a_max_memory_of_zero(capsys, value):
     from dicomcache.server.cli import main
 
     assert main(["serve", "--max-memory", value]) == 2
-    assert "dicomcache: max_memory: Input should be greater than 0" in capsys.readouterr().err
+    assert "max_memory must be greater than 0, or 'auto'" in capsys.readouterr().err
 
 
 def test_serve_help_documents_every_setting_and_its_variable():

@@ -123,6 +123,16 @@ class CacheServer:
         self._sweeper.start()
         return self
 
+    def announce_stop(self) -> None:
+        """Report NOT_SERVING to health checks while still serving every call.
+
+        The first step of a shutdown with a delay: whoever routes calls here (a
+        Kubernetes Service, a load balancer) sees it and stops sending them, and the
+        calls that still arrive meanwhile are served, not refused.
+        """
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+
     def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING at once, let in-flight calls finish within grace, release the backend.
 

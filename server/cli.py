@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings, auto_memory: bool = False) -> int:
-    """Run until SIGTERM or SIGINT, then drain and exit 0.
+    """Run until SIGTERM or SIGINT, keep serving for ``shutdown_delay``, drain, exit 0.
 
     The process is the server's alone, so this is where process-wide settings are
     made: logging, signal handlers and the thread switch interval. ``auto_memory``
@@ -102,9 +102,11 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
     # Handlers first: whoever reads the startup line may signal at once.
     stop = threading.Event()
 
+    hurry = threading.Event()  # a second signal: no more delay
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: draining", signal.Signals(signum).name)
-        stop.set()
+        log.info("received %s", signal.Signals(signum).name)
+        (hurry if stop.is_set() else stop).set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -134,6 +136,10 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
         "policy" if settings.auth_policy_file else "none",
     )
     stop.wait()
+    if settings.shutdown_delay:
+        server.announce_stop()
+        log.info("reporting NOT_SERVING, still serving for %gs", settings.shutdown_delay)
+        hurry.wait(settings.shutdown_delay)
     server.stop()
     log.info("stopped")
     return 0

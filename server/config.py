@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     grace: float = Field(
         10.0, ge=0, description="seconds in-flight calls get to finish after SIGTERM"
     )
+    shutdown_delay: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="seconds to keep serving after SIGTERM while health reports NOT_SERVING, "
+        "so load balancers and Kubernetes endpoints stop sending calls first; a second "
+        "signal ends the delay",
+    )
     backend_timeout: float = Field(
         0.25, gt=0, description="Redis: seconds to connect or answer before UNAVAILABLE"
     )

@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from dicomcache.server.api.service import SERVICE_NAME
 from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.v1 import cache_service_pb2 as pb
-from dicomcache.v1 import query_pb2
+from dicomcache.v1 import cache_service_pb2_grpc, query_pb2
 from tests.grpc.conftest import start_server
 from tests.support.messages import make_study
 
@@ -137,6 +137,44 @@ def test_sigterm_turns_health_not_serving_and_exits_zero():
             process.send_signal(signal.SIGTERM)
             assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
         assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_shutdown_delay_keeps_serving_while_health_says_not_serving():
+    """After SIGTERM calls are still served for --shutdown-delay; a second signal ends it."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dicomcache.server.cli",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-delay",
+            "600",  # far longer than the test: only the second signal may end it
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        port = int(re.search(r"serving on 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]  # matched just above
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            process.send_signal(signal.SIGTERM)
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+            request = pb.StoreStudyRequest(namespace="late", study=make_study(1, 1, 1))
+            assert stub.StoreStudy(request, timeout=10).stored  # still served
+            assert process.poll() is None
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "still serving for 600s" in process.stderr.read()
     finally:
         process.kill()
         process.wait()

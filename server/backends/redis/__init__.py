@@ -6,6 +6,8 @@ names      every key name, built in one place (the key layout is drawn there)
 scripts    the Lua scripts (``scripts/*.lua``), loaded as package data
 replies    the scripts' replies, each parsed into a named tuple
 errors     redis-py's errors translated into BackendUnavailable
+sealing    objects' attributes at rest: plain, or AES-256-GCM bound to their key
+keyfile    the encryption keys' file (--redis-encryption-key-file), re-read on change
 """
 
 from dicomcache.server.backends.redis.backend import RedisBackend

@@ -45,6 +45,12 @@ plus a few ms: timeouts are never retried (``topology.py``). Measured with
 SIGSTOP, ``DEBUG SLEEP`` and ``CLIENT PAUSE`` at 0.25 s: see the module
 ``benchmarks/redis_stall.py``.
 
+At rest (issue 12): with ``--redis-encryption-key-file`` the attributes of every
+object are sealed (AES-256-GCM, the object's key name as associated data) as they
+are written and opened as they are read, here in Python (``sealing.py``); a value
+that does not open (another key, altered, moved) makes its answer a miss. Nothing
+else holds attributes: entries, listings and the ledger hold UIDs, tokens and sizes.
+
 Objects carry a token, kept while their key lives and new when it is created, so
 an answer that saw an object stays dead once the object was dropped (expired,
 evicted, invalidated), even if the address is written again, as in the memory

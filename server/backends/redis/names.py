@@ -3,7 +3,9 @@
 Key layout (schema 1; ``<ns>`` and UIDs escaped, see ``escape``)::
 
     dc:1:registry                                  zset: namespaces by when their data expires
-    dc:1:<ns>:{<study>}:o[:<series>[:<instance>]]  '<token>|<attributes>' (PX ttl)
+    dc:1:<ns>:{<study>}:o[:<series>[:<instance>]]  '<token>|<attributes>' (PX ttl; the
+                                                   attributes sealed with a key file:
+                                                   ``sealing.py``)
     dc:1:<ns>:{<study>}:t                          zset: the study's objects, by expiry
     dc:1:<ns>:{<study>}:g                          serial for new tokens
     dc:1:<ns>:{<study>}:l<depth>                   a complete listing to depth (PX ttl)

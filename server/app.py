@@ -66,6 +66,24 @@ def _credentials(settings: Settings) -> ReloadingCredentials | None:
     return ReloadingCredentials(files)
 
 
+def _health_server(
+    servicer: health.HealthServicer, listen: str | None
+) -> tuple[grpc.Server | None, int]:
+    """A plaintext server of health checks alone, sharing the main server's statuses."""
+    if listen is None:
+        return None, 0
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
+        maximum_concurrent_rpcs=16,
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 4096)],
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen} (health)")
+    return server, port
+
+
 class CacheServer:
     """A running gRPC server: CacheService, health checking and reflection.
 
@@ -112,12 +130,15 @@ class CacheServer:
             self.port = self.grpc_server.add_secure_port(settings.listen, self.tls.credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
+        self.health_server, self.health_port = _health_server(self.health, settings.health_listen)
         self._stopping = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="sweeper", daemon=True)
 
     def start(self) -> CacheServer:
         """Start serving; returns self. Changes nothing process-wide (see ``cli.serve``)."""
         self.grpc_server.start()
+        if self.health_server is not None:
+            self.health_server.start()
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._sweeper.start()
@@ -146,6 +167,8 @@ class CacheServer:
         self.grpc_server.stop(grace)
         self.in_flight.wait_idle(grace)
         self.grpc_server.stop(0).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0).wait()
         if self._sweeper.is_alive():
             self._sweeper.join()
         self.backend.close()

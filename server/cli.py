@@ -119,7 +119,7 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
     log.info(
         "dicomcache serving on %s:%d backend=%s ttl=%gs negative_ttl=%gs max_memory=%d%s "
         "max_message_bytes=%d max_concurrent_rpcs=%d workers=%d grace=%gs log_format=%s "
-        "transport=%s authorization=%s",
+        "transport=%s authorization=%s health=%s",
         host,
         server.port,
         settings.redacted_backend(),
@@ -134,6 +134,9 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
         settings.log_format,
         _transport(settings),
         "policy" if settings.auth_policy_file else "none",
+        f"{settings.health_listen.rsplit(':', 1)[0]}:{server.health_port}"
+        if settings.health_listen
+        else "on the serving port",
     )
     stop.wait()
     if settings.shutdown_delay:

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
         description="host:port to listen on; a sidecar listens on loopback unless told otherwise "
         "(port 0 picks a free port)",
     )
+    health_listen: str | None = Field(
+        None,
+        description="host:port of a plaintext port that serves only grpc.health.v1, for "
+        "probes that cannot do TLS or reach loopback (Kubernetes grpc probes); health "
+        "says nothing about the data, so it may listen anywhere",
+    )
     backend: str = Field(
         "memory",
         description="storage: 'memory', redis://HOST:PORT/DB, rediss://... (TLS), "

@@ -14,14 +14,18 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from dicomtrolley.core import Query, QueryLevels
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dicomcache.client import CacheClient, CachedSearcher, CacheUnavailable, ClientTLS
 from dicomcache.client.convert.objects import study_from_proto
 from dicomcache.server.app import CacheServer
 from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.server.config import Settings
+from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import cache_service_pb2_grpc
 from tests.grpc.test_searcher import FakeArchive
 from tests.support.certs import Authority, Pair
 from tests.support.messages import make_study
@@ -296,3 +300,31 @@ def test_allow_insecure_is_an_explicit_switch():
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_plaintext_health_port_beside_a_mutual_tls_server(tls_files: Pair, ca: Authority):
+    """Kubernetes grpc probes cannot do TLS: health alone on its own plaintext port."""
+    settings = Settings(
+        listen="127.0.0.1:0",
+        health_listen="127.0.0.1:0",
+        tls_cert_file=str(tls_files.cert_file),
+        tls_key_file=str(tls_files.key_file),
+        tls_client_ca_file=str(ca.cert_file),
+    )
+    backend = MemoryBackend(ttl=settings.ttl, negative_ttl=settings.negative_ttl, max_bytes=2**26)
+    server = CacheServer(settings, backend=backend).start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.health_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            check = health_pb2.HealthCheckRequest(service="dicomcache.v1.CacheService")
+            assert health.Check(check, timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+            cache = cache_service_pb2_grpc.CacheServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                cache.GetStats(pb.GetStatsRequest(), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED  # no data here
+            server.announce_stop()
+            assert health.Check(check, timeout=5).status == (
+                health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+    finally:
+        server.stop(grace=0)

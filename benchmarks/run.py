@@ -22,6 +22,7 @@ from . import machine
 from .plan import FULL, QUICK, Plan
 from .report import Row, table, write_json
 from .rows import (
+    encryption,
     expiry,
     large_study,
     memory,
@@ -48,6 +49,7 @@ SUITES: list[tuple[tuple[str, ...], str, Callable[[Plan], list[Row]]]] = [
     (("8a", "8b", "8c"), "Redis backend vs memory backend", redis_hits.run),
     (("9", "9b"), "a 10,000-instance study's hit vs dicomtrolley against Orthanc", large_study.run),
     (("10a", "10b"), "hits over TLS and mutual TLS vs plaintext", transport.run),
+    (("12a", "12b", "12c", "12d"), "Redis hits with values encrypted vs plain", encryption.run),
 ]
 
 ROW_KEYS = [key for keys, _, _ in SUITES for key in keys]

@@ -111,7 +111,9 @@ class Settings(BaseSettings):
     redis_encryption_key_file: str | None = Field(
         None,
         description="Redis: file of AES-256 keys that encrypt every value carrying DICOM "
-        "attributes; the first key writes, all read (rotation)",
+        "attributes, one '<key id> <base64 of 32 bytes>' a line ('#' comments; the id, "
+        "1-16 of A-Za-z0-9._-, is stored in each value); the first key writes, all read "
+        "(rotation); re-read when it changes",
     )
     log_format: Literal["text", "json"] = Field("text", description="log lines as text or JSON")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -7,7 +7,7 @@ import pytest
 
 from dicomcache.server.model import InstanceData, Level, SeriesData, StudyData
 from tests.contract.backends import CacheUnderTest
-from tests.support.builders import attrs
+from tests.support.builders import attrs, canonical_study
 
 
 def reversed_study(uid: str, paths: bool = False) -> StudyData:
@@ -50,3 +50,21 @@ def test_a_shallower_lookup_from_a_deeper_listing_keeps_the_order(cache: CacheUn
     got = cache.backend.lookup_study("ns", "1.2", Level.SERIES)
     assert got is not None
     assert [s.uid for s in got.series] == [s.uid for s in study.series]
+
+
+def test_get_objects_children_after_a_partial_expiry_and_a_rewrite(cache: CacheUnderTest) -> None:
+    """GetObjects promises no order of children (cache_service.proto): the same objects come
+    back whichever order the backend keeps, each once, after part of a study expired and
+    was written again (the memory backend then keeps it last, Redis in uid order)."""
+    study = reversed_study("1.2")
+    first, *rest = study.series
+    cache.backend.add_objects("ns", [StudyData(study.uid, study.attributes, (first,))], 10)
+    cache.backend.add_objects("ns", [StudyData(study.uid, study.attributes, tuple(rest))], None)
+    cache.advance(11)  # the first series expired with its instances (the study was renewed)
+    cache.backend.expire(1000)  # and was reaped (the memory backend's sweeper)
+    cache.backend.add_objects("ns", [StudyData(study.uid, study.attributes, (first,))], None)
+
+    got = cache.backend.get_object("ns", ("1.2",))
+    assert isinstance(got, StudyData)
+    assert sorted(s.uid for s in got.series) == sorted(s.uid for s in study.series)
+    assert canonical_study(got) == canonical_study(study)

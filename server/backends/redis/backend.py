@@ -359,6 +359,7 @@ class RedisBackend:
         """
         ttl_ms = _ms(ttl)
         topology = self._topology
+        where, seal = names.object_keys(), self._values.seal
 
         def work(client: Client) -> tuple[int | None, int]:
             pipe = topology.pipeline(client)
@@ -372,7 +373,7 @@ class RedisBackend:
                         items += [member, "p", b""]
                     else:
                         line = line_of(address)
-                        value = self._values.seal(names.object_key(line).encode(), value)
+                        value = seal(where(line), value)
                         items += [member, "o", value]
                         sizes.append((line, len(value)))
                 written.append(sizes)
@@ -514,14 +515,14 @@ class RedisBackend:
         )
         if read is None:
             return None
-        values = self._values
-        data = values.open(names.object_key(line_of(address)).encode(), read.data)
+        where, values = names.object_keys(), self._values
+        data = values.open(where(line_of(address)), read.data)
         if data is None:
             return None
         pairs: list[tuple[Address, bytes | None]] = [(address, data)]
         base = escape(address[0])
         for member, value in read.descendants:
-            opened = values.open(names.object_key(base + member).encode(), value)
+            opened = values.open(where(base + member), value)
             if opened is not None:  # one that does not open is as if not cached
                 pairs.append((in_study(address[0], member), opened))
         study = _assemble(pairs)[0]
@@ -535,11 +536,11 @@ class RedisBackend:
     ) -> list[tuple[str, bytes | None]] | None:
         """Each object's attributes opened from its value (paths stay None), or None
         when one does not open: an answer stands or falls whole."""
-        values = self._values
+        where, open_value = names.object_keys(), self._values.open
         opened: list[tuple[str, bytes | None]] = []
         for line, value in lines:
             if value is not None:
-                value = values.open(names.object_key(line).encode(), value)
+                value = open_value(where(line), value)
                 if value is None:
                     return None
             opened.append((line, value))

@@ -34,7 +34,6 @@ too, so turning encryption off never serves ciphertext as attributes.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import threading
@@ -55,6 +54,7 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 WARN_SECONDS = 60.0
 _NONCE_INFO = b"dicomcache redis value nonce v1"
+_ID_AT = len(MAGIC) + 1  # where the key id starts, after its length byte
 
 
 class Values(Protocol):
@@ -95,10 +95,8 @@ class _Sealer:
         self.nonce_key = kdf.derive(key.secret)
 
     def seal(self, where: bytes, data: bytes) -> bytes:
-        mac = hmac.new(self.nonce_key, len(where).to_bytes(4, "big"), hashlib.sha256)
-        mac.update(where)
-        mac.update(data)
-        nonce = mac.digest()[:NONCE_BYTES]
+        message = len(where).to_bytes(4, "big") + where + data  # one-shot HMAC: C speed
+        nonce = hmac.digest(self.nonce_key, message, "sha256")[:NONCE_BYTES]
         return self.header + nonce + self.aead.encrypt(nonce, data, self.header + where)
 
     def open(self, where: bytes, value: bytes) -> bytes | None:
@@ -188,13 +186,12 @@ class SealedValues:
         return self._sealers().current.seal(where, data)
 
     def open(self, where: bytes, value: bytes) -> bytes | None:
-        if not value.startswith(MAGIC):
+        if value[: _ID_AT - 1] != MAGIC:
             self._failures.note("not sealed")
             return None
-        length = value[len(MAGIC)] if len(value) > len(MAGIC) else 0
-        start = len(MAGIC) + 1
-        key_id = value[start : start + length]
-        if length == 0 or len(value) < start + length + NONCE_BYTES + TAG_BYTES:
+        length = value[_ID_AT - 1] if len(value) >= _ID_AT else 0
+        key_id = value[_ID_AT : _ID_AT + length]
+        if length == 0 or len(value) < _ID_AT + length + NONCE_BYTES + TAG_BYTES:
             self._failures.note("cut short")
             return None
         sealer = self._sealers().by_id.get(key_id)

@@ -10,8 +10,11 @@ generated stubs (``dicomcache.v1``).
 from dicomcache.client.cache_client import CacheClient
 from dicomcache.client.credentials import ClientTLS, Token
 from dicomcache.client.errors import (
+    CacheAccessDenied,
     CacheError,
+    CachePermissionDenied,
     CacheRejected,
+    CacheUnauthenticated,
     CacheUnavailable,
     ConversionError,
     DicomJsonError,
@@ -20,9 +23,12 @@ from dicomcache.client.errors import (
 from dicomcache.client.searcher import CachedSearcher
 
 __all__ = [
+    "CacheAccessDenied",
     "CacheClient",
     "CacheError",
+    "CachePermissionDenied",
     "CacheRejected",
+    "CacheUnauthenticated",
     "CacheUnavailable",
     "CachedSearcher",
     "ClientTLS",

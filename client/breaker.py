@@ -2,8 +2,10 @@
 
 After ``threshold`` failures in a row the breaker opens: calls skip the cache for
 ``backoff`` seconds. Then one call at a time may try the cache (half-open); a
-success closes the breaker, a failure opens it for another back-off. It logs once
-per change of state, never per call.
+success closes the breaker, a failure opens it for another back-off. A refusal
+(the server's authorization policy said no: it will not heal in seconds) opens
+it at once, for the longer back-off the caller gives. It logs once per change of
+state, never per call.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Breaker:
         self._state = State.CLOSED
         self._failures = 0
         self._opened_at = 0.0
+        self._open_for = backoff  # the back-off of the current opening
+        self._refusal: str | None = None  # why it is open, when a refusal opened it
 
     @property
     def state(self) -> State:
@@ -60,7 +64,7 @@ class Breaker:
         with self._lock:
             if self._state is State.CLOSED:
                 return True
-            if self._state is State.OPEN and self._clock() - self._opened_at >= self.backoff:
+            if self._state is State.OPEN and self._clock() - self._opened_at >= self._open_for:
                 self._state = State.HALF_OPEN
                 return True
             return False
@@ -99,3 +103,24 @@ class Breaker:
                     )
                 self._state = State.OPEN
                 self._opened_at = self._clock()
+                self._open_for = self.backoff
+                self._refusal = None
+
+    def refused(self, backoff: float, reason: str) -> None:
+        """The cache refused this caller (authorization): skip it for ``backoff`` seconds.
+
+        Opens at once, whatever the count: the next call would be refused too.
+        Logs ``reason`` (no request content, no credentials) when it is news: the
+        breaker was closed, or open for another cause. A trial refused for the same
+        reason reopens it without a word.
+        """
+        with self._lock:
+            self._failures += 1
+            if self._state is State.CLOSED or self._refusal != reason:
+                log.warning(
+                    "%s %s: going to the upstream only, retrying in %gs", self.name, reason, backoff
+                )
+            self._state = State.OPEN
+            self._opened_at = self._clock()
+            self._open_for = backoff
+            self._refusal = reason

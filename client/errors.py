@@ -3,7 +3,10 @@
     Exception
     ├── CacheError                    any failure of a call to the cache server
     │   ├── CacheUnavailable          unreachable, too slow, shedding load, or its storage is down
-    │   └── CacheRejected             this request refused: invalid, or a message over a size limit
+    │   ├── CacheRejected             this request refused: invalid, or a message over a size limit
+    │   └── CacheAccessDenied         this caller refused by the server's authorization policy
+    │       ├── CacheUnauthenticated  no identity the server knows (no, unknown or bad token/cert)
+    │       └── CachePermissionDenied known, but without the right on this namespace
     └── ValueError
         └── ConversionError           something the wire contract cannot carry, either way
             ├── QueryConversionError  a Query it cannot carry, or a proto query of unknown kind
@@ -31,6 +34,12 @@ asks for), INTERNAL, UNKNOWN and DATA_LOSS (the cache is broken), and the codes
 the server never sends (UNIMPLEMENTED, UNAUTHENTICATED, PERMISSION_DENIED,
 NOT_FOUND, ...), which mean that whatever answers at the address is not a cache
 this client can use, for any request.
+
+``CacheAccessDenied`` (UNAUTHENTICATED, PERMISSION_DENIED) is a cache fault too,
+but one that will not heal by itself in seconds: it waits for an operator to
+change the credentials or the policy. ``CachedSearcher`` opens its breaker at
+once, for a longer back-off, on the first one (see ``searcher``); a denied
+store switches off only the stores, as a read-only grant intends.
 """
 
 from __future__ import annotations
@@ -67,6 +76,18 @@ class CacheRejected(CacheError):
     ) -> None:
         super().__init__(message, code)
         self.violations = violations
+
+
+class CacheAccessDenied(CacheError):
+    """The server's authorization policy refused this caller; ``code`` says how."""
+
+
+class CacheUnauthenticated(CacheAccessDenied):
+    """UNAUTHENTICATED: the server knows no identity this client presented."""
+
+
+class CachePermissionDenied(CacheAccessDenied):
+    """PERMISSION_DENIED: a known caller without the call's right on its namespace."""
 
 
 class ConversionError(ValueError):
@@ -107,6 +128,11 @@ def translate(error: grpc.RpcError) -> CacheError:
         return CacheUnavailable(f"cache unavailable ({code.name}): {details}", code)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return CacheRejected(f"cache rejected the request: {details}", _violations(error))
+    # The server's words name the right and the namespace, never a token.
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return CacheUnauthenticated(f"cache refused the credentials: {details}", code)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return CachePermissionDenied(f"cache denied the call: {details}", code)
     name = code.name if code is not None else "no status"
     return CacheError(f"cache call failed ({name}): {details}", code)
 

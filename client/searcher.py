@@ -9,6 +9,13 @@ upstream, and after repeated faults the cache is skipped for a back-off period (
 contract cannot carry goes to the upstream without a cache call; one in a call's
 conversion counts as a cache fault. Upstream errors pass through unchanged and are
 never cached.
+
+A refusal by the server's authorization policy (UNAUTHENTICATED, or
+PERMISSION_DENIED of a lookup) is a fault that will not heal in seconds: the cache
+is skipped at once, for ``denied_backoff`` (60 s), and tried again after it (an
+operator may have fixed the policy, which the server re-reads). A denied store
+(a read-only grant) skips only the stores for that long; lookups go on. Each
+change of state is logged once, with the right and namespace, never per call.
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
 from dicomcache.client.convert.query import query_to_proto
 from dicomcache.client.convert.request import Requests, protocol_of, protocol_value
 from dicomcache.client.credentials import ClientTLS, Token
-from dicomcache.client.errors import CacheError, CacheRejected, ConversionError
+from dicomcache.client.errors import (
+    CacheError,
+    CachePermissionDenied,
+    CacheRejected,
+    CacheUnauthenticated,
+    ConversionError,
+)
 from dicomcache.client.namespace import derive_namespace
 from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
 
@@ -49,6 +62,8 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         timeout: seconds any cache call may take before the upstream is asked.
         failure_threshold: cache failures in a row before the cache is skipped.
         backoff: seconds the cache is skipped after that.
+        denied_backoff: seconds the cache (or, for a denied store, the stores) is
+            skipped after the server's authorization policy refused a call.
         ttl: seconds to keep answers, an integer from 0 to ``MAX_TTL`` (0: the
             server's TTL; the server cuts a longer one to its own).
         client: a CacheClient to use instead of one built from target and timeout.
@@ -78,6 +93,7 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         timeout: float = DEFAULT_TIMEOUT,
         failure_threshold: int = 3,
         backoff: float = 10.0,
+        denied_backoff: float = 60.0,
         ttl: int = 0,
         client: CacheClient | None = None,
         clock: Callable[[], float] | None = None,
@@ -106,6 +122,14 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             threshold=failure_threshold,
             backoff=backoff,
             name=f"dicomcache at {self.client.target}",
+            **breaker_options,
+        )
+        self.denied_backoff = denied_backoff
+        # Stores have a gate of their own: a grant may allow reads and not writes.
+        self.store_breaker = Breaker(
+            threshold=1,
+            backoff=denied_backoff,
+            name=f"dicomcache at {self.client.target} (stores)",
             **breaker_options,
         )
 
@@ -143,7 +167,8 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
                     lease,
                     protocol=self.protocol,
                     request=request,
-                )
+                ),
+                store=True,
             )
         return studies
 
@@ -167,17 +192,23 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             self._try(
                 lambda: self.client.store_study(
                     self.namespace, study, query_level, self.ttl, lease, protocol=self.protocol
-                )
+                ),
+                store=True,
             )
         return study
 
-    def _try(self, call: Callable[[], T]) -> T | None:
+    def _try(self, call: Callable[[], T], store: bool = False) -> T | None:
         """Run one cache call if the breaker allows; any failure is swallowed.
 
         Faults of the cache count against it in the breaker; a refusal of this one
         request (``CacheRejected``) does not: that call goes to the upstream alone.
+        An authorization refusal opens the breaker at once for ``denied_backoff``;
+        of a store (``store``), only the stores' breaker.
         """
+        if store and not self.store_breaker.allow():
+            return None
         if not self.breaker.allow():
+            self._store_done(store)
             return None
         try:
             result = call()
@@ -187,14 +218,39 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             code = exc.code.name if exc.code is not None else "no status"
             log.debug("cache refused the request (%s; fields: %s)", code, fields)
             self.breaker.inconclusive()
+            self._store_done(store)
+            return None
+        except CachePermissionDenied:
+            # The right and the namespace are this searcher's own: nothing from the call.
+            right = "write" if store else "read"
+            reason = f"denied the {right} right on namespace {self.namespace} (PERMISSION_DENIED)"
+            if store:  # the cache answered: reading may be all this caller is granted
+                self.store_breaker.refused(self.denied_backoff, reason)
+                self.breaker.inconclusive()
+            else:
+                self.breaker.refused(self.denied_backoff, reason)
+            return None
+        except CacheUnauthenticated:
+            reason = "refused this client's credentials (UNAUTHENTICATED)"
+            self.breaker.refused(self.denied_backoff, reason)
+            self._store_done(store)
             return None
         except CacheError as exc:
             log.debug("cache call failed: %s", type(exc).__name__)
             self.breaker.failed()
+            self._store_done(store)
             return None
         except Exception as exc:
             log.warning("unexpected cache client error: %s", type(exc).__name__)
             self.breaker.failed()
+            self._store_done(store)
             return None
         self.breaker.succeeded()
+        if store:
+            self.store_breaker.succeeded()
         return result
+
+    def _store_done(self, store: bool) -> None:
+        """A store's call ended without a word on the write right: a trial hands its turn back."""
+        if store:
+            self.store_breaker.inconclusive()

@@ -100,3 +100,38 @@ def test_an_inconclusive_trial_hands_its_turn_back():
     assert breaker.state is State.HALF_OPEN
     breaker.succeeded()
     assert breaker.state is State.CLOSED
+
+
+def test_a_refusal_opens_at_once_for_its_own_backoff_and_logs_once(caplog):
+    clock = FakeClock()
+    breaker = Breaker(threshold=3, backoff=10, clock=clock, name="cache")
+    with caplog.at_level(logging.INFO):
+        breaker.refused(60, "denied the read right")
+        assert breaker.state is State.OPEN
+        clock.advance(59)
+        assert not breaker.allow(), "a refusal waits its own back-off, not the failures' 10 s"
+        clock.advance(1)
+        assert breaker.allow()
+        breaker.refused(60, "denied the read right")  # the trial: refused again, silently
+        clock.advance(60)
+        assert breaker.allow()
+        breaker.refused(60, "refused the credentials")  # another cause: news
+        clock.advance(60)
+        assert breaker.allow()
+        breaker.succeeded()
+    assert [r.getMessage() for r in caplog.records] == [
+        "cache denied the read right: going to the upstream only, retrying in 60s",
+        "cache refused the credentials: going to the upstream only, retrying in 60s",
+        "cache is back: using it again",
+    ]
+
+
+def test_after_a_refusal_failures_back_off_as_before():
+    clock = FakeClock()
+    breaker = Breaker(threshold=1, backoff=10, clock=clock)
+    breaker.refused(60, "refused")
+    clock.advance(60)
+    assert breaker.allow()
+    breaker.failed()
+    clock.advance(10)
+    assert breaker.allow()

@@ -9,7 +9,9 @@ import dicomcache.client
 from dicomcache.client.convert import dicom_json, query
 from dicomcache.client.errors import (
     CacheError,
+    CachePermissionDenied,
     CacheRejected,
+    CacheUnauthenticated,
     CacheUnavailable,
     ConversionError,
     DicomJsonError,
@@ -105,7 +107,8 @@ def test_a_refusal_of_one_request_is_cache_rejected(code: grpc.StatusCode, detai
         (S.INTERNAL, "internal error (request id 1)", CacheError),
         (S.UNKNOWN, "Exception calling application", CacheError),
         (S.UNIMPLEMENTED, "Method not found!", CacheError),
-        (S.UNAUTHENTICATED, "", CacheError),
+        (S.UNAUTHENTICATED, "no known identity", CacheUnauthenticated),
+        (S.PERMISSION_DENIED, "no read right on namespace 'a'", CachePermissionDenied),
     ],
 )
 def test_faults_of_the_cache_are_not_cache_rejected(

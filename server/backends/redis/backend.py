@@ -143,6 +143,10 @@ def _objects(studies: Sequence[StudyData]) -> Iterator[tuple[Address, bytes | No
                 yield (study.uid, series.uid, instance.uid), instance.attributes
 
 
+def _unbound(line: str) -> bytes:
+    return b""
+
+
 def _assemble(pairs: Sequence[tuple[Address, bytes | None]]) -> list[StudyData]:
     """Rebuild study trees from (address, attributes) in any order that puts parents
     first; a descendant whose parent is absent hangs under a path-only parent."""
@@ -359,7 +363,7 @@ class RedisBackend:
         """
         ttl_ms = _ms(ttl)
         topology = self._topology
-        where, seal = names.object_keys(), self._values.seal
+        where, seal = self._where(names), self._values.seal
 
         def work(client: Client) -> tuple[int | None, int]:
             pipe = topology.pipeline(client)
@@ -515,7 +519,7 @@ class RedisBackend:
         )
         if read is None:
             return None
-        where, values = names.object_keys(), self._values
+        where, values = self._where(names), self._values
         data = values.open(where(line_of(address)), read.data)
         if data is None:
             return None
@@ -531,12 +535,16 @@ class RedisBackend:
         series = study.series[0]
         return series if len(address) == 2 else series.instances[0]
 
+    def _where(self, names: Names) -> Callable[[str], bytes]:
+        """The key name each object's value is bound to, by its line (b"" when unsealed)."""
+        return names.object_keys() if self._values.binds else _unbound
+
     def _opened(
         self, names: Names, lines: Sequence[tuple[str, bytes | None]]
     ) -> list[tuple[str, bytes | None]] | None:
         """Each object's attributes opened from its value (paths stay None), or None
         when one does not open: an answer stands or falls whole."""
-        where, open_value = names.object_keys(), self._values.open
+        where, open_value = self._where(names), self._values.open
         opened: list[tuple[str, bytes | None]] = []
         for line, value in lines:
             if value is not None:

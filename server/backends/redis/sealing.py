@@ -60,6 +60,8 @@ _ID_AT = len(MAGIC) + 1  # where the key id starts, after its length byte
 class Values(Protocol):
     """How object attributes are kept in Redis values. Implementations are thread-safe."""
 
+    binds: bool  # whether ``where`` matters (False: any bytes will do, none need building)
+
     def seal(self, where: bytes, data: bytes) -> bytes:
         """The value to store at Redis key ``where`` for attributes ``data``."""
         ...
@@ -71,6 +73,8 @@ class Values(Protocol):
 
 class PlainValues:
     """Attributes stored as they are; a sealed value (a key file is needed) opens as None."""
+
+    binds = False
 
     def seal(self, where: bytes, data: bytes) -> bytes:
         return data
@@ -148,6 +152,8 @@ class SealedValues:
     Thread-safe: the keys in use are swapped as one attribute when the file changes.
     Clock: injected, monotonic (how often a warning about unreadable values is logged).
     """
+
+    binds = True
 
     def __init__(self, keys: KeyFile, *, clock: Clock = monotonic) -> None:
         self._file = keys

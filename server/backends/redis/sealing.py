@@ -13,6 +13,8 @@ AES key, HKDF), so the same attributes at the same key under the same AES key se
 to the same bytes, and different ones to different nonces (a repeat is a
 2^-96 chance per pair). What that shows an onlooker is whether an object was
 written again with the same attributes, which its unchanged token shows anyway.
+After a rotation an object's first write under the new key seals to other bytes,
+so it gets a new token and the answers that held it miss once.
 
 A sealed value::
 

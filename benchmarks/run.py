@@ -30,6 +30,7 @@ from .rows import (
     redis_hits,
     scaling,
     searcher_hits,
+    security,
     transport,
 )
 
@@ -49,6 +50,7 @@ SUITES: list[tuple[tuple[str, ...], str, Callable[[Plan], list[Row]]]] = [
     (("8a", "8b", "8c"), "Redis backend vs memory backend", redis_hits.run),
     (("9", "9b"), "a 10,000-instance study's hit vs dicomtrolley against Orthanc", large_study.run),
     (("10a", "10b"), "hits over TLS and mutual TLS vs plaintext", transport.run),
+    (("11a", "11b", "11c"), "hits with authorization over mutual TLS vs without", security.run),
     (("12a", "12b", "12c", "12d"), "Redis hits with values encrypted vs plain", encryption.run),
 ]
 

@@ -6,8 +6,10 @@ import logging
 import threading
 from collections.abc import Iterable
 from concurrent import futures
+from typing import Any
 
 import grpc
+import prometheus_client
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -17,9 +19,14 @@ from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.backends import Backend
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.config import Settings
+from dicomcache.server.telemetry import Telemetry
+from dicomcache.server.telemetry.labels import NamespaceLabels
+from dicomcache.server.telemetry.metrics import Metrics
+from dicomcache.server.telemetry.tracing import Tracer
 from dicomcache.server.tls import ReloadingCredentials, TLSFiles
 
 log = logging.getLogger(__name__)
+summary_log = logging.getLogger("dicomcache.summary")
 
 SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired entries
 SWEEP_CHUNK = 32  # entries reaped at a time: the backend's lock is held for about 0.1 ms
@@ -95,19 +102,29 @@ class CacheServer:
         settings: Settings,
         backend: Backend | None = None,
         extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
+        tracer_provider: Any = None,
     ) -> None:
         self.settings = settings
         self.authorizer = Authorizer.from_settings(settings)  # a bad policy fails here, first
         self.backend = backend if backend is not None else build_backend(settings)
+        labels = NamespaceLabels()
+        metrics = Metrics(self.backend, 0, labels) if settings.metrics_listen else None
+        tracer = Tracer(tracer_provider) if tracer_provider is not None else None
+        self.telemetry = Telemetry(metrics, tracer, labels)
         self.in_flight = InFlight()
         limit = int(settings.max_message_bytes)
         self.grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             handlers=[
                 handler(
-                    CacheService(self.backend, max_ttl=settings.ttl, max_message_bytes=limit),
+                    CacheService(
+                        self.telemetry.backend(self.backend),
+                        max_ttl=settings.ttl,
+                        max_message_bytes=limit,
+                    ),
                     self.in_flight,
                     self.authorizer,
+                    self.telemetry,
                 ),
                 *extra_handlers,
             ],
@@ -131,17 +148,29 @@ class CacheServer:
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
         self.health_server, self.health_port = _health_server(self.health, settings.health_listen)
+        self.metrics_http: Any = None  # prometheus_client's WSGI server, once started
+        self.metrics_port = 0
         self._stopping = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="sweeper", daemon=True)
+        self._summary = threading.Thread(target=self._summarize, name="summary", daemon=True)
 
     def start(self) -> CacheServer:
         """Start serving; returns self. Changes nothing process-wide (see ``cli.serve``)."""
         self.grpc_server.start()
         if self.health_server is not None:
             self.health_server.start()
+        if self.telemetry.metrics is not None and self.settings.metrics_listen:
+            host, _, port = self.settings.metrics_listen.rpartition(":")
+            registry = self.telemetry.metrics.registry
+            self.metrics_http, _ = prometheus_client.start_http_server(
+                int(port), host.strip("[]") or "0.0.0.0", registry=registry
+            )
+            self.metrics_port = self.metrics_http.server_port
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._sweeper.start()
+        if self.settings.log_summary_interval:
+            self._summary.start()
         return self
 
     def announce_stop(self) -> None:
@@ -171,7 +200,17 @@ class CacheServer:
             self.health_server.stop(0).wait()
         if self._sweeper.is_alive():
             self._sweeper.join()
+        if self._summary.is_alive():
+            self._summary.join()
+        if self.metrics_http is not None:
+            self.metrics_http.shutdown()
+            self.metrics_http.server_close()
         self.backend.close()
+
+    def _summarize(self) -> None:
+        """Log the summary line every ``log_summary_interval`` seconds."""
+        while not self._stopping.wait(self.settings.log_summary_interval):
+            summary_log.info("%s", self.telemetry.summary())
 
     def _sweep(self) -> None:
         """Reap expired entries a chunk at a time, so no request ever pays for a full sweep."""

@@ -24,6 +24,22 @@ class Settings(BaseSettings):
         description="host:port to listen on; a sidecar listens on loopback unless told otherwise "
         "(port 0 picks a free port)",
     )
+    metrics_listen: str | None = Field(
+        None,
+        description="host:port of an HTTP listener serving Prometheus metrics at /metrics "
+        "(off by default; namespace names, counts, sizes and durations, no patient data)",
+    )
+    log_summary_interval: float = Field(
+        60.0,
+        ge=0,
+        description="seconds between INFO summary lines (calls, rates, errors, hit ratio); "
+        "0 for none",
+    )
+    tracing: bool = Field(
+        False,
+        description="export OpenTelemetry traces over OTLP, configured by the standard "
+        "OTEL_EXPORTER_OTLP_* variables (needs the 'tracing' extra)",
+    )
     health_listen: str | None = Field(
         None,
         description="host:port of a plaintext port that serves only grpc.health.v1, for "

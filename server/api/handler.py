@@ -25,6 +25,7 @@ from dicomcache.server.auth.access import Access
 from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.auth.rights import Right
 from dicomcache.server.errors import InvalidArgument
+from dicomcache.server.telemetry import Telemetry
 from dicomcache.v1 import cache_service_pb2 as pb
 
 
@@ -78,12 +79,12 @@ Call = tuple[Callable[..., Any], type[Message], bool]
 
 
 def _unary(
-    method: str, call: Call, in_flight: InFlight, authorizer: Authorizer
+    method: str, call: Call, in_flight: InFlight, authorizer: Authorizer, telemetry: Telemetry
 ) -> grpc.RpcMethodHandler:
     function, message_type, takes_access = call
 
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
-        with in_flight:
+        with in_flight, telemetry.call(method, context) as seen:
             try:
                 # Who first: a caller the policy does not know learns nothing, not even
                 # whether its request parses.
@@ -94,10 +95,14 @@ def _unary(
                     )
                 authorizer.authorize(method, request, access)
                 if takes_access:
-                    return function(request, _visible(access))
-                return function(request)
+                    response = function(request, _visible(access))
+                else:
+                    response = function(request)
             except Exception as exc:
+                seen.failed(exc)
                 status.abort(context, exc, method)
+            seen.answered(response)
+            return response
 
     return grpc.unary_unary_rpc_method_handler(
         handle, request_deserializer=_parser(message_type), response_serializer=_serialize
@@ -124,13 +129,15 @@ def _streamed(
     in_flight: InFlight,
     max_message_bytes: int,
     authorizer: Authorizer,
+    telemetry: Telemetry,
 ) -> grpc.RpcMethodHandler:
     """A Stream* lookup: the unary lookup ``call`` of the wrapped request, in pieces."""
     function, message_type, _ = call
     chunk_bytes = min(STREAM_CHUNK_BYTES, max_message_bytes - _STREAM_OVERHEAD)
 
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
-        with in_flight:  # until the last piece is sent or the call is cancelled
+        # Until the last piece is sent or the call is cancelled.
+        with in_flight, telemetry.call(method, context) as seen:
             try:
                 access = authorizer.authenticate(context)
                 if isinstance(request, _Malformed):
@@ -142,21 +149,28 @@ def _streamed(
                 authorizer.authorize(method, request, access)
                 response = _serialize(function(request.request))
             except Exception as exc:
+                seen.failed(exc)
                 status.abort(context, exc, method)
+            seen.answered(response)
             yield from encode.stream(response, chunk_bytes, max_message_bytes)
 
     return grpc.unary_stream_rpc_method_handler(handle, request_deserializer=_parser(message_type))
 
 
 def handler(
-    service: CacheService, in_flight: InFlight, authorizer: Authorizer | None = None
+    service: CacheService,
+    in_flight: InFlight,
+    authorizer: Authorizer | None = None,
+    telemetry: Telemetry | None = None,
 ) -> grpc.GenericRpcHandler:
     """The gRPC handler that serves ``service`` as dicomcache.v1.CacheService.
 
     Every call is authenticated and authorized by ``authorizer`` before the
     service sees it (``server/auth``); without one, every caller has every right.
+    Every call is observed by ``telemetry`` (``server/telemetry``).
     """
     authorizer = authorizer if authorizer is not None else Authorizer()
+    telemetry = telemetry if telemetry is not None else Telemetry()
     table: dict[str, Call] = {
         "LookupQuery": (service.lookup_query, pb.LookupQueryRequest, False),
         "StoreQuery": (service.store_query, pb.StoreQueryRequest, False),
@@ -171,9 +185,12 @@ def handler(
         "StreamLookupQuery": (service.lookup_query, pb.StreamLookupQueryRequest, False),
         "StreamLookupStudy": (service.lookup_study, pb.StreamLookupStudyRequest, False),
     }
-    methods = {name: _unary(name, call, in_flight, authorizer) for name, call in table.items()}
+    methods = {
+        name: _unary(name, call, in_flight, authorizer, telemetry) for name, call in table.items()
+    }
+    limit = service.max_message_bytes
     methods.update(
-        (name, _streamed(name, call, in_flight, service.max_message_bytes, authorizer))
+        (name, _streamed(name, call, in_flight, limit, authorizer, telemetry))
         for name, call in streams.items()
     )
     return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)

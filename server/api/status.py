@@ -43,6 +43,23 @@ MAX_DETAILS_BYTES = 4096  # of the serialized BadRequest
 MAX_MESSAGE_BYTES = 600  # of the status message, UTF-8
 
 
+_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (BackendUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (AnswerTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+)
+
+
+def code_of(exc: BaseException) -> grpc.StatusCode:
+    """The status code that ``abort`` ends a call with for ``exc``."""
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
 def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoReturn:
     """End the call with the status that ``exc`` stands for."""
     if isinstance(exc, InvalidArgument):

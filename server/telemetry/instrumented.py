@@ -1,0 +1,142 @@
+"""The backend seen from outside: each operation timed, failures and hits counted, traced.
+
+``InstrumentedBackend`` is a ``Backend`` that forwards every call to the real one,
+so neither backend knows about metrics or traces. It counts lookups by result
+for the periodic summary always (two integers), and feeds metrics and spans when
+the server has them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from dicomcache.server.backends import Backend
+from dicomcache.server.model import Address, CachedObject, Level, Stats, StudyData
+from dicomcache.server.telemetry.metrics import Metrics
+from dicomcache.server.telemetry.tracing import Tracer
+
+T = TypeVar("T")
+
+
+class LookupCounts:
+    """Hits and misses since start. Thread-safe: ``next`` on a count is atomic in CPython."""
+
+    def __init__(self) -> None:
+        self._hits = itertools.count()
+        self._misses = itertools.count()
+        self.hits = 0
+        self.misses = 0
+
+    def hit(self) -> None:
+        """Count one hit."""
+        self.hits = next(self._hits) + 1
+
+    def miss(self) -> None:
+        """Count one miss."""
+        self.misses = next(self._misses) + 1
+
+
+class InstrumentedBackend:
+    """A Backend that times, counts and traces the one it wraps.
+
+    Thread-safe as the wrapped backend is. Clock: ``time.perf_counter`` for durations.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        counts: LookupCounts,
+        metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
+        self.backend = backend
+        self.counts = counts
+        self.metrics = metrics
+        self.tracer = tracer
+
+    def _run(self, operation: str, call: Callable[[], T]) -> T:
+        metrics, tracer = self.metrics, self.tracer
+        if metrics is None and tracer is None:
+            return call()
+        span = tracer.backend_span(operation) if tracer is not None else None
+        start = time.perf_counter()
+        try:
+            result = call()
+        except Exception as exc:
+            if metrics is not None:
+                metrics.backend_errors.labels(operation, type(exc).__name__).inc()
+            if span is not None:
+                span.fail(exc)
+            raise
+        finally:
+            if metrics is not None:
+                metrics.backend_duration.labels(operation).observe(time.perf_counter() - start)
+            if span is not None:
+                span.end()
+        return result
+
+    def _looked_up(self, namespace: str, found: Any) -> None:
+        if found is None:
+            self.counts.miss()
+        else:
+            self.counts.hit()
+        if self.metrics is not None:
+            label = self.metrics.labels(namespace)
+            self.metrics.lookups.labels(label, "miss" if found is None else "hit").inc()
+
+    def lookup_query(self, namespace: str, key: bytes) -> list[StudyData] | None:
+        found = self._run("lookup_query", lambda: self.backend.lookup_query(namespace, key))
+        self._looked_up(namespace, found)
+        return found
+
+    def lease(self, namespace: str) -> int:
+        return self._run("lease", lambda: self.backend.lease(namespace))
+
+    def store_query(
+        self,
+        namespace: str,
+        key: bytes,
+        studies: Sequence[StudyData],
+        ttl: float | None,
+        lease: int = 0,
+    ) -> bool:
+        return self._run(
+            "store_query", lambda: self.backend.store_query(namespace, key, studies, ttl, lease)
+        )
+
+    def lookup_study(self, namespace: str, study_uid: str, level: Level) -> StudyData | None:
+        found = self._run(
+            "lookup_study", lambda: self.backend.lookup_study(namespace, study_uid, level)
+        )
+        self._looked_up(namespace, found)
+        return found
+
+    def store_study(
+        self, namespace: str, study: StudyData, level: Level, ttl: float | None, lease: int = 0
+    ) -> bool:
+        return self._run(
+            "store_study", lambda: self.backend.store_study(namespace, study, level, ttl, lease)
+        )
+
+    def add_objects(self, namespace: str, studies: Sequence[StudyData], ttl: float | None) -> int:
+        return self._run("add_objects", lambda: self.backend.add_objects(namespace, studies, ttl))
+
+    def get_object(self, namespace: str, address: Address) -> CachedObject | None:
+        return self._run("get_object", lambda: self.backend.get_object(namespace, address))
+
+    def invalidate(self, namespace: str, address: Address | None) -> int:
+        return self._run("invalidate", lambda: self.backend.invalidate(namespace, address))
+
+    def stats(
+        self, namespace: str | None, after: str | None = None, limit: int | None = None
+    ) -> Stats:
+        return self._run("stats", lambda: self.backend.stats(namespace, after, limit))
+
+    def expire(self, max_items: int) -> int:
+        return self.backend.expire(max_items)  # the sweeper's, every second: not a call's work
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,182 @@
+"""The server's Prometheus metrics, in a registry of its own.
+
+A registry per server, not prometheus_client's global one: a library must not
+change process-wide state, and two servers in one process (the tests) must not
+share counters. ``serve`` exposes it on ``--metrics-listen``.
+
+Counted as they happen: calls by method and status, their latency, lookups by
+namespace and result, backend operations' latency and failures. Read from the
+backend at scrape time (``CacheCollector``): cached objects, queries and bytes by
+namespace, evictions and expirations by namespace, the cache's total and its
+limit. Process metrics (RSS, CPU, open files) and the garbage collector's come
+with prometheus_client's own collectors, in the same registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from dicomcache.server.backends import Backend
+from dicomcache.server.telemetry.labels import NamespaceLabels
+
+log = logging.getLogger(__name__)
+
+# Seconds: a memory hit is well under a millisecond, a Redis hit a few, a large
+# store or a stalled backend up to the deadline and past it.
+LATENCY_BUCKETS = (
+    0.0002,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    10.0,
+)
+
+
+class Metrics:
+    """Every metric of one server. Thread-safe (prometheus_client's metrics are). No clock.
+
+    Args:
+        backend: read at scrape time for sizes, evictions and expirations.
+        max_bytes: the memory limit reported (0 for a backend without one).
+        labels: the namespace labels, shared with whoever counts by namespace.
+    """
+
+    def __init__(self, backend: Backend, max_bytes: int, labels: NamespaceLabels) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.labels = labels
+        self.rpc_requests = Counter(
+            "dicomcache_rpc_requests",
+            "Calls served, by method and status code",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.rpc_duration = Histogram(
+            "dicomcache_rpc_duration_seconds",
+            "Time from a call's arrival to its response, by method",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.lookups = Counter(
+            "dicomcache_lookups",
+            "Lookups answered by this server, by namespace and result (hit or miss)",
+            ["namespace", "result"],
+            registry=self.registry,
+        )
+        self.backend_duration = Histogram(
+            "dicomcache_backend_duration_seconds",
+            "Time of each storage backend operation",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.backend_errors = Counter(
+            "dicomcache_backend_errors",
+            "Storage backend operations that failed, by operation and error",
+            ["operation", "error"],
+            registry=self.registry,
+        )
+        self.registry.register(CacheCollector(backend, max_bytes, labels))
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+
+# Namespace groups read per scrape, as one GetStats page: past the label cap they
+# are summed under OTHER; past this many (in name order) they are not read at all,
+# so a scrape costs the same whatever the number of namespaces.
+SCRAPED_GROUPS = 1000
+
+
+class CacheCollector(Collector):
+    """Sizes and counters of the cache, read from the backend at each scrape.
+
+    Reading at scrape time costs nothing on the hot path, and the figures are those
+    of ``GetStats`` (with Redis: of the whole shared cache, not of this server).
+    Namespaces past the label cap are summed under the OTHER label. A backend that
+    cannot answer leaves these metrics out of the scrape and sets
+    ``dicomcache_cache_up`` to 0. Thread-safe: the backend is.
+    """
+
+    def __init__(self, backend: Backend, max_bytes: int, labels: NamespaceLabels) -> None:
+        self.backend = backend
+        self.max_bytes = max_bytes
+        self.labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("dicomcache_cache_up", "1 when the backend answered this scrape")
+        try:
+            stats = self.backend.stats(None, None, SCRAPED_GROUPS)
+        except Exception as exc:  # a scrape must not fail because the cache is down
+            log.warning("metrics: the backend did not answer: %s", type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        objects = GaugeMetricFamily(
+            "dicomcache_cached_objects", "Objects with cached data", labels=["namespace", "level"]
+        )
+        queries = GaugeMetricFamily(
+            "dicomcache_cached_queries", "Query answers cached", labels=["namespace"]
+        )
+        size = GaugeMetricFamily(
+            "dicomcache_cached_bytes", "Bytes of cached data", labels=["namespace"]
+        )
+        evictions = CounterMetricFamily(
+            "dicomcache_evictions",
+            "Objects evicted to stay within the memory limit (from zero when a namespace empties)",
+            labels=["namespace"],
+        )
+        expirations = CounterMetricFamily(
+            "dicomcache_expirations",
+            "Objects dropped when their time to live ran out (from zero when a namespace empties)",
+            labels=["namespace"],
+        )
+        sums: dict[str, list[int]] = defaultdict(lambda: [0] * 7)
+        for each in stats.namespaces:
+            figures = sums[self.labels(each.namespace)]
+            for i, value in enumerate(
+                (
+                    each.studies,
+                    each.series,
+                    each.instances,
+                    each.queries,
+                    each.bytes,
+                    each.evictions,
+                    each.expirations,
+                )
+            ):
+                figures[i] += value
+        for label, (studies, series, instances, count, data, evicted, expired) in sums.items():
+            for level, value in (("study", studies), ("series", series), ("instance", instances)):
+                objects.add_metric([label, level], value)
+            queries.add_metric([label], count)
+            size.add_metric([label], data)
+            evictions.add_metric([label], evicted)
+            expirations.add_metric([label], expired)
+        yield from (objects, queries, size, evictions, expirations)
+        total = GaugeMetricFamily("dicomcache_memory_bytes", "Bytes of cached data in all")
+        total.add_metric([], stats.total_bytes)
+        yield total
+        limit = GaugeMetricFamily(
+            "dicomcache_memory_limit_bytes", "The memory backend's limit (0: none)"
+        )
+        limit.add_metric([], stats.max_bytes or self.max_bytes)
+        yield limit

@@ -1,0 +1,94 @@
+"""OpenTelemetry spans for the server: one per call, a child per backend operation.
+
+The caller's trace continues here: the W3C ``traceparent`` (and ``tracestate``)
+that ``CachedSearcher`` or any instrumented gRPC client sends in the call's
+metadata is the parent of the call's span. The ``tracing`` extra installs
+``opentelemetry-api`` and ``-sdk``; without it this module still imports, and a
+server given no tracer provider makes no spans.
+
+Span names are the method and the operation; attributes are the method, the
+status code, the namespace (an archive's name) and byte counts: never request
+content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+SERVER_PREFIX = "dicomcache.v1.CacheService/"
+
+
+class Span:
+    """One started span, made current until it ends. Not thread-safe: one call's thread."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Any, token: Any) -> None:
+        self._span = span
+        self._token = token
+
+    def set(self, name: str, value: str | int) -> None:
+        """Set one attribute (no PHI: counts, sizes, codes, namespace names)."""
+        self._span.set_attribute(name, value)
+
+    def fail(self, exc: BaseException, code: str | None = None) -> None:
+        """Mark the span failed with the exception's type (not its message: it may quote data)."""
+        from opentelemetry.trace import Status, StatusCode
+
+        self._span.set_attribute("error.type", type(exc).__name__)
+        if code is not None:
+            self._span.set_attribute("rpc.grpc.status_code", code)
+        self._span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+
+    def end(self) -> None:
+        """End the span and restore the context that was current before it."""
+        from opentelemetry import context
+
+        self._span.end()
+        context.detach(self._token)
+
+
+class Tracer:
+    """Makes the server's spans from a ``TracerProvider``. Thread-safe. No clock of its own.
+
+    Args:
+        provider: an OpenTelemetry TracerProvider (the SDK's, with its exporters).
+    """
+
+    def __init__(self, provider: Any) -> None:
+        from opentelemetry.propagate import get_global_textmap
+
+        self._tracer = provider.get_tracer("dicomcache.server")
+        self._propagator = get_global_textmap()
+
+    def server_span(self, method: str, metadata: Sequence[tuple[str, Any]]) -> Span:
+        """The span of one call, child of the caller's trace when its metadata carries one."""
+        from opentelemetry import context, trace
+
+        carrier = {key: value for key, value in metadata if isinstance(value, str)}
+        parent = self._propagator.extract(carrier)
+        span = self._tracer.start_span(
+            SERVER_PREFIX + method,
+            context=parent,
+            kind=trace.SpanKind.SERVER,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": "dicomcache.v1.CacheService",
+                "rpc.method": method,
+            },
+        )
+        token = context.attach(trace.set_span_in_context(span, parent))
+        return Span(span, token)
+
+    def backend_span(self, operation: str) -> Span:
+        """A child of the current span for one backend operation."""
+        from opentelemetry import context, trace
+
+        span = self._tracer.start_span(
+            f"backend {operation}",
+            kind=trace.SpanKind.INTERNAL,
+            attributes={"dicomcache.backend.operation": operation},
+        )
+        token = context.attach(trace.set_span_in_context(span))
+        return Span(span, token)

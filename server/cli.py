@@ -15,7 +15,7 @@ from types import FrameType
 
 from pydantic import ByteSize, ValidationError
 
-from dicomcache.server import logs
+from dicomcache.server import logs, process
 from dicomcache.server.app import CacheServer
 from dicomcache.server.auth.policy import PolicyError
 from dicomcache.server.config import Settings
@@ -99,6 +99,7 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
     logs.configure(settings.log_format, settings.log_level)
 
     sys.setswitchinterval(SWITCH_INTERVAL)
+    process.tune()  # the collector's and the allocator's settings: see ``process``
     # Handlers first: whoever reads the startup line may signal at once.
     stop = threading.Event()
 

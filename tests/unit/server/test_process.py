@@ -1,0 +1,68 @@
+"""The serve process's collector and allocator settings (issue 11: full collections over a
+large cache stalled every call). Each test runs in a fresh interpreter: the settings are
+process-wide, and this one must keep its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_what_survives_a_middle_collection_is_frozen() -> None:
+    out = _run(
+        """
+        import gc
+        from dicomcache.server import process
+        process.tune()
+        kept = [[n] for n in range(10_000)]  # long-lived, as a cache's nodes
+        gc.collect(1)
+        young = sum(len(gc.get_objects(g)) for g in range(3))
+        print(gc.get_freeze_count() >= 10_000, young < 10_000)
+        """
+    )
+    assert out == "True True"
+
+
+def test_the_full_collection_frees_cycles_that_were_frozen() -> None:
+    out = _run(
+        """
+        import gc
+        from dicomcache.server import process
+        process.tune()
+
+        class Node:
+            pass
+
+        pairs = [(Node(), Node()) for _ in range(100)]
+        for a, b in pairs:
+            a.other, b.other = b, a
+        del a, b
+        gc.collect(1)  # the cycles are alive: frozen with the rest
+        del pairs  # now garbage, out of reach of ordinary collections
+        print(gc.collect(), process.full_collection() >= 200)
+        """
+    )
+    assert out == "0 True"
+
+
+def test_the_allocator_can_be_trimmed_here() -> None:
+    out = _run(
+        """
+        from dicomcache.server import process
+        trim = process._malloc_trim()
+        print(trim is not None and trim(0) in (0, 1))
+        """
+    )
+    assert out == "True"

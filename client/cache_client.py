@@ -44,6 +44,7 @@ from dicomcache.client.convert.query import LEVELS, query_to_proto
 from dicomcache.client.convert.request import archive_request, protocol_value
 from dicomcache.client.credentials import ClientTLS, Token
 from dicomcache.client.errors import CacheError, CacheUnavailable, translate
+from dicomcache.client.tracing import trace_metadata
 from dicomcache.client.watchdog import Watchdog
 from dicomcache.contract import MAX_MESSAGE_BYTES
 from dicomcache.v1 import cache_service_pb2 as pb
@@ -127,6 +128,9 @@ class CacheClient:
             TLS); None talks plaintext, which the server allows on loopback only.
         token: a bearer token sent with every call, as a string or a ``Token``
             (which can read it from a file, re-read when it changes).
+        trace_context: send the current OpenTelemetry trace context with every call
+            (W3C ``traceparent`` metadata), so the server's spans join the caller's
+            trace; needs the ``tracing`` extra.
 
     Raises:
         OSError: a TLS file cannot be read.
@@ -143,8 +147,10 @@ class CacheClient:
         clock: Callable[[], float] = time.monotonic,
         tls: ClientTLS | None = None,
         token: Token | str | None = None,
+        trace_context: bool = False,
     ) -> None:
         self.target = target
+        self.trace_context = trace_context
         self.tls = tls
         self._token = Token(token) if isinstance(token, str) else token
         self.timeout = timeout
@@ -193,13 +199,23 @@ class CacheClient:
             raise translate(exc) from exc
 
     def _metadata(self) -> tuple[tuple[str, str], ...] | None:
-        """The token's call metadata, if any; a token file that cannot be read is a cache fault."""
-        if self._token is None:
+        """The call's metadata: the token and the trace context, when there are.
+
+        A token file that cannot be read is a cache fault.
+        """
+        if self._token is None and not self.trace_context:
             return None
-        try:
-            return self._token.metadata()
-        except (OSError, ValueError) as exc:
-            raise CacheUnavailable(f"cannot read the cache token: {type(exc).__name__}") from exc
+        metadata: tuple[tuple[str, str], ...] = ()
+        if self._token is not None:
+            try:
+                metadata = self._token.metadata()
+            except (OSError, ValueError) as exc:
+                raise CacheUnavailable(
+                    f"cannot read the cache token: {type(exc).__name__}"
+                ) from exc
+        if self.trace_context:
+            metadata = (*metadata, *trace_metadata())
+        return metadata
 
     def _store_limit(self) -> int:
         """The largest store worth sending: its hit must fit this client and the server."""

@@ -20,9 +20,11 @@ change of state is logged once, with the right and namespace, never per call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dicomtrolley.core import Query, QueryLevels, Searcher, Study
 
@@ -38,10 +40,24 @@ from dicomcache.client.errors import (
     CacheUnauthenticated,
     ConversionError,
 )
+from dicomcache.client.metrics import ClientMetrics
 from dicomcache.client.namespace import derive_namespace
+from dicomcache.client.tracing import SearchTracer
 from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
 
 log = logging.getLogger(__name__)
+
+
+def _reason(error: CacheError) -> str:
+    """Why the cache could not answer, for the fallbacks metric."""
+    if isinstance(error, CacheRejected):
+        return "rejected"
+    if isinstance(error, CachePermissionDenied):
+        return "denied"
+    if isinstance(error, CacheUnauthenticated):
+        return "unauthenticated"
+    return "unavailable"
+
 
 T = TypeVar("T")
 
@@ -78,6 +94,12 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         tls: TLS towards the cache server (see ``CacheClient``); ignored with ``client``.
         token: a bearer token for the cache server (see ``CacheClient``); ignored
             with ``client``.
+        metrics: a prometheus_client ``CollectorRegistry`` (the app's) to count
+            hits, misses, fallbacks by reason, breaker state and the time spent in
+            cache calls (``client.metrics``); None for none.
+        tracer_provider: an OpenTelemetry ``TracerProvider``: each search becomes a
+            span with its cache calls and its upstream call as children, and the trace
+            context goes to the server (``client.tracing``); None for none.
 
     Raises:
         ValueError: the namespace breaks the contract's rule, or none was given
@@ -101,6 +123,8 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         protocol: str | None = None,
         tls: ClientTLS | None = None,
         token: Token | str | None = None,
+        metrics: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
             # Checked here, once: a bad ttl would otherwise fail every store, silently.
@@ -112,8 +136,11 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         self.namespace = namespace or derive_namespace(upstream)
         if not NAMESPACE.fullmatch(self.namespace):
             raise ValueError(f"namespace {self.namespace!r} {NAMESPACE_RULE}")
+        traced = tracer_provider is not None
         if client is None:
-            client = CacheClient(target, timeout=timeout, tls=tls, token=token)
+            client = CacheClient(
+                target, timeout=timeout, tls=tls, token=token, trace_context=traced
+            )
         self.client = client
         self.ttl = ttl
         self.pause_gc = pause_gc
@@ -132,20 +159,30 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             name=f"dicomcache at {self.client.target} (stores)",
             **breaker_options,
         )
+        self._metrics = ClientMetrics.of(metrics) if metrics is not None else None
+        if self._metrics is not None:
+            self._metrics.breakers.add(self.namespace, "all", self.breaker)
+            self._metrics.breakers.add(self.namespace, "stores", self.store_breaker)
+        self._tracer = SearchTracer(tracer_provider) if traced else None
 
     def __str__(self) -> str:
         return f"CachedSearcher for {self.upstream}"
 
     def find_studies(self, query: Query) -> Sequence[Study]:
         """The cached answer to ``query``, else the upstream's (then cached)."""
+        with self._span("CachedSearcher.find_studies", level=str(query.query_level.value)):
+            return self._find_studies(query)
+
+    def _find_studies(self, query: Query) -> Sequence[Study]:
         try:
             message = query_to_proto(query)
         except ConversionError:
             log.debug("query cannot be carried to the cache; asking the upstream")
-            answer: Sequence[Study] = self.upstream.find_studies(query)
-            return answer
+            self._fell_back("conversion")
+            self._counted("skipped")
+            return self._upstream("find_studies", lambda: self.upstream.find_studies(query))
         request = self._requests.get(query, message)
-        cached, lease = self._try(
+        found = self._try(
             lambda: self.client.lookup_query_leased(
                 self.namespace,
                 message,
@@ -153,10 +190,14 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
                 protocol=self.protocol,
                 request=request,
             )
-        ) or (None, 0)
+        )
+        cached, lease = found or (None, 0)
+        self._counted("hit" if cached is not None else "miss" if found else "skipped")
         if cached is not None:
             return cached
-        studies: Sequence[Study] = self.upstream.find_studies(query)
+        studies: Sequence[Study] = self._upstream(
+            "find_studies", lambda: self.upstream.find_studies(query)
+        )
         if lease:  # no lease, no store: it could not be ordered against invalidations
             self._try(
                 lambda: self.client.store_query(
@@ -176,7 +217,11 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         self, study_uid: str, query_level: QueryLevels = QueryLevels.STUDY
     ) -> Study:
         """The study complete down to ``query_level``, from the cache when it is known complete."""
-        cached, lease = self._try(
+        with self._span("CachedSearcher.find_study_by_id", level=str(query_level.value)):
+            return self._find_study_by_id(study_uid, query_level)
+
+    def _find_study_by_id(self, study_uid: str, query_level: QueryLevels) -> Study:
+        found = self._try(
             lambda: self.client.lookup_study_leased(
                 self.namespace,
                 study_uid,
@@ -184,10 +229,15 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
                 pause_gc=self.pause_gc,
                 protocol=self.protocol,
             )
-        ) or (None, 0)
+        )
+        cached, lease = found or (None, 0)
+        self._counted("hit" if cached is not None else "miss" if found else "skipped")
         if cached is not None:
             return cached
-        study: Study = self.upstream.find_study_by_id(study_uid, query_level=query_level)
+        study: Study = self._upstream(
+            "find_study_by_id",
+            lambda: self.upstream.find_study_by_id(study_uid, query_level=query_level),
+        )
         if lease:
             self._try(
                 lambda: self.client.store_study(
@@ -206,21 +256,45 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         of a store (``store``), only the stores' breaker.
         """
         if store and not self.store_breaker.allow():
+            self._fell_back("breaker_open")
             return None
         if not self.breaker.allow():
+            self._fell_back("breaker_open")
             self._store_done(store)
             return None
+        operation = "store" if store else "lookup"
+        start = time.perf_counter()
         try:
-            result = call()
-        except CacheRejected as exc:
+            with self._span(f"dicomcache {operation}", client=True):
+                result = call()
+        except CacheError as exc:
+            self._timed(operation, start)
+            self._fell_back(_reason(exc))
+            self._failed(exc, store)
+            return None
+        except Exception as exc:
+            self._timed(operation, start)
+            self._fell_back("unexpected")
+            log.warning("unexpected cache client error: %s", type(exc).__name__)
+            self.breaker.failed()
+            self._store_done(store)
+            return None
+        self._timed(operation, start)
+        self.breaker.succeeded()
+        if store:
+            self.store_breaker.succeeded()
+        return result
+
+    def _failed(self, error: CacheError, store: bool) -> None:
+        """Account for a cache call that failed, in the breakers (see ``_try``)."""
+        if isinstance(error, CacheRejected):
             # The code and the field paths only: no values, so no patient data.
-            fields = ", ".join(field for field, _ in exc.violations) or "none"
-            code = exc.code.name if exc.code is not None else "no status"
+            fields = ", ".join(field for field, _ in error.violations) or "none"
+            code = error.code.name if error.code is not None else "no status"
             log.debug("cache refused the request (%s; fields: %s)", code, fields)
             self.breaker.inconclusive()
             self._store_done(store)
-            return None
-        except CachePermissionDenied:
+        elif isinstance(error, CachePermissionDenied):
             # The right and the namespace are this searcher's own: nothing from the call.
             right = "write" if store else "read"
             reason = f"denied the {right} right on namespace {self.namespace} (PERMISSION_DENIED)"
@@ -229,26 +303,38 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
                 self.breaker.inconclusive()
             else:
                 self.breaker.refused(self.denied_backoff, reason)
-            return None
-        except CacheUnauthenticated:
+        elif isinstance(error, CacheUnauthenticated):
             reason = "refused this client's credentials (UNAUTHENTICATED)"
             self.breaker.refused(self.denied_backoff, reason)
             self._store_done(store)
-            return None
-        except CacheError as exc:
-            log.debug("cache call failed: %s", type(exc).__name__)
+        else:
+            log.debug("cache call failed: %s", type(error).__name__)
             self.breaker.failed()
             self._store_done(store)
-            return None
-        except Exception as exc:
-            log.warning("unexpected cache client error: %s", type(exc).__name__)
-            self.breaker.failed()
-            self._store_done(store)
-            return None
-        self.breaker.succeeded()
-        if store:
-            self.store_breaker.succeeded()
-        return result
+
+    def _upstream(self, name: str, call: Callable[[], T]) -> T:
+        """Ask the upstream, in a span of its own when tracing."""
+        with self._span(f"upstream {name}"):
+            return call()
+
+    def _span(self, name: str, client: bool = False, **attributes: str) -> Any:
+        """A span when tracing, else nothing."""
+        if self._tracer is None:
+            return contextlib.nullcontext()
+        return self._tracer.span(name, client, namespace=self.namespace, **attributes)
+
+    def _counted(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.lookups.labels(self.namespace, result).inc()
+
+    def _fell_back(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.fallbacks.labels(self.namespace, reason).inc()
+
+    def _timed(self, operation: str, start: float) -> None:
+        if self._metrics is not None:
+            seconds = time.perf_counter() - start
+            self._metrics.cache_seconds.labels(self.namespace, operation).observe(seconds)
 
     def _store_done(self, store: bool) -> None:
         """A store's call ended without a word on the write right: a trial hands its turn back."""

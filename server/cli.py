@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from pydantic import ByteSize, ValidationError
 
@@ -86,6 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             print(f"dicomcache: {exc}", file=sys.stderr)
             return 2
+    if settings.tracing:
+        try:
+            import opentelemetry.exporter.otlp.proto.grpc.trace_exporter
+            import opentelemetry.sdk.trace  # noqa: F401
+        except ImportError:
+            print(
+                "dicomcache: tracing: needs the 'tracing' extra: pip install 'dicomcache[tracing]'",
+                file=sys.stderr,
+            )
+            return 2
     return serve(settings, auto_memory=auto_memory)
 
 
@@ -111,8 +122,9 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    provider = _tracer_provider() if settings.tracing else None
     try:
-        server = CacheServer(settings).start()
+        server = CacheServer(settings, tracer_provider=provider).start()
     except PolicyError as exc:  # names the entry and the rule, never a token
         print(f"dicomcache: auth_policy_file: {exc}", file=sys.stderr)
         return 2
@@ -145,8 +157,22 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
         log.info("reporting NOT_SERVING, still serving for %gs", settings.shutdown_delay)
         hurry.wait(settings.shutdown_delay)
     server.stop()
+    if provider is not None:
+        provider.shutdown()  # the last spans leave before the process does
     log.info("stopped")
     return 0
+
+
+def _tracer_provider() -> Any:
+    """An OpenTelemetry SDK provider exporting over OTLP, set by the OTEL_* variables."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "dicomcache"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
 
 
 def _transport(settings: Settings) -> str:

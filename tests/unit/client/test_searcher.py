@@ -32,7 +32,7 @@ class FakeChannel:
     def unary_unary(self, method: str, *_: Any, **__: Any) -> Callable[..., Any]:
         name = method.rsplit("/", 1)[1]
 
-        def call(request: Any, timeout: float | None = None) -> Any:
+        def call(request: Any, timeout: float | None = None, metadata: Any = None) -> Any:
             self.called.append(name)
             if name == "LookupQuery":
                 return pb.LookupQueryResponse(hit=True, studies=[self.study])
@@ -46,7 +46,7 @@ class FakeChannel:
         """A streamed lookup: the unary answer of the wrapped request, in one piece."""
         unary = self.unary_unary(method.replace("/Stream", "/"))
 
-        def call(request: Any, timeout: float | None = None) -> Any:
+        def call(request: Any, timeout: float | None = None, metadata: Any = None) -> Any:
             answer = unary(request.request).SerializeToString()
             return Pieces([pb.StreamLookupQueryResponse(chunk=answer, total_bytes=len(answer))])
 

@@ -1,0 +1,199 @@
+"""Traces: a CachedSearcher call's spans, the server's and the backend's, linked in one trace.
+
+The client and the server each have their own TracerProvider and in-memory
+exporter, as two processes would: the only link between their spans is the W3C
+trace context that travels in the call's metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+from dicomtrolley.core import Query, QueryLevels
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from dicomcache.client import CachedSearcher
+from dicomcache.client.convert.objects import study_from_proto
+from dicomcache.server.app import CacheServer
+from dicomcache.server.backends.memory.backend import MemoryBackend
+from dicomcache.server.config import Settings
+from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import cache_service_pb2_grpc
+from tests.grpc.test_searcher import FakeArchive
+from tests.support.messages import make_study
+
+PATIENT = "Tracedname^Secret"
+
+
+def traced() -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[CacheServer, InMemorySpanExporter]]:
+    provider, exporter = traced()
+    settings = Settings(listen="127.0.0.1:0")
+    backend = MemoryBackend(ttl=600, negative_ttl=60, max_bytes=2**26)
+    server = CacheServer(settings, backend=backend, tracer_provider=provider).start()
+    yield server, exporter
+    server.stop(grace=0)
+
+
+def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+def test_a_miss_then_a_hit_make_linked_client_server_backend_and_upstream_spans(server):
+    cache_server, server_spans = server
+    provider, client_spans = traced()
+    study = study_from_proto(make_study(3, 1, 2, patient=PATIENT))
+    archive = FakeArchive([study])
+    searcher = CachedSearcher(
+        archive,
+        f"127.0.0.1:{cache_server.port}",
+        "pacs-a",
+        timeout=5,
+        tracer_provider=provider,
+        protocol="qido-rs",
+    )
+    query = Query(StudyInstanceUID=study.uid, query_level=QueryLevels.STUDY)
+    searcher.find_studies(query)  # a miss: lookup, upstream, store
+    searcher.find_studies(query)  # a hit: lookup only
+    assert archive.calls == 1
+
+    mine = client_spans.get_finished_spans()
+    theirs = server_spans.get_finished_spans()
+    searches = by_name(mine, "CachedSearcher.find_studies")
+    assert len(searches) == 2
+    miss, hit = sorted(searches, key=lambda s: s.start_time)
+    children = {
+        search.context.span_id: sorted(
+            s.name for s in mine if s.parent and s.parent.span_id == search.context.span_id
+        )
+        for search in searches
+    }
+    assert children[miss.context.span_id] == [
+        "dicomcache lookup",
+        "dicomcache store",
+        "upstream find_studies",
+    ]
+    assert children[hit.context.span_id] == ["dicomcache lookup"]
+
+    calls = [s for s in mine if s.kind == SpanKind.CLIENT]
+    assert len(calls) == 3
+    served = [s for s in theirs if s.kind == SpanKind.SERVER]
+    assert len(served) == 3
+    for call in calls:  # each cache call is the parent of exactly one server span
+        (server_span,) = [
+            s for s in served if s.parent is not None and s.parent.span_id == call.context.span_id
+        ]
+        assert server_span.context.trace_id == call.context.trace_id
+        assert server_span.parent.is_remote
+        backend = [
+            s
+            for s in theirs
+            if s.parent is not None and s.parent.span_id == server_span.context.span_id
+        ]
+        assert backend and all(s.name.startswith("backend ") for s in backend)
+    names = sorted(s.name for s in served)
+    assert names == [
+        "dicomcache.v1.CacheService/StoreQuery",
+        "dicomcache.v1.CacheService/StreamLookupQuery",
+        "dicomcache.v1.CacheService/StreamLookupQuery",
+    ]
+    for span in (*mine, *theirs):  # no PHI in names or attributes
+        text = span.name + repr(dict(span.attributes or {}))
+        assert PATIENT not in text and study.uid not in text
+
+
+def test_a_failed_call_is_an_error_span_with_its_code(server):
+    cache_server, server_spans = server
+    with grpc.insecure_channel(f"127.0.0.1:{cache_server.port}") as channel:
+        stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+        with pytest.raises(grpc.RpcError):
+            stub.LookupStudy(pb.LookupStudyRequest(namespace="", study_uid="x"))
+    (span,) = server_spans.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert span.attributes["error.type"] == "InvalidArgument"
+
+
+def test_no_tracer_provider_makes_no_spans_and_sends_no_trace_context():
+    searcher = CachedSearcher(FakeArchive([]), "127.0.0.1:1", "pacs-a", protocol="qido-rs")
+    assert searcher._tracer is None and not searcher.client.trace_context
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC trace receiver: what `serve --tracing` exports arrives here."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[bytes, bytes, str]] = []  # trace id, parent span id, name
+
+    def Export(self, request, context):  # noqa: N802  # the OTLP service's method name
+        for resource in request.resource_spans:
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    self.spans.append((span.trace_id, span.parent_span_id, span.name))
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def test_serve_with_tracing_exports_over_otlp_and_joins_the_callers_trace():
+    collector = Collector()
+    receiver = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, receiver)
+    otlp_port = receiver.add_insecure_port("127.0.0.1:0")
+    receiver.start()
+    environment = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dicomcache.server.cli",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tracing",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    parent = "00f067aa0ba902b7"
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        port = int(re.search(r"serving on 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]  # matched just above
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+            metadata = (("traceparent", f"00-{trace_id}-{parent}-01"),)
+            stub.GetStats(pb.GetStatsRequest(), timeout=10, metadata=metadata)
+        process.send_signal(signal.SIGTERM)  # the provider flushes on the way out
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+        receiver.stop(0)
+    names = {name for tid, pid, name in collector.spans if tid.hex() == trace_id}
+    assert "dicomcache.v1.CacheService/GetStats" in names
+    (call,) = [s for s in collector.spans if s[2] == "dicomcache.v1.CacheService/GetStats"]
+    assert call[1].hex() == parent

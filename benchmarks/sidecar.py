@@ -99,11 +99,13 @@ class Admin:
         )
 
 
-def serve(backend: str, overrides: dict[str, str] | None = None) -> None:
+def serve(backend: str, overrides: dict[str, str] | None = None, tracing: bool = False) -> None:
     """Serve until SIGTERM; print the port once listening.
 
     A process of its own, set up as ``dicomcache serve`` sets up its process.
-    ``overrides`` are further settings by name (TLS files, a policy file).
+    ``overrides`` are further settings by name (TLS files, a policy file);
+    ``tracing`` gives the server an OpenTelemetry SDK provider whose spans are
+    batched and then dropped (the cost of making them, not of shipping them).
     """
     logging.basicConfig(level=logging.WARNING)
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -120,13 +122,34 @@ def serve(backend: str, overrides: dict[str, str] | None = None) -> None:
     clock = ShiftedClock()
     admin = Admin(clock)
     server = CacheServer(
-        settings, backend=build_backend(settings, clock), extra_handlers=[admin.handler()]
+        settings,
+        backend=build_backend(settings, clock),
+        extra_handlers=[admin.handler()],
+        tracer_provider=discarding_tracer_provider() if tracing else None,
     ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"PORT {server.port}", flush=True)
     stop.wait()
     server.stop(0)
+
+
+def discarding_tracer_provider() -> Any:
+    """An SDK TracerProvider that batches spans as in production, then drops them."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Discard(SpanExporter):  # type: ignore[misc]  # the SDK's base class
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    return provider
 
 
 class _Metadata(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc is untyped
@@ -149,8 +172,10 @@ class Sidecar:
         settings: dict[str, str] | None = None,
         tls: ClientTLS | None = None,
         metadata: tuple[tuple[str, str], ...] | None = None,
+        tracing: bool = False,
     ) -> None:
         self.backend = backend
+        self.tracing = tracing
         self.settings = settings or {}
         self.tls = tls  # how this process and the load reach the server
         self.metadata = metadata
@@ -178,6 +203,7 @@ class Sidecar:
                 "--backend",
                 self.backend,
                 *(f"--set={name}={value}" for name, value in self.settings.items()),
+                *(["--tracing"] if self.tracing else []),
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -240,8 +266,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="a dicomcache server for benchmarks")
     parser.add_argument("--backend", default="memory")
     parser.add_argument("--set", action="append", default=[], help="NAME=VALUE, a setting")
+    parser.add_argument("--tracing", action="store_true", help="make spans, then drop them")
     args = parser.parse_args()
-    serve(args.backend, dict(item.split("=", 1) for item in args.set))
+    serve(args.backend, dict(item.split("=", 1) for item in args.set), args.tracing)
 
 
 if __name__ == "__main__":

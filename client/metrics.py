@@ -54,6 +54,26 @@ class ClientMetrics:
         )
         self.breakers = _BreakerCollector()
         registry.register(self.breakers)
+        self._children: dict[tuple[Any, ...], Any] = {}  # labels() once per label set
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children.setdefault(key, metric.labels(*labels))
+        return child
+
+    def lookup(self, namespace: str, result: str) -> None:
+        """Count one search by how it was answered."""
+        self._child(self.lookups, namespace, result).inc()
+
+    def fallback(self, namespace: str, reason: str) -> None:
+        """Count one cache call that failed or was not made."""
+        self._child(self.fallbacks, namespace, reason).inc()
+
+    def cache_time(self, namespace: str, operation: str, seconds: float) -> None:
+        """Record the time of one cache call."""
+        self._child(self.cache_seconds, namespace, operation).observe(seconds)
 
     @classmethod
     def of(cls, registry: Any) -> ClientMetrics:

@@ -325,16 +325,16 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
 
     def _counted(self, result: str) -> None:
         if self._metrics is not None:
-            self._metrics.lookups.labels(self.namespace, result).inc()
+            self._metrics.lookup(self.namespace, result)
 
     def _fell_back(self, reason: str) -> None:
         if self._metrics is not None:
-            self._metrics.fallbacks.labels(self.namespace, reason).inc()
+            self._metrics.fallback(self.namespace, reason)
 
     def _timed(self, operation: str, start: float) -> None:
         if self._metrics is not None:
             seconds = time.perf_counter() - start
-            self._metrics.cache_seconds.labels(self.namespace, operation).observe(seconds)
+            self._metrics.cache_time(self.namespace, operation, seconds)
 
     def _store_done(self, store: bool) -> None:
         """A store's call ended without a word on the write right: a trial hands its turn back."""

@@ -122,8 +122,7 @@ class Telemetry:
         if failed:
             self.errors = next(self._errors) + 1
         if self.metrics is not None:
-            self.metrics.rpc_requests.labels(seen.method, seen.code.name).inc()
-            self.metrics.rpc_duration.labels(seen.method).observe(seconds)
+            self.metrics.rpc(seen.method, seen.code.name, seconds)
         seen.finish_span()
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

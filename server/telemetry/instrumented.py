@@ -63,20 +63,19 @@ class InstrumentedBackend:
             return call()
         span = tracer.backend_span(operation) if tracer is not None else None
         start = time.perf_counter()
+        error = None
         try:
-            result = call()
+            return call()
         except Exception as exc:
-            if metrics is not None:
-                metrics.backend_errors.labels(operation, type(exc).__name__).inc()
+            error = type(exc).__name__
             if span is not None:
                 span.fail(exc)
             raise
         finally:
             if metrics is not None:
-                metrics.backend_duration.labels(operation).observe(time.perf_counter() - start)
+                metrics.backend_call(operation, time.perf_counter() - start, error)
             if span is not None:
                 span.end()
-        return result
 
     def _looked_up(self, namespace: str, found: Any) -> None:
         if found is None:
@@ -84,8 +83,7 @@ class InstrumentedBackend:
         else:
             self.counts.hit()
         if self.metrics is not None:
-            label = self.metrics.labels(namespace)
-            self.metrics.lookups.labels(label, "miss" if found is None else "hit").inc()
+            self.metrics.lookup(namespace, "miss" if found is None else "hit")
 
     def lookup_query(self, namespace: str, key: bytes) -> list[StudyData] | None:
         found = self._run("lookup_query", lambda: self.backend.lookup_query(namespace, key))

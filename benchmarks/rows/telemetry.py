@@ -1,0 +1,128 @@
+"""Rows 13a-13b: what metrics and tracing cost a hit, on both sides, beside none, in one run.
+
+Two servers hold the same study: one plain, one with its Prometheus metrics on
+(``--metrics-listen``) and an OpenTelemetry SDK provider whose spans are batched
+and dropped. Two CachedSearchers in this process ask them: one plain, one with
+metrics in a registry and its own SDK provider (spans per search, per cache
+call, trace context sent to the server). The calls alternate; each measured call
+is a whole ``find_study_by_id`` hit as the app sees it, conversion included, and
+the servers' hit counters must grow by exactly the number of measured calls.
+Goal (issue 14): the observed hit within 5% of the plain one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dicomtrolley.core import QueryLevels, Study
+from prometheus_client import CollectorRegistry
+
+from dicomcache.client import CachedSearcher
+from dicomcache.client.convert.objects import study_from_proto
+from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import cache_service_pb2_grpc
+
+from ..corpus import STANDARD, proto_study
+from ..plan import Plan
+from ..report import Row, Target, seconds
+from ..samples import median, percentile
+from ..sidecar import Sidecar, discarding_tracer_provider
+
+GOAL = 1.05
+WARMUP = 20
+
+
+class Archive:
+    """An upstream that holds one study (asked once per searcher, for the first miss)."""
+
+    url = "http://archive.invalid/dicom-web"
+
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self.calls = 0
+
+    def find_study_by_id(self, study_uid: str, query_level: QueryLevels) -> Study:
+        self.calls += 1
+        return self.study
+
+
+def run(plan: Plan) -> list[Row]:
+    """Rows 13a (80-instance hit, instance level) and 13b (study-level hit)."""
+    study = study_from_proto(proto_study(0, STANDARD))
+    observed_settings = {"metrics_listen": "127.0.0.1:0"}
+    with Sidecar() as plain_server, Sidecar(settings=observed_settings, tracing=True) as observed:
+        plain = CachedSearcher(Archive(study), plain_server.target, "bench-plain", timeout=5)
+        watched = CachedSearcher(
+            Archive(study),
+            observed.target,
+            "bench-observed",
+            timeout=5,
+            metrics=CollectorRegistry(),
+            tracer_provider=discarding_tracer_provider(),
+        )
+        rows = []
+        for key, level, what in (
+            ("13a", QueryLevels.INSTANCE, "80-instance hit"),
+            ("13b", QueryLevels.STUDY, "study-level hit"),
+        ):
+            samples = _alternate(
+                {"plain": (plain, plain_server), "observed": (watched, observed)},
+                study.uid,
+                level,
+                plan.searcher_rounds * 5,
+            )
+            rows.append(_row(key, what, samples))
+        return rows
+
+
+def _alternate(
+    sides: dict[str, tuple[CachedSearcher, Sidecar]], uid: str, level: QueryLevels, rounds: int
+) -> dict[str, list[float]]:
+    for searcher, _ in sides.values():
+        for _ in range(WARMUP):  # the first is the miss that stores
+            searcher.find_study_by_id(uid, level)
+    before = {name: _hits(side) for name, side in sides.items()}
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for i in range(rounds):
+        for name in names[i % 2 :] + names[: i % 2]:
+            searcher = sides[name][0]
+            start = time.perf_counter()
+            searcher.find_study_by_id(uid, level)
+            samples[name].append(time.perf_counter() - start)
+    for name, side in sides.items():
+        if _hits(side) - before[name] != rounds:
+            raise RuntimeError(f"{name}: not every measured call was a hit")
+    return samples
+
+
+def _hits(side: tuple[CachedSearcher, Sidecar]) -> int:
+    """The server's hits in the searcher's namespace, every protocol's partition summed."""
+    searcher, server = side
+    assert server.channel is not None
+    stub = cache_service_pb2_grpc.CacheServiceStub(server.channel)
+    response = stub.GetStats(pb.GetStatsRequest(namespace=searcher.namespace), timeout=60)
+    return sum(entry.hits for entry in response.namespaces)
+
+
+def _row(key: str, what: str, samples: dict[str, list[float]]) -> Row:
+    plain, observed = samples["plain"], samples["observed"]
+    figures: dict[str, Any] = {
+        "observed_median_s": median(observed),
+        "plain_median_s": median(plain),
+        "observed_p99_s": percentile(observed, 99),
+        "plain_p99_s": percentile(plain, 99),
+        "calls_each": len(plain),
+    }
+    return Row(
+        key=key,
+        measure=f"CachedSearcher {what} with metrics and tracing on (client and server)",
+        result=seconds(median(observed)),
+        baseline=f"{seconds(median(plain))} off",
+        value=median(observed) / median(plain),
+        target=Target("<=", GOAL),
+        note=f"p99 {seconds(percentile(observed, 99))} vs {seconds(percentile(plain, 99))}; "
+        f"{len(plain)} alternating calls each; spans batched and dropped, metrics in memory",
+        figures=figures,
+    )

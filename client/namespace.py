@@ -91,8 +91,8 @@ def upstream_identity(upstream: Any) -> str | None:
 
 def _auth_user(auth: Any, kind: str) -> str:
     if isinstance(auth, tuple | list) and len(auth) == 2 and isinstance(auth[0], str | bytes):
-        user = auth[0]
-        return f"user={user.decode() if isinstance(user, bytes) else user}"
+        first = auth[0]
+        return f"user={first.decode() if isinstance(first, bytes) else first}"
     for name in _USER_ATTRIBUTES:
         user = getattr(auth, name, None)
         if isinstance(user, str | bytes) and user:

@@ -81,6 +81,7 @@ class Authorizer:
                 len(self._policy.access),
                 len(self._policy.tokens),
             )
+            self._unverified_names(self._policy)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Authorizer:
@@ -161,4 +162,14 @@ class Authorizer:
                 self.policy_path,
                 len(new.access),
                 len(new.tokens),
+            )
+            self._unverified_names(new)
+
+    def _unverified_names(self, policy: Policy) -> None:
+        """Warn when the policy names certificates that this server never verifies."""
+        if policy.certificates and not self.certificates:
+            log.warning(
+                "authorization policy %s names client certificates, but without "
+                "--tls-client-ca-file none is verified: those names identify nobody",
+                self.policy_path,
             )

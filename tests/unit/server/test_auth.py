@@ -100,3 +100,12 @@ def test_the_authorizer_reloads_on_its_clock_and_keeps_a_good_policy(tmp_path: P
     path.write_text("not toml [")
     clock.advance(1.0)
     assert authorizer.policy is second
+
+
+def test_certificate_names_without_mutual_tls_are_warned_of(tmp_path: Path, caplog):
+    path = write(tmp_path / "p.toml", [Principal("a", uris=["spiffe://x/a"])])
+    with caplog.at_level("WARNING"):
+        Authorizer(str(path), certificates=True)
+        assert not caplog.records
+        Authorizer(str(path), certificates=False)
+    assert "without --tls-client-ca-file none is verified" in caplog.text

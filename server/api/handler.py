@@ -8,6 +8,10 @@ must come back as INVALID_ARGUMENT, not as gRPC's own INTERNAL.
 The streamed lookups (``StreamLookupQuery``, ``StreamLookupStudy``) are the unary
 lookups' bytes cut into pieces: the first piece leaves once the answer is ready
 and says the size, so a client bounds the cache's work and the transfer apart.
+
+Every call is authenticated before anything else (an unknown caller learns not
+even whether its request parses), then authorized on the namespace it names,
+before the service sees it: the one place, ``server/auth/authorizer.py``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
     ├── BackendUnavailable   the storage cannot be reached right now
     ├── AnswerTooLarge       a response larger than the server's largest message
     ├── Unauthenticated      the caller presented no identity the policy knows
-    └── PermissionDenied     a known caller without the right on the namespace it asked for
+    ├── PermissionDenied     a known caller without the right on the namespace it asked for
+    └── UpstreamFailed       the archive of a read-through failed, timed out or refused
 
 Load shedding (RESOURCE_EXHAUSTED) is gRPC's own, through the server's limit on
 concurrent calls, so it needs no exception here.
@@ -83,3 +84,25 @@ class PermissionDenied(DicomCacheError):
         super().__init__(f"no {right} right on namespace {quoted!r}")
         self.right = right
         self.namespace = namespace
+
+
+class UpstreamFailed(DicomCacheError):
+    """An upstream archive did not answer a read-through with an answer.
+
+    ``reason`` is one of REASONS; ``status`` is the archive's own (an HTTP status,
+    a DIMSE status) when it gave one. The message names the upstream and the
+    reason, never a credential nor a query value.
+    """
+
+    UNREACHABLE = "unreachable"  # no connection (refused, reset, DNS, TLS)
+    TIMEOUT = "timeout"  # no full answer within the time given
+    REFUSED = "refused"  # the archive answered no to this request (HTTP 4xx, C-FIND refused)
+    FAILED = "failed"  # the archive failed (HTTP 5xx, C-FIND failure status)
+    REASONS = (UNREACHABLE, TIMEOUT, REFUSED, FAILED)
+
+    def __init__(self, upstream: str, reason: str, status: int | None = None) -> None:
+        self.upstream = upstream
+        self.reason = reason
+        self.status = status
+        said = f" (archive status {status})" if status is not None else ""
+        super().__init__(f"upstream {upstream}: {reason}{said}")

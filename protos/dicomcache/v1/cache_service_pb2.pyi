@@ -1,5 +1,6 @@
 from dicomcache.v1 import objects_pb2 as _objects_pb2
 from dicomcache.v1 import query_pb2 as _query_pb2
+from dicomcache.v1 import search_pb2 as _search_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from dicomcache.v1 import cache_service_pb2 as dicomcache_dot_v1_dot_cache__service__pb2
+from dicomcache.v1 import search_pb2 as dicomcache_dot_v1_dot_search__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -106,6 +107,11 @@ class CacheServiceStub:
                 request_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyRequest.SerializeToString,
                 response_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyResponse.FromString,
                 _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/dicomcache.v1.CacheService/Search',
+                request_serializer=dicomcache_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
+                response_deserializer=dicomcache_dot_v1_dot_search__pb2.SearchResponse.FromString,
+                _registered_method=True)
 
 
 class CacheServiceServicer:
@@ -205,6 +211,16 @@ class CacheServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Search(self, request, context):
+        """A QIDO-RS search read through the cache from an upstream archive configured on
+        the server: a hit from the cache, a miss from the archive (then stored). The
+        answer is the DICOM JSON the archive returned (see search.proto). Needs the read
+        right on the upstream's name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CacheServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -257,6 +273,11 @@ def add_CacheServiceServicer_to_server(servicer, server):
                     servicer.StreamLookupStudy,
                     request_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyRequest.FromString,
                     response_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=dicomcache_dot_v1_dot_search__pb2.SearchRequest.FromString,
+                    response_serializer=dicomcache_dot_v1_dot_search__pb2.SearchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -551,6 +572,33 @@ class CacheService:
             '/dicomcache.v1.CacheService/StreamLookupStudy',
             dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyRequest.SerializeToString,
             dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dicomcache.v1.CacheService/Search',
+            dicomcache_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
+            dicomcache_dot_v1_dot_search__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,14 +12,16 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, get_origin
 
 from pydantic import ByteSize, ValidationError
 
 from dicomcache.server import logs, process
 from dicomcache.server.app import CacheServer
 from dicomcache.server.auth.policy import PolicyError
+from dicomcache.server.backends.redis.keyfile import KeyFileError
 from dicomcache.server.config import Settings
+from dicomcache.server.upstreams.config import UpstreamConfigError, describe
 
 log = logging.getLogger("dicomcache")
 
@@ -49,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
             else field.default
         )
         shown = "***" if "password" in name and default else default
+        if get_origin(field.annotation) is list:  # repeatable: each use adds an entry
+            serve.add_argument(
+                f"--{name.replace('_', '-')}",
+                dest=name,
+                metavar=name.upper(),
+                action="append",
+                help=f"{field.description} [env DICOMCACHE_{name.upper()}; repeatable]",
+            )
+            continue
         if field.annotation is bool:  # a switch: given means true
             serve.add_argument(
                 f"--{name.replace('_', '-')}",
@@ -128,11 +139,17 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
     except PolicyError as exc:  # names the entry and the rule, never a token
         print(f"dicomcache: auth_policy_file: {exc}", file=sys.stderr)
         return 2
+    except UpstreamConfigError as exc:  # names the setting, never a credential
+        print(f"dicomcache: {exc}", file=sys.stderr)
+        return 2
+    except KeyFileError as exc:  # names the file, the line and the rule, never a key
+        print(f"dicomcache: redis_encryption_key_file: {exc}", file=sys.stderr)
+        return 2
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
         "dicomcache serving on %s:%d backend=%s ttl=%gs negative_ttl=%gs max_memory=%d%s "
         "max_message_bytes=%d max_concurrent_rpcs=%d workers=%d grace=%gs log_format=%s "
-        "transport=%s authorization=%s health=%s",
+        "transport=%s authorization=%s health=%s upstreams=%s",
         host,
         server.port,
         settings.redacted_backend(),
@@ -150,6 +167,7 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
         f"{settings.health_listen.rsplit(':', 1)[0]}:{server.health_port}"
         if settings.health_listen
         else "on the serving port",
+        describe(server.upstreams),
     )
     stop.wait()
     if settings.shutdown_delay:

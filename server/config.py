@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import ByteSize, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dicomcache.contract import MAX_MESSAGE_BYTES
 from dicomcache.server import cgroup
@@ -131,6 +131,37 @@ class Settings(BaseSettings):
         "1-16 of A-Za-z0-9._-, is stored in each value); the first key writes, all read "
         "(rotation); re-read when it changes",
     )
+    # --- upstreams (issue 13): the archives that Search reads through ---
+    upstream: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="an archive to read through, NAME=URL, repeatable: http(s)://HOST/ROOT "
+        "(QIDO-RS; the URL that /studies follows) or dicom://CALLED_AE@HOST:PORT?calling=AE "
+        "(DICOM-QR); NAME is its namespace; the variable separates entries by commas or spaces",
+    )
+    upstreams_file: str | None = Field(
+        None,
+        description="TOML file of upstreams, one [upstreams.NAME] table each: url, and "
+        "optionally credentials_file or credentials_env, timeout, ca_file (see README)",
+    )
+    upstream_credentials: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="where an HTTP upstream's credentials are, NAME=file:PATH or NAME=env:VAR, "
+        "repeatable; the file or variable holds 'Bearer <token>', 'Basic <base64>' or "
+        "'user:password' (never the secret itself on the command line)",
+    )
+    upstream_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="seconds an archive request may take at most (a call's deadline shortens it)",
+    )
+
+    @field_validator("upstream", "upstream_credentials", mode="before")
+    @classmethod
+    def _split_entries(cls, value: Any) -> Any:
+        # DICOMCACHE_UPSTREAM="a=http://x b=dicom://Y@z:104": one string, many entries
+        return value.replace(",", " ").split() if isinstance(value, str) else value
+
     log_format: Literal["text", "json"] = Field("text", description="log lines as text or JSON")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="least severe level logged"
@@ -153,6 +184,12 @@ class Settings(BaseSettings):
         if self.backend != "memory" and urlsplit(self.backend).scheme not in REDIS_SCHEMES:
             raise ValueError(
                 f"backend must be 'memory' or a URL with scheme in {sorted(REDIS_SCHEMES)}"
+            )
+        if self.redis_encryption_key_file is not None and self.backend == "memory":
+            # The memory backend keeps nothing at rest: a key file there would be a
+            # setting that silently protects nothing.
+            raise ValueError(
+                "redis_encryption_key_file needs a Redis backend (--backend redis://...)"
             )
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file must be given together")

@@ -65,9 +65,26 @@ def test_a_bad_key_file_stops_the_server_at_start(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2
+    assert result.stderr.startswith("dicomcache: redis_encryption_key_file: ")  # no traceback
+    assert "Traceback" not in result.stderr
     assert f"{path}: line 2: the key must be 32 bytes (AES-256), it is 30" in result.stderr
     assert ENCODED[:20] not in result.stderr + result.stdout
+
+
+def test_a_key_file_with_the_memory_backend_is_refused(tmp_path: Path) -> None:
+    """The memory backend keeps nothing at rest: the setting would protect nothing."""
+    path = tmp_path / "keys"
+    path.write_text(f"good {ENCODED}\n")
+    command = [sys.executable, "-m", "dicomcache.server.cli", "serve", "--listen", "127.0.0.1:0"]
+    result = subprocess.run(
+        [*command, "--redis-encryption-key-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "redis_encryption_key_file needs a Redis backend" in result.stderr
 
 
 def test_sealing_is_deterministic_bound_to_its_key_and_keeps_plain_apart(tmp_path: Path) -> None:

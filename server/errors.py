@@ -6,7 +6,8 @@
     ├── AnswerTooLarge       a response larger than the server's largest message
     ├── Unauthenticated      the caller presented no identity the policy knows
     ├── PermissionDenied     a known caller without the right on the namespace it asked for
-    └── UpstreamFailed       the archive of a read-through failed, timed out or refused
+    ├── UpstreamFailed       the archive of a read-through failed, timed out or refused
+    └── NoUpstreams          a read-through asked of a server configured with no upstreams
 
 Load shedding (RESOURCE_EXHAUSTED) is gRPC's own, through the server's limit on
 concurrent calls, so it needs no exception here.
@@ -106,3 +107,7 @@ class UpstreamFailed(DicomCacheError):
         self.status = status
         said = f" (archive status {status})" if status is not None else ""
         super().__init__(f"upstream {upstream}: {reason}{said}")
+
+
+class NoUpstreams(DicomCacheError):
+    """``Search`` on a server that has no upstreams configured (FAILED_PRECONDITION)."""

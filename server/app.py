@@ -24,6 +24,8 @@ from dicomcache.server.telemetry.labels import NamespaceLabels
 from dicomcache.server.telemetry.metrics import Metrics
 from dicomcache.server.telemetry.tracing import Tracer
 from dicomcache.server.tls import ReloadingCredentials, TLSFiles
+from dicomcache.server.upstreams import Upstream
+from dicomcache.server.upstreams.config import build_upstreams
 
 log = logging.getLogger(__name__)
 summary_log = logging.getLogger("dicomcache.summary")
@@ -106,6 +108,8 @@ class CacheServer:
     ) -> None:
         self.settings = settings
         self.authorizer = Authorizer.from_settings(settings)  # a bad policy fails here, first
+        # A bad upstream configuration fails here too, before anything listens or connects.
+        self.upstreams: dict[str, Upstream] = build_upstreams(settings)
         self.backend = backend if backend is not None else build_backend(settings)
         labels = NamespaceLabels()
         metrics = Metrics(self.backend, 0, labels) if settings.metrics_listen else None
@@ -206,6 +210,8 @@ class CacheServer:
             self.metrics_http.shutdown()
             self.metrics_http.server_close()
         self.backend.close()
+        for upstream in self.upstreams.values():
+            upstream.close()
 
     def _summarize(self) -> None:
         """Log the summary line every ``log_summary_interval`` seconds."""

@@ -6,6 +6,13 @@ BackendUnavailable  -> UNAVAILABLE
 AnswerTooLarge      -> RESOURCE_EXHAUSTED
 Unauthenticated     -> UNAUTHENTICATED
 PermissionDenied    -> PERMISSION_DENIED
+UpstreamFailed      -> by reason: unreachable, failed -> UNAVAILABLE (a retry may succeed);
+                       timeout -> DEADLINE_EXCEEDED; refused -> FAILED_PRECONDITION (the
+                       archive said no to a request the server had already checked: its
+                       credentials, its rights or what it supports must change first, and
+                       INVALID_ARGUMENT would tell the caller that its request was malformed);
+                       with google.rpc.ErrorInfo (reason UPSTREAM_<REASON>, domain
+                       "dicomcache", metadata "upstream" and the archive's "status")
 anything else       -> INTERNAL, logged with a request id (and no request content)
 """
 
@@ -27,6 +34,7 @@ from dicomcache.server.errors import (
     InvalidArgument,
     PermissionDenied,
     Unauthenticated,
+    UpstreamFailed,
     Violation,
 )
 
@@ -52,8 +60,19 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 )
 
 
+_UPSTREAM_CODES: dict[str, grpc.StatusCode] = {
+    UpstreamFailed.UNREACHABLE: grpc.StatusCode.UNAVAILABLE,
+    UpstreamFailed.FAILED: grpc.StatusCode.UNAVAILABLE,
+    UpstreamFailed.TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    UpstreamFailed.REFUSED: grpc.StatusCode.FAILED_PRECONDITION,
+}
+ERROR_DOMAIN = "dicomcache"
+
+
 def code_of(exc: BaseException) -> grpc.StatusCode:
     """The status code that ``abort`` ends a call with for ``exc``."""
+    if isinstance(exc, UpstreamFailed):
+        return _UPSTREAM_CODES.get(exc.reason, grpc.StatusCode.UNAVAILABLE)
     for kind, code in _CODES:
         if isinstance(exc, kind):
             return code
@@ -72,6 +91,8 @@ def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoR
         context.abort_with_status(rpc_status.to_status(status))
     if isinstance(exc, BackendUnavailable):
         context.abort(grpc.StatusCode.UNAVAILABLE, f"storage backend unavailable: {exc}")
+    if isinstance(exc, UpstreamFailed):
+        context.abort_with_status(rpc_status.to_status(upstream_status(exc)))
     if isinstance(exc, AnswerTooLarge):
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, Unauthenticated):
@@ -89,6 +110,24 @@ def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoR
     )
     context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
     raise AssertionError("unreachable: ServicerContext.abort raises")
+
+
+def upstream_status(exc: UpstreamFailed) -> status_pb2.Status:
+    """The status of an upstream failure: its code, message and ErrorInfo.
+
+    The message and metadata name the upstream, the reason and the archive's status:
+    nothing of the request, nothing of its credentials.
+    """
+    metadata = {"upstream": exc.upstream}
+    if exc.status is not None:
+        metadata["status"] = str(exc.status)
+    info = error_details_pb2.ErrorInfo(
+        reason=f"UPSTREAM_{exc.reason.upper()}", domain=ERROR_DOMAIN, metadata=metadata
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    code = code_of(exc).value[0]
+    return status_pb2.Status(code=code, message=str(exc), details=[detail])
 
 
 def _cut(text: str) -> str:

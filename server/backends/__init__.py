@@ -23,13 +23,26 @@ checks them against every backend with the same suite:
   answers contain them. Invalidating an object that is not cached (it is new in
   the archive) drops its study, so that the study's listings and every answer
   holding the study are misses: they would lack the new object.
+* A hit tells how long its answer has left (``lookup_answer``), from the
+  backend's own clock, so the reader tells its age from the TTL it stored with.
+* A stale copy (issue 13, stale-if-error) is a document kept beside an answer
+  for longer than the answer: it is served only when the archive fails. It dies
+  with every invalidation of its namespace, whatever the address, and is never
+  stored under a lease that an invalidation of the namespace came after.
+* A flight (issue 13, coalescing) is a short lease on a request key: of the
+  servers sharing the storage that miss the same request at once, one leads (asks
+  the archive) while the others wait for its answer. It expires by itself, so a
+  crashed holder keeps it only until then. A backend that one server owns (memory)
+  always answers LEAD: the server's own single-flight coalesces.
 
 Backends are thread-safe. Times are in seconds from the backend's own clock.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from dicomcache.server.model import Address, CachedObject, Level, Stats, StudyData
@@ -37,6 +50,30 @@ from dicomcache.server.model import Address, CachedObject, Level, Stats, StudyDa
 # How long a lease is honoured at least: a miss of a large study may take tens of
 # seconds to fetch. An older lease may be refused.
 LEASE_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A query hit and the seconds its answer has left before it expires."""
+
+    studies: list[StudyData]
+    left: float
+
+
+@dataclass(frozen=True, slots=True)
+class StaleCopy:
+    """A stale copy (see ``Backend.store_stale``) and the seconds it has left."""
+
+    document: bytes
+    left: float
+
+
+class Flight(enum.Enum):
+    """What ``Backend.fly`` found for a request key."""
+
+    LEAD = "lead"  # the caller holds the flight: it asks the archive, stores, then lands
+    WAIT = "wait"  # another holder has it: look again a little later
+    ANSWERED = "answered"  # an answer is stored: look it up
 
 
 class Backend(Protocol):
@@ -51,6 +88,11 @@ class Backend(Protocol):
         Raises:
             BackendUnavailable: the storage cannot be reached.
         """
+        ...
+
+    def lookup_answer(self, namespace: str, key: bytes) -> Found | None:
+        """``lookup_query`` with the seconds the answer has left (never above the TTL
+        it was stored with), read in the same call; None on a miss."""
         ...
 
     def lease(self, namespace: str) -> int:
@@ -89,6 +131,40 @@ class Backend(Protocol):
 
         Returns False, writing nothing, when ``lease`` was revoked (as ``store_query``).
         """
+        ...
+
+    def store_stale(
+        self, namespace: str, key: bytes, document: bytes, keep: float, lease: int
+    ) -> bool:
+        """Keep ``document`` as the stale copy of request ``key`` for ``keep`` seconds.
+
+        Counted against the backend's memory like any entry, and the first to go
+        when it is short. ``lookup_stale`` gives it until ``keep`` has passed or
+        an invalidation of ``namespace`` (any address) came.
+
+        Args:
+            document: the answer as served (DICOM JSON); sealed at rest when the
+                backend seals values.
+            lease: from ``lease`` at the miss: refused (False, nothing written) if
+                any invalidation of the namespace came after it, or it is too old.
+        """
+        ...
+
+    def lookup_stale(self, namespace: str, key: bytes) -> StaleCopy | None:
+        """The stale copy of request ``key``, or None (expired, invalidated, never kept)."""
+        ...
+
+    def fly(self, namespace: str, key: bytes, holder: str, seconds: float) -> Flight:
+        """Take the flight of request ``key`` for ``holder`` unless someone holds it.
+
+        ANSWERED when an answer for ``key`` is stored (look it up); else LEAD when
+        the flight was free (it is now ``holder``'s for ``seconds``) or already
+        ``holder``'s; else WAIT. Costs one round trip; counts no lookup.
+        """
+        ...
+
+    def land(self, namespace: str, key: bytes, holder: str) -> None:
+        """Give the flight of ``key`` back, if ``holder`` still holds it."""
         ...
 
     def add_objects(self, namespace: str, studies: Sequence[StudyData], ttl: float | None) -> int:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from dicomcache.server.backends import Backend
+from dicomcache.server.backends import Backend, Flight, Found, StaleCopy
 from dicomcache.server.model import Address, CachedObject, Level, Stats, StudyData
 from dicomcache.server.telemetry.metrics import Metrics
 from dicomcache.server.telemetry.tracing import Tracer
@@ -90,8 +90,30 @@ class InstrumentedBackend:
         self._looked_up(namespace, found)
         return found
 
+    def lookup_answer(self, namespace: str, key: bytes) -> Found | None:
+        found = self._run("lookup_query", lambda: self.backend.lookup_answer(namespace, key))
+        self._looked_up(namespace, found)
+        return found
+
     def lease(self, namespace: str) -> int:
         return self._run("lease", lambda: self.backend.lease(namespace))
+
+    def store_stale(
+        self, namespace: str, key: bytes, document: bytes, keep: float, lease: int
+    ) -> bool:
+        return self._run(
+            "store_stale",
+            lambda: self.backend.store_stale(namespace, key, document, keep, lease),
+        )
+
+    def lookup_stale(self, namespace: str, key: bytes) -> StaleCopy | None:
+        return self._run("lookup_stale", lambda: self.backend.lookup_stale(namespace, key))
+
+    def fly(self, namespace: str, key: bytes, holder: str, seconds: float) -> Flight:
+        return self._run("fly", lambda: self.backend.fly(namespace, key, holder, seconds))
+
+    def land(self, namespace: str, key: bytes, holder: str) -> None:
+        self._run("land", lambda: self.backend.land(namespace, key, holder))
 
     def store_query(
         self,

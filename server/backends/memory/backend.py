@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeAlias, TypeVar
 
-from dicomcache.server.backends import stats_page
+from dicomcache.server.backends import Flight, Found, StaleCopy, stats_page
 from dicomcache.server.backends.memory.answer import Answer, Failure, Studies, StudyShape, trim
 from dicomcache.server.backends.memory.chunks import Budget, Steps, TakingTurns
 from dicomcache.server.backends.memory.expiry import ExpiryQueue, unqueue
@@ -37,6 +37,7 @@ from dicomcache.server.backends.memory.packing import (
     unpack_object,
     unpack_studies,
 )
+from dicomcache.server.backends.memory.stale import StaleCopies
 from dicomcache.server.backends.memory.tree import Node, find, lineage, snapshot
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.model import (
@@ -158,12 +159,18 @@ class MemoryBackend:
         self._expiry: ExpiryQueue[Node | Answer] = ExpiryQueue()
         self._lru: Lru[Unit] = Lru()
         self._leases = Leases()
+        self._stale = StaleCopies()  # counted in _bytes, evicted first
         self._bytes = 0
 
     # -- queries -------------------------------------------------------------------------
 
     def lookup_query(self, namespace: str, key: bytes) -> list[StudyData] | None:
         """The studies of a live answer with current data, or None (the dead answer is dropped)."""
+        found = self.lookup_answer(namespace, key)
+        return None if found is None else found.studies
+
+    def lookup_answer(self, namespace: str, key: bytes) -> Found | None:
+        """``lookup_query`` with the seconds the answer has left, on this backend's clock."""
         with self._lock:
             now = self._clock()
             for _ in range(READ_TRIES):
@@ -177,9 +184,11 @@ class MemoryBackend:
                 ns.misses += 1
                 return None
             ns.hits += 1
+            answer = ns.queries.get(key)
+            left = 0.0 if answer is None else max(0.0, answer.expires_at - now)
             self._lru.refresh((namespace, key))
             self._touch_studies(namespace, [study.uid for study, _ in read])
-        return _unpacked(read)
+        return Found(_unpacked(read), left)
 
     def _read_query(self, name: str, key: bytes, now: float) -> Studies | Failure:
         """The query's answer, read a chunk at a time; a dead one is dropped."""
@@ -242,6 +251,38 @@ class MemoryBackend:
             self._settle(now)
         del replaced
         return True
+
+    # -- stale copies and flights ----------------------------------------------------------
+
+    def store_stale(
+        self, namespace: str, key: bytes, document: bytes, keep: float, lease: int
+    ) -> bool:
+        """Keep the stale copy unless an invalidation of the namespace came after ``lease``."""
+        with self._lock:
+            now = self._clock()
+            if not self._leases.untouched(lease, namespace, now):
+                return False
+            before = self._stale.bytes
+            self._stale.put(namespace, key, document, now + keep)
+            self._bytes += self._stale.bytes - before
+            self._settle(now)
+            return True
+
+    def lookup_stale(self, namespace: str, key: bytes) -> StaleCopy | None:
+        """The live stale copy of ``key``, or None (a dead one is dropped)."""
+        with self._lock:
+            now = self._clock()
+            before = self._stale.bytes
+            found = self._stale.get(namespace, key, now)
+            self._bytes += self._stale.bytes - before
+            return None if found is None else StaleCopy(found.document, found.expires_at - now)
+
+    def fly(self, namespace: str, key: bytes, holder: str, seconds: float) -> Flight:
+        """Always LEAD: one server owns this backend, and its own single-flight coalesces."""
+        return Flight.LEAD
+
+    def land(self, namespace: str, key: bytes, holder: str) -> None:
+        """Nothing held: see ``fly``."""
 
     # -- studies by id -------------------------------------------------------------------
 
@@ -371,6 +412,7 @@ class MemoryBackend:
         """
         with self._lock:
             now = self._clock()
+            self._stale.invalidate(namespace)
             dropped = self._namespaces.get(namespace)
             if dropped is None:
                 # Nothing to drop, and no record kept per unknown name: see ``leases``.
@@ -680,6 +722,10 @@ class MemoryBackend:
         """Evict until within the bound."""
         if self.max_bytes is None:
             return
+        while self._bytes > self.max_bytes and len(self._stale):
+            before = self._stale.bytes
+            self._stale.evict_oldest()  # stale copies go first: they serve only failures
+            self._bytes += self._stale.bytes - before
         while self._bytes > self.max_bytes:
             unit = self._lru.pop_oldest()
             if unit is None:
@@ -699,6 +745,12 @@ class MemoryBackend:
         self._tidy(ns, now)
 
     def _reap(self, now: float, max_items: int) -> int:
+        before = self._stale.bytes
+        reaped = self._stale.reap(now, max_items)
+        self._bytes += self._stale.bytes - before
+        return reaped + self._reap_entries(now, max_items - reaped)
+
+    def _reap_entries(self, now: float, max_items: int) -> int:
         due = self._expiry.pop_due(now, max_items)
         for item in due:
             if isinstance(item, Answer):

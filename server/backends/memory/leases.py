@@ -50,6 +50,7 @@ class Leases:
         self._sequence = 0
         self._studies: dict[tuple[str, str], int] = {}
         self._namespaces: dict[str, int] = {}
+        self._touched: dict[str, int] = {}  # per namespace, its last invalidation of any scope
         self._log: deque[tuple[float, tuple[str, str] | str, int]] = deque()
         self._forgotten = 0
         self._slots = [0] * SLOTS  # per slot, the last invalidation of a name in it
@@ -69,6 +70,7 @@ class Leases:
         else:
             key = (namespace, study_uid)
             self._studies[key] = self._sequence
+        self._touched[namespace] = self._sequence
         self._log.append((now, key, self._sequence))
         self._prune(now)
 
@@ -92,10 +94,20 @@ class Leases:
             return False
         return all(self._studies.get((namespace, uid), 0) <= sequence for uid in study_uids)
 
+    def untouched(self, lease: int, namespace: str, now: float) -> bool:
+        """Whether ``lease`` is valid and no invalidation of ``namespace``, of any
+        address, came after it (what a stale copy's store needs)."""
+        if not self.allows(lease, namespace, (), now):
+            return False
+        return lease == 0 or self._touched.get(namespace, 0) <= lease & _SEQUENCE_MASK
+
     def _prune(self, now: float) -> None:
         log = self._log
         while log and (log[0][0] <= now - self._keep or len(log) > self._max_records):
             _, key, sequence = log.popleft()
+            touched = key if isinstance(key, str) else key[0]
+            if self._touched.get(touched) == sequence:
+                del self._touched[touched]
             if isinstance(key, str):
                 if self._namespaces.get(key) == sequence:
                     del self._namespaces[key]

@@ -48,8 +48,10 @@ SIGSTOP, ``DEBUG SLEEP`` and ``CLIENT PAUSE`` at 0.25 s: see the module
 At rest (issue 12): with ``--redis-encryption-key-file`` the attributes of every
 object are sealed (AES-256-GCM, the object's key name as associated data) as they
 are written and opened as they are read, here in Python (``sealing.py``); a value
-that does not open (another key, altered, moved) makes its answer a miss. Nothing
-else holds attributes: entries, listings and the ledger hold UIDs, tokens and sizes.
+that does not open (another key, altered, moved) makes its answer a miss. Stale
+copies (issue 13) hold the answer's DICOM JSON, sealed the same way against their
+own key name. Nothing else holds attributes: entries, listings and the ledger hold
+UIDs, tokens and sizes; flights hold a server's random id.
 
 Objects carry a token, kept while their key lives and new when it is created, so
 an answer that saw an object stays dead once the object was dropped (expired,
@@ -81,7 +83,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.exceptions import NoScriptError
 
-from dicomcache.server.backends import LEASE_SECONDS, stats_page
+from dicomcache.server.backends import LEASE_SECONDS, Flight, Found, StaleCopy, stats_page
 from dicomcache.server.backends.redis.errors import translated
 from dicomcache.server.backends.redis.names import (
     REGISTRY,
@@ -97,6 +99,7 @@ from dicomcache.server.backends.redis.replies import (
     Invalidated,
     NamespaceCounts,
     ObjectRead,
+    StaleRead,
     StudyWritten,
 )
 from dicomcache.server.backends.redis.sealing import PLAIN, Values
@@ -486,13 +489,62 @@ class RedisBackend:
 
     def lookup_query(self, namespace: str, key: bytes) -> list[StudyData] | None:
         """The studies of a stored answer, or None on a miss ([] is a cached empty answer)."""
+        found = self.lookup_answer(namespace, key)
+        return None if found is None else found.studies
+
+    def lookup_answer(self, namespace: str, key: bytes) -> Found | None:
+        """``lookup_query`` with the PTTL of the answer's entry, read in the same round trip."""
         names = Names(namespace)
         read = self._call(lambda client: self._topology.lookup_query(client, names, key.hex()))
         pairs = None if read is None else self._opened(names, read.objects)
         self._tally.count(namespace, miss=pairs is None)
-        if pairs is None:
+        if read is None or pairs is None:
             return None
-        return _assemble([(address_of(line), data) for line, data in pairs])
+        studies = _assemble([(address_of(line), data) for line, data in pairs])
+        return Found(studies, max(0, read.left_ms) / 1000)
+
+    # -- stale copies and flights (issue 13), all in the namespace's slot ----------------
+
+    def store_stale(
+        self, namespace: str, key: bytes, document: bytes, keep: float, lease: int
+    ) -> bool:
+        """Keep the stale copy (``stale_write.lua``), sealed when values are."""
+        names = Names(namespace)
+        where = names.stale(key.hex())
+        value = self._values.seal(where.encode(), document)
+        args = [key.hex(), lease, _ms(keep), int(LEASE_SECONDS * 1_000_000), value]
+        topology = self._topology
+        return bool(self._call(lambda c: topology.eval(c, "stale_write", [names.ledger], args)))
+
+    def lookup_stale(self, namespace: str, key: bytes) -> StaleCopy | None:
+        """The stale copy, unless an invalidation of the namespace came since it was kept."""
+        names = Names(namespace)
+        topology = self._topology
+        args = [key.hex()]
+        read = StaleRead.parse(
+            self._call(lambda c: topology.eval(c, "stale_read", [names.ledger], args))
+        )
+        if read is None:
+            return None
+        document = self._values.open(names.stale(key.hex()).encode(), read.value)
+        if document is None:  # another key, altered, moved: as if not kept
+            return None
+        return StaleCopy(document, max(0, read.left_ms) / 1000)
+
+    def fly(self, namespace: str, key: bytes, holder: str, seconds: float) -> Flight:
+        """One ``flight_take.lua``: SET NX PX of the flight key, unless an answer is stored."""
+        names = Names(namespace)
+        topology = self._topology
+        args = [key.hex(), holder, _ms(seconds)]
+        found = self._call(lambda c: topology.eval(c, "flight_take", [names.ledger], args))
+        return Flight(found.decode() if isinstance(found, bytes) else found)
+
+    def land(self, namespace: str, key: bytes, holder: str) -> None:
+        """Delete the flight key if it is still ``holder``'s (``flight_land.lua``)."""
+        names = Names(namespace)
+        topology = self._topology
+        args = [key.hex(), holder]
+        self._call(lambda c: topology.eval(c, "flight_land", [names.ledger], args))
 
     def lookup_study(self, namespace: str, study_uid: str, level: Level) -> StudyData | None:
         """The study with exactly its complete content down to ``level``, or None."""

@@ -11,8 +11,13 @@ Key layout (schema 1; ``<ns>`` and UIDs escaped, see ``escape``)::
     dc:1:<ns>:{<study>}:l<depth>                   a complete listing to depth (PX ttl)
     dc:1:<ns>:{<study>}:v                          its last invalidation's number (PX lease)
     dc:1:{<ns>}:q:<hex of the query key>           a query answer: its addresses (PX ttl)
+    dc:1:{<ns>}:s:<hex of the request key>         a stale copy: '<mark>|<document>' (PX
+                                                   ttl + max stale; sealed with a key file)
+    dc:1:{<ns>}:f:<hex of the request key>         a flight: its holder's id (PX upstream
+                                                   timeout + margin)
     dc:1:{<ns>}:n                                  hash: lookups, misses, bytes, ... (PX ledger)
-    dc:1:{<ns>}:lease                              hash: since, sequence, dropped (PX lease)
+    dc:1:{<ns>}:lease                              hash: since, sequence, dropped, touched
+                                                   (PX lease, or the longest stale copy)
     dc:1:{<ns>}:z<level> / :b / :qz                the stats ledger (zsets by expiry, sizes;
                                                    PX its longest-lived entry)
 
@@ -82,6 +87,10 @@ class Names:
     def query(self, query_hex: str) -> str:
         """A query's entry: ``dc:1:{<ns>}:q:<hex>``."""
         return f"{self.ledger}q:{query_hex}"
+
+    def stale(self, key_hex: str) -> str:
+        """A request's stale copy: ``dc:1:{<ns>}:s:<hex>``."""
+        return f"{self.ledger}s:{key_hex}"
 
     @property
     def leases(self) -> str:

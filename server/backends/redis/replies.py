@@ -64,21 +64,23 @@ def _lines(entry: bytes) -> list[EntryLine]:
 
 
 class QueryEntry(NamedTuple):
-    """A stored answer's entry alone, as GET reads it (Redis Cluster)."""
+    """A stored answer's entry alone, as GET and PTTL read it (Redis Cluster)."""
 
     raw: bytes  # as stored: a miss drops the entry only if it is still this one
     lines: list[EntryLine]
+    left_ms: int
 
     @classmethod
-    def parse(cls, reply: bytes | None) -> QueryEntry | None:
+    def parse(cls, reply: bytes | None, left_ms: int = 0) -> QueryEntry | None:
         """The entry, or None on a miss."""
-        return None if reply is None else cls(reply, _lines(reply))
+        return None if reply is None else cls(reply, _lines(reply), left_ms)
 
 
 class QueryRead(NamedTuple):
     """query_read: a stored answer, each of its objects with its attributes."""
 
     objects: list[tuple[str, bytes | None]]  # (address, attributes; None: a path only)
+    left_ms: int  # the entry's PTTL when it was read
 
     @classmethod
     def parse(cls, reply: list[Any] | None) -> QueryRead | None:
@@ -86,7 +88,20 @@ class QueryRead(NamedTuple):
         if reply is None:
             return None
         lines = _lines(reply[0])
-        return cls([(line.address, data) for line, data in zip(lines, reply[1:], strict=True)])
+        objects = [(line.address, data) for line, data in zip(lines, reply[2:], strict=True)]
+        return cls(objects, int(reply[1]))
+
+
+class StaleRead(NamedTuple):
+    """stale_read: a stale copy's value (sealed or not) and its PTTL."""
+
+    value: bytes
+    left_ms: int
+
+    @classmethod
+    def parse(cls, reply: list[Any] | None) -> StaleRead | None:
+        """The copy, or None when there is none alive."""
+        return None if reply is None else cls(reply[0], int(reply[1]))
 
 
 class NamespaceCounts(NamedTuple):

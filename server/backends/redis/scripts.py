@@ -34,6 +34,10 @@ NAMES = (
     "lease_issue",
     "lease_revoke",
     "lease_check",
+    "stale_write",
+    "stale_read",
+    "flight_take",
+    "flight_land",
 )
 
 

@@ -107,7 +107,8 @@ class Topology(Protocol):
         ...
 
     def lookup_query(self, client: Client, names: Names, query_hex: str) -> QueryRead | None:
-        """A stored answer if every object it names is still the one recorded, else None.
+        """A stored answer if every object it names is still the one recorded, else None,
+        with the PTTL of its entry read in the same round trip.
 
         Counts the lookup (and the miss), and drops a dead entry.
         """
@@ -237,7 +238,11 @@ class Cluster:
     def lookup_query(self, client: Client, names: Names, query_hex: str) -> QueryRead | None:
         """The entry (GET, its own slot), then one MGET per study (their slots), checked
         here; a dead entry is dropped in its slot. Nothing else is touched."""
-        entry = QueryEntry.parse(client.get(names.query(query_hex)))  # type: ignore[arg-type]  # sync client: bytes
+        pipe = self.pipeline(client)  # one key, so one node and one round trip
+        pipe.get(names.query(query_hex))
+        pipe.pttl(names.query(query_hex))
+        value, left_ms = self.execute(client, pipe)
+        entry = QueryEntry.parse(value, left_ms)
         if entry is None:
             return None
         by_study: dict[str, list[tuple[str, str]]] = {}
@@ -266,7 +271,8 @@ class Cluster:
             args = [query_hex, entry.raw, *missing]
             self.eval(client, "namespace_miss", [names.ledger], args)
             return None
-        return QueryRead([(address, data.get(address)) for address, _ in entry.lines])
+        found = [(address, data.get(address)) for address, _ in entry.lines]
+        return QueryRead(found, entry.left_ms)
 
     def lookup_study(self, client: Client, names: Names, study_uid: str, level: Level) -> StudyRead:
         """The study's script alone (its slot). Objects it found missing are taken off

@@ -10,5 +10,5 @@ local last = tonumber(redis.call('HGET', KEYS[1], 'sequence') or '0')
 local lease = math.max(last, now)
 if last == 0 then redis.call('HSET', KEYS[1], 'since', string.format('%.0f', now)) end
 redis.call('HSET', KEYS[1], 'sequence', string.format('%.0f', lease))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+extend(KEYS[1], tonumber(ARGV[1]))  -- at least: a stale copy may have it live longer
 return lease

@@ -22,6 +22,6 @@ end
 for _, suffix in ipairs(LEDGER) do redis.call('DEL', ns .. suffix) end
 if ARGV[1] ~= '0' then
   redis.call('HSET', ns .. 'lease', 'dropped', ARGV[1])
-  redis.call('PEXPIRE', ns .. 'lease', ARGV[2])
+  extend(ns .. 'lease', tonumber(ARGV[2]))
 end
 return 1

@@ -1,6 +1,7 @@
 -- A whole query answer in one call (single Redis only: the objects live in other
 -- slots). KEYS[1]: the namespace base. ARGV: query hex, object key prefix. Returns
--- {entry, data or nil per line} on a hit, nil on a miss (the dead entry dropped).
+-- {entry, its PTTL, data or nil per line} on a hit, nil on a miss (the dead entry
+-- dropped).
 -- Writes nothing on a miss of an unknown query (lookups are counted by the server).
 local ns = KEYS[1]
 local entry_key = ns .. 'q:' .. ARGV[1]
@@ -21,6 +22,6 @@ if not complete then
   note_missing(ns, now_ms(), missing)
   return nil
 end
-local out = {entry}
+local out = {entry, redis.call('PTTL', entry_key)}
 for i = 1, #data do out[#out + 1] = data[i] end
 return out

@@ -5,7 +5,9 @@ change process-wide state, and two servers in one process (the tests) must not
 share counters. ``serve`` exposes it on ``--metrics-listen``.
 
 Counted as they happen: calls by method and status, their latency, lookups by
-namespace and result, backend operations' latency and failures. Read from the
+namespace and result, backend operations' latency and failures, upstream
+fetches' latency and failures, misses that waited for an identical one's fetch
+(``Search``). Read from the
 backend at scrape time (``CacheCollector``): cached objects, queries and bytes by
 namespace, evictions and expirations by namespace, the cache's total and its
 limit. Process metrics (RSS, CPU, open files) and the garbage collector's come
@@ -94,6 +96,25 @@ class Metrics:
             ["operation", "error"],
             registry=self.registry,
         )
+        self.upstream_duration = Histogram(
+            "dicomcache_upstream_duration_seconds",
+            "Time of each fetch from an upstream archive (Search misses), by upstream",
+            ["upstream"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "dicomcache_upstream_errors",
+            "Fetches from an upstream archive that failed, by upstream and reason",
+            ["upstream", "reason"],
+            registry=self.registry,
+        )
+        self.coalesced_waits = Counter(
+            "dicomcache_coalesced_waits",
+            "Search misses that waited for an identical miss's fetch instead of asking the archive",
+            ["namespace"],
+            registry=self.registry,
+        )
         self.registry.register(CacheCollector(backend, max_bytes, labels))
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -122,6 +143,17 @@ class Metrics:
         self._child(self.backend_duration, operation).observe(seconds)
         if error is not None:
             self._child(self.backend_errors, operation, error).inc()
+
+    def upstream_fetch(self, upstream: str, seconds: float, reason: str | None) -> None:
+        """Count one fetch from ``upstream`` (a configured name), its duration and why it
+        failed if it did (an ``UpstreamFailed`` reason, or "internal")."""
+        self._child(self.upstream_duration, upstream).observe(seconds)
+        if reason is not None:
+            self._child(self.upstream_errors, upstream, reason).inc()
+
+    def coalesced_wait(self, namespace: str) -> None:
+        """Count one miss that waited for another's fetch."""
+        self._child(self.coalesced_waits, self.labels(namespace)).inc()
 
 
 # Namespace groups read per scrape, as one GetStats page: past the label cap they

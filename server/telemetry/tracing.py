@@ -99,3 +99,15 @@ class Tracer:
             attributes={"dicomcache.backend.operation": operation},
         )
         return Span(span)
+
+    def upstream_span(self, upstream: str) -> Span:
+        """A child of the current span for one fetch from an upstream archive (CLIENT:
+        the server calls out). Not made current, as ``backend_span``."""
+        from opentelemetry import trace
+
+        span = self._tracer.start_span(
+            "upstream fetch",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"dicomcache.upstream": upstream},
+        )
+        return Span(span)

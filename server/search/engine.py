@@ -1,0 +1,260 @@
+"""The read-through behind ``Search``: normalize, look up, else fetch once, store, answer.
+
+A search names an upstream; its entries live in that upstream's namespace,
+partitioned by the upstream's protocol (``keys.partition``), under the key of the
+request the archive receives (``keys.request_key`` of ``request.normalize``): the
+same entries the Python client's ``CachedSearcher`` reads and writes for that
+archive, so either fills the cache for the other.
+
+A hit is rebuilt from the stored objects in the archive's order (``answer``). A
+miss takes a lease (so a store never overwrites a later invalidation), asks the
+archive once for all concurrent identical misses of this server (``flights``),
+stores the objects, the order record and, for the request ``find_study_by_id``
+sends, the study's listing, and answers with the JSON the archive returned.
+
+The storage failing does not fail a search: a lookup that cannot be made is a
+miss, a store that cannot be made is skipped (both logged), and the archive
+answers. The archive failing does (``UpstreamFailed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dicomcache.contract import MAX_MESSAGE_BYTES
+from dicomcache.server.api.keys import partition, request_key
+from dicomcache.server.backends import Backend
+from dicomcache.server.errors import (
+    AnswerTooLarge,
+    BackendUnavailable,
+    InvalidArgument,
+    UpstreamFailed,
+)
+from dicomcache.server.search import answer
+from dicomcache.server.search.flights import Coalescer, Flights, WaitTimeout
+from dicomcache.server.search.request import Normalized, listing, normalize
+from dicomcache.server.telemetry.metrics import Metrics
+from dicomcache.server.telemetry.tracing import Tracer
+from dicomcache.server.upstreams import Upstream
+from dicomcache.v1 import search_pb2
+
+log = logging.getLogger(__name__)
+
+# Seconds a search may take when its caller set no deadline.
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What ``Search`` answers: the archive's DICOM JSON array and how it was served.
+
+    ``age_seconds`` is the time since the answer was fetched from the archive as
+    far as the server can tell: 0 for a fetch, and 0 for a hit too today, because
+    the backends do not report when an answer was stored.
+    """
+
+    dicom_json: str
+    hit: bool
+    age_seconds: float
+    stale: bool
+    count: int
+
+
+class SearchEngine:
+    """Searches through the cache, against the configured upstreams.
+
+    Thread-safe: the backend, the upstreams and the flights are. Clock: ``clock``
+    (monotonic seconds) for deadlines, ``time.perf_counter`` for fetch durations.
+
+    Args:
+        backend: the storage, as the service sees it (``Telemetry.backend``).
+        upstreams: by name.
+        flights: coalesces concurrent identical misses (``Flights``: within this
+            server); the key is (backend namespace, request key).
+        ttl: seconds to keep answers; None for the backend's default.
+        max_message_bytes: the largest answer sent (a larger one is refused and not kept).
+        metrics: upstream fetches and coalesced waits are counted there; None for none.
+        tracer: a span per upstream fetch; None for none.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        upstreams: Mapping[str, Upstream],
+        *,
+        flights: Coalescer | None = None,
+        ttl: float | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backend = backend
+        self.upstreams = dict(upstreams)
+        self.flights: Coalescer = flights if flights is not None else Flights()
+        self.ttl = ttl
+        self.max_message_bytes = max_message_bytes
+        self.metrics = metrics
+        self.tracer = tracer
+        self._clock = clock
+
+    def search(self, request: search_pb2.SearchRequest, timeout: float) -> SearchResult:
+        """The answer to ``request``: from the cache, else from its upstream (then kept).
+
+        Args:
+            request: the search.
+            timeout: seconds the search may take, waiting for another's fetch included.
+        Raises:
+            InvalidArgument: the request breaks a rule (each violation names its field),
+                or names no configured upstream.
+            UpstreamFailed: the archive failed, refused or did not answer in time.
+            AnswerTooLarge: the answer is larger than the largest message.
+        """
+        upstream = self._upstream(request.upstream)
+        normalized = normalize(request, upstream.protocol)
+        namespace = partition(upstream.name, upstream.protocol)
+        key = request_key(normalized.request)
+        deadline = self._clock() + timeout
+        found = self._lookup(namespace, key, normalized, upstream.protocol)
+        if found is not None:
+            return found
+        try:
+            result, led = self.flights.run(
+                (namespace, key),
+                lambda: self._read_through(upstream, namespace, key, normalized, deadline),
+                timeout,
+            )
+        except WaitTimeout:
+            raise UpstreamFailed(upstream.name, UpstreamFailed.TIMEOUT) from None
+        if not led and self.metrics is not None:
+            self.metrics.coalesced_wait(namespace)
+        return result
+
+    def _upstream(self, name: str) -> Upstream:
+        if not name:
+            raise InvalidArgument.single("upstream", "must be set")
+        upstream = self.upstreams.get(name)
+        if upstream is None:
+            raise InvalidArgument.single(
+                "upstream", "must name an upstream configured on the server"
+            )
+        return upstream
+
+    def _lookup(
+        self, namespace: str, key: bytes, normalized: Normalized, protocol: int
+    ) -> SearchResult | None:
+        """The stored answer, or None (a miss, an answer that cannot be rebuilt, no storage)."""
+        try:
+            studies = self.backend.lookup_query(namespace, key)
+            if studies is None and (listed := listing(normalized, protocol)) is not None:
+                study = self.backend.lookup_study(namespace, *listed)
+                studies = [study] if study is not None else None
+            if studies is None:
+                return None
+            order = None
+            if normalized.ordered:
+                record = self.backend.get_object(namespace, (answer.record_uid(key),))
+                order = answer.order_of(record)
+                if order is None:  # stored without the archive's order: fetch it again
+                    return None
+        except BackendUnavailable as exc:
+            log.warning("search: the storage did not answer a lookup (%s); asking the archive", exc)
+            return None
+        objects = answer.dicom_json(studies, normalized.level, order)
+        if objects is None:
+            return None
+        return SearchResult(self._sized(answer.text(objects)), True, 0.0, False, len(objects))
+
+    def _read_through(
+        self,
+        upstream: Upstream,
+        namespace: str,
+        key: bytes,
+        normalized: Normalized,
+        deadline: float,
+    ) -> SearchResult:
+        """The leader's part: look again, then fetch, store and answer."""
+        # A leader that finished just before this one began may have stored the answer
+        # after this caller's lookup: looking again makes one fetch per answer, not a
+        # race between a lookup and the end of a flight.
+        found = self._lookup(namespace, key, normalized, upstream.protocol)
+        if found is not None:
+            return found
+        lease = self._lease(namespace)
+        objects = self._fetch(upstream, normalized, deadline)
+        body = self._sized(answer.text(objects))
+        if lease:  # no lease, no store: it could not be ordered against invalidations
+            self._store(namespace, key, normalized, objects, lease, upstream.protocol)
+        return SearchResult(body, False, 0.0, False, len(objects))
+
+    def _sized(self, body: str) -> str:
+        size = len(body.encode())
+        if size > self.max_message_bytes:
+            raise AnswerTooLarge(size, self.max_message_bytes)
+        return body
+
+    def _lease(self, namespace: str) -> int:
+        try:
+            return self.backend.lease(namespace)
+        except BackendUnavailable as exc:
+            log.warning("search: the storage gave no lease (%s); the answer will not be kept", exc)
+            return 0
+
+    def _fetch(
+        self, upstream: Upstream, normalized: Normalized, deadline: float
+    ) -> list[dict[str, Any]]:
+        """The archive's answer, timed, counted and traced."""
+        left = deadline - self._clock()
+        if left <= 0:
+            raise UpstreamFailed(upstream.name, UpstreamFailed.TIMEOUT)
+        span = self.tracer.upstream_span(upstream.name) if self.tracer is not None else None
+        start = time.perf_counter()
+        reason = None
+        try:
+            return upstream.fetch(normalized.request, left)
+        except UpstreamFailed as exc:
+            reason = exc.reason
+            if span is not None:
+                span.fail(exc)
+            raise
+        except Exception as exc:
+            reason = "internal"
+            if span is not None:
+                span.fail(exc)
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.upstream_fetch(upstream.name, time.perf_counter() - start, reason)
+            if span is not None:
+                span.end()
+
+    def _store(
+        self,
+        namespace: str,
+        key: bytes,
+        normalized: Normalized,
+        objects: list[dict[str, Any]],
+        lease: int,
+        protocol: int,
+    ) -> None:
+        """Keep the answer: its order record first (a hit needs both), then the answer."""
+        tree = answer.to_tree(
+            objects, normalized.level, normalized.study_uid, normalized.series_uid
+        )
+        if tree is None:
+            log.info("search: an answer with an object lacking its uids, or listed twice, not kept")
+            return
+        try:
+            if normalized.ordered:
+                self.backend.add_objects(namespace, [answer.record(key, tree.order)], self.ttl)
+            stored = self.backend.store_query(namespace, key, tree.studies, self.ttl, lease)
+            listed = listing(normalized, protocol)
+            if stored and listed is not None and [s.uid for s in tree.studies] == [listed[0]]:
+                # The answer find_study_by_id gets: also the study's listing.
+                self.backend.store_study(namespace, tree.studies[0], listed[1], self.ttl, lease)
+        except BackendUnavailable as exc:
+            log.warning("search: the storage did not take an answer (%s)", exc)

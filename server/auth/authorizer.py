@@ -28,7 +28,7 @@ import grpc
 
 from dicomcache.server.auth import policy as policy_file
 from dicomcache.server.auth.access import Access
-from dicomcache.server.auth.identity import MALFORMED, credentials
+from dicomcache.server.auth.identity import MALFORMED, Credentials, bearer, credentials
 from dicomcache.server.auth.policy import Policy, PolicyError
 from dicomcache.server.auth.rights import RPC_RIGHTS, Right, namespace_of
 from dicomcache.server.auth.watch import FileWatch
@@ -104,7 +104,27 @@ class Authorizer:
         policy = self.policy
         if policy is None:
             return self._open
-        presented = credentials(context, self.certificates)
+        return self._identify(policy, credentials(context, self.certificates))
+
+    def authenticate_http(
+        self, authorization: str | None, names: frozenset[tuple[str, str]]
+    ) -> Access:
+        """What an HTTP caller may do, as ``authenticate`` decides for a gRPC one.
+
+        Args:
+            authorization: the request's Authorization header, None when absent.
+            names: the (kind, name) pairs of its verified client certificate.
+        Raises:
+            Unauthenticated: as ``authenticate``.
+        """
+        policy = self.policy
+        if policy is None:
+            return self._open
+        presented = Credentials(names if self.certificates else frozenset(), bearer(authorization))
+        return self._identify(policy, presented)
+
+    def _identify(self, policy: Policy, presented: Credentials) -> Access:
+        """The access of the principals that ``presented`` names in ``policy``."""
         found: list[Access] = []
         if presented.token is MALFORMED:
             raise Unauthenticated("the authorization metadata must be 'Bearer <token>'")

@@ -51,15 +51,25 @@ def certificate_names(context: grpc.ServicerContext) -> frozenset[tuple[str, str
     return frozenset(names)
 
 
+def bearer(value: object) -> str | object | None:
+    """The token of an authorization value ("Bearer <token>"), MALFORMED, or None for none.
+
+    The same rule for the gRPC metadata and the HTTP endpoint's header.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return MALFORMED
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else MALFORMED
+
+
 def bearer_token(context: grpc.ServicerContext) -> str | object | None:
     """The bearer token of the call's metadata, MALFORMED, or None when none was sent."""
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
-            if not isinstance(value, str):
-                return MALFORMED
-            scheme, _, token = value.partition(" ")
-            token = token.strip()
-            return token if scheme.lower() == "bearer" and token else MALFORMED
+            return bearer(value)
     return None
 
 

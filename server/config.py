@@ -29,6 +29,39 @@ class Settings(BaseSettings):
         description="host:port of an HTTP listener serving Prometheus metrics at /metrics "
         "(off by default; namespace names, counts, sizes and durations, no patient data)",
     )
+    # --- the QIDO-RS endpoint (issue 13): DICOMweb clients read through the cache ---
+    http_listen: str | None = Field(
+        None,
+        description="host:port of the QIDO-RS endpoint for DICOMweb clients (GET "
+        "/dicom-web/UPSTREAM/studies, /series, /instances, /studies/UID/series ...); off by "
+        "default; a bare PORT listens on loopback; off loopback, as for --listen, it needs "
+        "HTTPS (--tls-cert-file, --tls-key-file; the same files, re-read when they change) and "
+        "authenticated callers (--tls-client-ca-file, or bearer tokens of --auth-policy-file), "
+        "or --allow-insecure",
+    )
+
+    @field_validator("http_listen", mode="before")
+    @classmethod
+    def _http_listen_form(cls, value: Any) -> Any:
+        # A bare port listens on loopback: what the endpoint answers is patient data.
+        if isinstance(value, int | str) and str(value).strip().isdigit():
+            return f"127.0.0.1:{str(value).strip()}"
+        if isinstance(value, str) and not value.rpartition(":")[2].isdigit():
+            raise ValueError("must be HOST:PORT, [IPv6]:PORT or a bare PORT (loopback)")
+        return value
+
+    @model_validator(mode="after")
+    def _http_listen_secured(self) -> Settings:
+        listen = self.http_listen
+        if listen and not self.allow_insecure and not _loopback(listen) and not self.secured:
+            raise ValueError(
+                f"http_listen: {listen} is not a loopback address: off loopback, callers must be "
+                "authenticated over HTTPS, or anyone who reaches the port can read every "
+                "upstream through the cache. Set --tls-cert-file and --tls-key-file, and "
+                "--tls-client-ca-file or --auth-policy-file (bearer tokens), or --allow-insecure"
+            )
+        return self
+
     log_summary_interval: float = Field(
         60.0,
         ge=0,

@@ -188,6 +188,14 @@ class Settings(BaseSettings):
         le=3600,
         description="seconds an archive request may take at most (a call's deadline shortens it)",
     )
+    max_stale: float = Field(
+        0.0,
+        ge=0,
+        le=7 * 86400,
+        description="stale-if-error: seconds past its TTL that a Search answer may still be "
+        "served, marked stale, when its archive fails or times out; 0 (the default) never serves "
+        "an expired answer. Serving an expired medical answer is the operator's decision",
+    )
 
     @field_validator("upstream", "upstream_credentials", mode="before")
     @classmethod

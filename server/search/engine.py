@@ -14,14 +14,25 @@ sends, the study's listing, and answers with the JSON the archive returned.
 
 The storage failing does not fail a search: a lookup that cannot be made is a
 miss, a store that cannot be made is skipped (both logged), and the archive
-answers. The archive failing does (``UpstreamFailed``).
+answers. The archive failing does (``UpstreamFailed``), unless stale-if-error is
+on (``max_stale``): then the answer's stale copy, kept ``max_stale`` seconds past
+its TTL and dead with any invalidation of its namespace, is served marked stale,
+with its age and the archive's failure (``SearchResult.stale_reason``).
+
+A hit's age is the TTL it was stored with less the time it has left, on the
+backend's clock (``Backend.lookup_answer``; Redis's, so every server agrees).
+With a shared backend (Redis) the leader of this server's flight also takes the
+backend's flight (``shared_flight``), so one server of those sharing it asks
+the archive and the others wait for its answer.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +48,7 @@ from dicomcache.server.errors import (
 from dicomcache.server.search import answer
 from dicomcache.server.search.flights import Coalescer, Flights, WaitTimeout
 from dicomcache.server.search.request import Normalized, listing, normalize
+from dicomcache.server.search.shared_flight import MARGIN_SECONDS, SharedFlight
 from dicomcache.server.telemetry.metrics import Metrics
 from dicomcache.server.telemetry.tracing import Tracer
 from dicomcache.server.upstreams import Upstream
@@ -52,9 +64,11 @@ DEFAULT_TIMEOUT = 30.0
 class SearchResult:
     """What ``Search`` answers: the archive's DICOM JSON array and how it was served.
 
-    ``age_seconds`` is the time since the answer was fetched from the archive as
-    far as the server can tell: 0 for a fetch, and 0 for a hit too today, because
-    the backends do not report when an answer was stored.
+    ``age_seconds`` is the time since the answer was fetched from the archive: 0
+    for a fetch; for a hit, the TTL it was stored with less its time left (0 for a
+    study's listing, which tells no time). ``stale_reason``, for a stale answer,
+    says how the archive failed (``UpstreamFailed``'s message: upstream, reason,
+    status; no query value).
     """
 
     dicom_json: str
@@ -62,6 +76,7 @@ class SearchResult:
     age_seconds: float
     stale: bool
     count: int
+    stale_reason: str = ""
 
 
 class SearchEngine:
@@ -75,7 +90,12 @@ class SearchEngine:
         upstreams: by name.
         flights: coalesces concurrent identical misses (``Flights``: within this
             server); the key is (backend namespace, request key).
-        ttl: seconds to keep answers; None for the backend's default.
+        ttl: seconds to keep answers; None for the backend's default (ages are then 0).
+        negative_ttl: seconds the backend keeps an empty answer (its ``negative_ttl``).
+        max_stale: seconds past its TTL an answer may be served when the archive
+            fails (stale-if-error); 0: never.
+        shared: the backend's flights across servers; None for none (one server).
+        upstream_timeout: the longest a fetch takes (a flight lasts that, plus a margin).
         max_message_bytes: the largest answer sent (a larger one is refused and not kept).
         metrics: upstream fetches and coalesced waits are counted there; None for none.
         tracer: a span per upstream fetch; None for none.
@@ -92,7 +112,15 @@ class SearchEngine:
         metrics: Metrics | None = None,
         tracer: Tracer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        negative_ttl: float | None = None,
+        max_stale: float = 0.0,
+        shared: SharedFlight | None = None,
+        upstream_timeout: float | None = None,
     ) -> None:
+        self.negative_ttl = negative_ttl
+        self.max_stale = max_stale
+        self.shared = shared
+        self.upstream_timeout = upstream_timeout
         self.backend = backend
         self.upstreams = dict(upstreams)
         self.flights: Coalescer = flights if flights is not None else Flights()
@@ -123,13 +151,19 @@ class SearchEngine:
         if found is not None:
             return found
         try:
-            result, led = self.flights.run(
-                (namespace, key),
-                lambda: self._read_through(upstream, namespace, key, normalized, deadline),
-                timeout,
-            )
-        except WaitTimeout:
-            raise UpstreamFailed(upstream.name, UpstreamFailed.TIMEOUT) from None
+            try:
+                result, led = self.flights.run(
+                    (namespace, key),
+                    lambda: self._read_through(upstream, namespace, key, normalized, deadline),
+                    timeout,
+                )
+            except WaitTimeout:
+                raise UpstreamFailed(upstream.name, UpstreamFailed.TIMEOUT) from None
+        except UpstreamFailed as failure:
+            stale = self._stale(namespace, key, failure)
+            if stale is None:
+                raise
+            return stale
         if not led and self.metrics is not None:
             self.metrics.coalesced_wait(namespace)
         return result
@@ -149,7 +183,9 @@ class SearchEngine:
     ) -> SearchResult | None:
         """The stored answer, or None (a miss, an answer that cannot be rebuilt, no storage)."""
         try:
-            studies = self.backend.lookup_query(namespace, key)
+            found = self.backend.lookup_answer(namespace, key)
+            studies = None if found is None else found.studies
+            age = 0.0 if found is None else self._age(found.left, bool(found.studies))
             if studies is None and (listed := listing(normalized, protocol)) is not None:
                 study = self.backend.lookup_study(namespace, *listed)
                 studies = [study] if study is not None else None
@@ -167,7 +203,39 @@ class SearchEngine:
         objects = answer.dicom_json(studies, normalized.level, order)
         if objects is None:
             return None
-        return SearchResult(self._sized(answer.text(objects)), True, 0.0, False, len(objects))
+        return SearchResult(self._sized(answer.text(objects)), True, age, False, len(objects))
+
+    def _kept(self, empty: bool) -> float | None:
+        """Seconds an answer is stored for (None: not known here)."""
+        if self.ttl is None:
+            return None
+        return min(self.ttl, self.negative_ttl) if empty and self.negative_ttl else self.ttl
+
+    def _age(self, left: float, studies: bool) -> float:
+        kept = self._kept(not studies)
+        return 0.0 if kept is None else max(0.0, kept - left)
+
+    def _stale(self, namespace: str, key: bytes, failure: UpstreamFailed) -> SearchResult | None:
+        """The answer's stale copy when the archive failed, or None (off, none, expired)."""
+        if self.max_stale <= 0:
+            return None
+        try:
+            copy = self.backend.lookup_stale(namespace, key)
+        except BackendUnavailable as exc:
+            log.warning("search: the storage did not answer a stale lookup (%s)", exc)
+            return None
+        if copy is None:
+            return None
+        body = copy.document.decode()
+        count = len(json.loads(body))
+        kept = self._kept(count == 0)
+        age = 0.0 if kept is None else max(0.0, kept + self.max_stale - copy.left)
+        if kept is not None and age > kept + self.max_stale:
+            return None  # never past max_stale (a copy kept longer by another server)
+        if self.metrics is not None:
+            self.metrics.stale_serve(namespace)
+        log.info("search: %s; a stale answer served (age %.0f s)", failure, age)
+        return SearchResult(self._sized(body), True, age, True, count, str(failure))
 
     def _read_through(
         self,
@@ -184,12 +252,54 @@ class SearchEngine:
         found = self._lookup(namespace, key, normalized, upstream.protocol)
         if found is not None:
             return found
+        if self.shared is None:
+            return self._fetch_and_store(upstream, namespace, key, normalized, deadline)
+        # Of the servers sharing the backend, one asks the archive (``shared_flight``).
+        left = max(0.0, deadline - self._clock())
+        seconds = min(left, self.upstream_timeout or left) + MARGIN_SECONDS
+        with ExitStack() as stack:
+            try:
+                boarded = stack.enter_context(
+                    self.shared.boarding(namespace, key, seconds, deadline)
+                )
+            except BackendUnavailable as exc:
+                log.warning("search: the storage gave no flight (%s); asking the archive", exc)
+                return self._fetch_and_store(upstream, namespace, key, normalized, deadline)
+            except WaitTimeout:
+                raise UpstreamFailed(upstream.name, UpstreamFailed.TIMEOUT) from None
+            if boarded.waited and self.metrics is not None:
+                self.metrics.coalesced_wait(namespace)
+            if not boarded.led:
+                found = self._lookup(namespace, key, normalized, upstream.protocol)
+                if found is not None:
+                    return found
+            return self._fetch_and_store(upstream, namespace, key, normalized, deadline)
+
+    def _fetch_and_store(
+        self,
+        upstream: Upstream,
+        namespace: str,
+        key: bytes,
+        normalized: Normalized,
+        deadline: float,
+    ) -> SearchResult:
         lease = self._lease(namespace)
         objects = self._fetch(upstream, normalized, deadline)
         body = self._sized(answer.text(objects))
         if lease:  # no lease, no store: it could not be ordered against invalidations
             self._store(namespace, key, normalized, objects, lease, upstream.protocol)
+            self._store_stale(namespace, key, body, not objects, lease)
         return SearchResult(body, False, 0.0, False, len(objects))
+
+    def _store_stale(self, namespace: str, key: bytes, body: str, empty: bool, lease: int) -> None:
+        """Keep the answer's stale copy for its TTL plus ``max_stale`` (when on)."""
+        kept = self._kept(empty)
+        if self.max_stale <= 0 or kept is None:
+            return
+        try:
+            self.backend.store_stale(namespace, key, body.encode(), kept + self.max_stale, lease)
+        except BackendUnavailable as exc:
+            log.warning("search: the storage did not take a stale copy (%s)", exc)
 
     def _sized(self, body: str) -> str:
         size = len(body.encode())

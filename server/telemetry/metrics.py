@@ -115,6 +115,12 @@ class Metrics:
             ["namespace"],
             registry=self.registry,
         )
+        self.stale_serves = Counter(
+            "dicomcache_stale_serves",
+            "Search answers served stale because the archive failed (stale-if-error)",
+            ["namespace"],
+            registry=self.registry,
+        )
         self.registry.register(CacheCollector(backend, max_bytes, labels))
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -154,6 +160,10 @@ class Metrics:
     def coalesced_wait(self, namespace: str) -> None:
         """Count one miss that waited for another's fetch."""
         self._child(self.coalesced_waits, self.labels(namespace)).inc()
+
+    def stale_serve(self, namespace: str) -> None:
+        """Count one answer served stale (the archive failed)."""
+        self._child(self.stale_serves, self.labels(namespace)).inc()
 
 
 # Namespace groups read per scrape, as one GetStats page: past the label cap they

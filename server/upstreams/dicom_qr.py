@@ -27,6 +27,10 @@ from dicomcache.v1 import query_pb2
 
 log = logging.getLogger(__name__)
 
+# pynetdicom logs every identifier it sends and receives at INFO (patient names,
+# ids, dates: PHI at INFO), and the PDUs at DEBUG. Its warnings still show.
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
 LEVELS = frozenset({"STUDY", "SERIES", "IMAGE"})
 PENDING = frozenset({0xFF00, 0xFF01})
 SUCCESS = 0x0000

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -70,7 +71,7 @@ class QidoRsUpstream:
         if credentials is not None:
             self._headers["Authorization"] = credentials.header()
         self._client = httpx.Client(
-            verify=ca_file if ca_file is not None else True,
+            verify=ssl.create_default_context(cafile=ca_file) if ca_file is not None else True,
             follow_redirects=False,
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
             trust_env=False,  # no proxy or .netrc credentials picked up from the environment

@@ -123,11 +123,16 @@ def configuration(directory: Path, http_port: int, dicom_port: int) -> dict[str,
 
 
 @contextlib.contextmanager
-def running_orthanc(directory: Path | str) -> Iterator[Orthanc]:
+def running_orthanc(
+    directory: Path | str, overrides: dict[str, object] | None = None
+) -> Iterator[Orthanc]:
     """Start a fresh Orthanc keeping its files in directory; stop it on exit.
 
     Args:
         directory: an empty or scratch directory owned by the caller.
+        overrides: configuration keys that replace the test configuration's, e.g.
+            ``{"AuthenticationEnabled": True, "RegisteredUsers": {"user": "password"}}``
+            (readiness is then checked as the first registered user).
 
     Yields:
         The running Orthanc.
@@ -145,8 +150,11 @@ def running_orthanc(directory: Path | str) -> Iterator[Orthanc]:
     directory.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port = free_port(), free_port()
     config_path = directory / "orthanc.json"
-    config_path.write_text(json.dumps(configuration(directory, http_port, dicom_port), indent=2))
+    config = {**configuration(directory, http_port, dicom_port), **(overrides or {})}
+    config_path.write_text(json.dumps(config, indent=2))
     orthanc = Orthanc(f"http://127.0.0.1:{http_port}", dicom_port, AET, directory)
+    users = config.get("RegisteredUsers") if config.get("AuthenticationEnabled") else None
+    auth = next(iter(users.items())) if isinstance(users, dict) and users else None
     with (directory / "orthanc.log").open("wb") as log:
         process = subprocess.Popen(
             [ORTHANC_BINARY, str(config_path)],
@@ -155,13 +163,15 @@ def running_orthanc(directory: Path | str) -> Iterator[Orthanc]:
             cwd=directory,
         )
         try:
-            _wait_until_ready(orthanc, process)
+            _wait_until_ready(orthanc, process, auth)
             yield orthanc
         finally:
             _stop(process)
 
 
-def _wait_until_ready(orthanc: Orthanc, process: subprocess.Popen[bytes]) -> None:
+def _wait_until_ready(
+    orthanc: Orthanc, process: subprocess.Popen[bytes], auth: tuple[str, str] | None = None
+) -> None:
     deadline = time.monotonic() + _START_DEADLINE
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -169,8 +179,8 @@ def _wait_until_ready(orthanc: Orthanc, process: subprocess.Popen[bytes]) -> Non
                 f"Orthanc exited with code {process.returncode}:\n{orthanc.log()}"
             )
         try:
-            system = requests.get(f"{orthanc.url}/system", timeout=2)
-            plugins = requests.get(f"{orthanc.url}/plugins", timeout=2)
+            system = requests.get(f"{orthanc.url}/system", timeout=2, auth=auth)
+            plugins = requests.get(f"{orthanc.url}/plugins", timeout=2, auth=auth)
             if system.ok and plugins.ok and "dicom-web" in plugins.json():
                 return
         except requests.ConnectionError:

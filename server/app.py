@@ -19,6 +19,7 @@ from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.backends import Backend
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.config import Settings
+from dicomcache.server.http.listener import HttpListener, http_listener
 from dicomcache.server.telemetry import Telemetry
 from dicomcache.server.telemetry.labels import NamespaceLabels
 from dicomcache.server.telemetry.metrics import Metrics
@@ -152,6 +153,11 @@ class CacheServer:
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
         self.health_server, self.health_port = _health_server(self.health, settings.health_listen)
+        # The QIDO-RS endpoint (--http-listen), bound here so that a taken port fails at start.
+        self.http: HttpListener | None = http_listener(
+            settings, self.search_engine, self.authorizer
+        )
+        self.http_port = self.http.port if self.http is not None else 0
         self.metrics_http: Any = None  # prometheus_client's WSGI server, once started
         self.metrics_port = 0
         self._stopping = threading.Event()
@@ -163,6 +169,8 @@ class CacheServer:
         self.grpc_server.start()
         if self.health_server is not None:
             self.health_server.start()
+        if self.http is not None:
+            self.http.start()
         if self.telemetry.metrics is not None and self.settings.metrics_listen:
             host, _, port = self.settings.metrics_listen.rpartition(":")
             registry = self.telemetry.metrics.registry
@@ -198,6 +206,8 @@ class CacheServer:
         self.health.enter_graceful_shutdown()
         self._stopping.set()
         self.grpc_server.stop(grace)
+        if self.http is not None:
+            self.http.stop()  # refuses new requests, lets those in flight finish within grace
         self.in_flight.wait_idle(grace)
         self.grpc_server.stop(0).wait()
         if self.health_server is not None:

@@ -29,8 +29,10 @@ from dicomcache.server.auth.access import Access
 from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.auth.rights import Right
 from dicomcache.server.errors import InvalidArgument
+from dicomcache.server.search.engine import DEFAULT_TIMEOUT
 from dicomcache.server.telemetry import Telemetry
 from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import search_pb2
 
 
 class InFlight:
@@ -81,11 +83,21 @@ def _serialize(response: bytes | Message) -> bytes:
 # A service method and whether it takes the caller's access (GetStats filters by it).
 Call = tuple[Callable[..., Any], type[Message], bool]
 
+# Methods that take the seconds left before the call's deadline (Search waits on an archive).
+_TIMED = frozenset({"Search"})
+
+
+def _timeout(context: grpc.ServicerContext) -> float:
+    """Seconds left before the call's deadline; DEFAULT_TIMEOUT when the caller set none."""
+    left = context.time_remaining()
+    return DEFAULT_TIMEOUT if left is None else max(left, 0.0)
+
 
 def _unary(
     method: str, call: Call, in_flight: InFlight, authorizer: Authorizer, telemetry: Telemetry
 ) -> grpc.RpcMethodHandler:
     function, message_type, takes_access = call
+    timed = method in _TIMED
 
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         with in_flight, telemetry.call(method, context) as seen:
@@ -100,6 +112,8 @@ def _unary(
                 authorizer.authorize(method, request, access)
                 if takes_access:
                     response = function(request, _visible(access))
+                elif timed:
+                    response = function(request, _timeout(context))
                 else:
                     response = function(request)
             except Exception as exc:
@@ -184,6 +198,7 @@ def handler(
         "GetObjects": (service.get_objects, pb.GetObjectsRequest, False),
         "Invalidate": (service.invalidate, pb.InvalidateRequest, False),
         "GetStats": (service.get_stats, pb.GetStatsRequest, True),
+        "Search": (service.search, search_pb2.SearchRequest, False),
     }
     streams: dict[str, Call] = {
         "StreamLookupQuery": (service.lookup_query, pb.StreamLookupQueryRequest, False),

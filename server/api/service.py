@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 from dicomcache.contract import MAX_MESSAGE_BYTES
 from dicomcache.server.api import encode, pages
@@ -23,10 +24,13 @@ from dicomcache.server.api.keys import (
 )
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
-from dicomcache.server.errors import AnswerTooLarge
+from dicomcache.server.errors import AnswerTooLarge, NoUpstreams
 from dicomcache.server.model import Address, Level, NamespaceStats, Stats, StudyData, release
 from dicomcache.v1 import cache_service_pb2 as pb
-from dicomcache.v1 import query_pb2
+from dicomcache.v1 import query_pb2, search_pb2
+
+if TYPE_CHECKING:
+    from dicomcache.server.search.engine import SearchEngine
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +45,17 @@ class CacheService:
     """
 
     def __init__(
-        self, backend: Backend, *, max_ttl: float, max_message_bytes: int = MAX_MESSAGE_BYTES
+        self,
+        backend: Backend,
+        *,
+        max_ttl: float,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        search_engine: SearchEngine | None = None,
     ) -> None:
         self.backend = backend
         self.max_ttl = max_ttl
         self.max_message_bytes = max_message_bytes
+        self.search_engine = search_engine  # None: no upstreams configured
 
     def _ttl(self, seconds: int) -> float | None:
         """0 means the default; a longer TTL than the server's is cut to the server's."""
@@ -207,6 +217,21 @@ class CacheService:
         removed = sum(self.backend.invalidate(n, address) for n in partitions(request.namespace))
         log.info("invalidated %d objects (%s)", removed, "one object" if address else "namespace")
         return pb.InvalidateResponse(objects_removed=removed)
+
+    def search(
+        self, request: search_pb2.SearchRequest, timeout: float
+    ) -> search_pb2.SearchResponse:
+        """Search: the archive's answer through the cache (``server/search``)."""
+        if self.search_engine is None:
+            raise NoUpstreams("no upstreams configured (dicomcache serve --upstream NAME=URL)")
+        result = self.search_engine.search(request, timeout)
+        return search_pb2.SearchResponse(
+            dicom_json=result.dicom_json,
+            hit=result.hit,
+            age_seconds=result.age_seconds,
+            stale=result.stale,
+            count=result.count,
+        )
 
     def get_stats(
         self, request: pb.GetStatsRequest, visible: Callable[[str], bool] | None = None

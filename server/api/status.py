@@ -13,6 +13,7 @@ UpstreamFailed      -> by reason: unreachable, failed -> UNAVAILABLE (a retry ma
                        INVALID_ARGUMENT would tell the caller that its request was malformed);
                        with google.rpc.ErrorInfo (reason UPSTREAM_<REASON>, domain
                        "dicomcache", metadata "upstream" and the archive's "status")
+NoUpstreams         -> FAILED_PRECONDITION (Search on a server configured with none)
 anything else       -> INTERNAL, logged with a request id (and no request content)
 """
 
@@ -32,6 +33,7 @@ from dicomcache.server.errors import (
     AnswerTooLarge,
     BackendUnavailable,
     InvalidArgument,
+    NoUpstreams,
     PermissionDenied,
     Unauthenticated,
     UpstreamFailed,
@@ -57,6 +59,7 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (AnswerTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (NoUpstreams, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
 
@@ -99,6 +102,8 @@ def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoR
         context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
     if isinstance(exc, PermissionDenied):
         context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    if isinstance(exc, NoUpstreams):
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     request_id = uuid.uuid4().hex[:12]
     # The exception's type and stack only: its message might quote request data.
     log.error(

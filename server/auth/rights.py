@@ -5,11 +5,13 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
+from dicomcache.v1 import search_pb2
+
 
 class Right(Enum):
     """What a grant allows on a namespace."""
 
-    READ = "read"  # lookups (unary and streamed), GetObjects
+    READ = "read"  # lookups (unary and streamed), GetObjects, Search (a read-through)
     WRITE = "write"  # StoreQuery, StoreStudy, AddObjects
     INVALIDATE = "invalidate"  # Invalidate
     STATS = "stats"  # GetStats
@@ -21,6 +23,7 @@ RPC_RIGHTS: dict[str, Right] = {
     "StreamLookupQuery": Right.READ,
     "StreamLookupStudy": Right.READ,
     "GetObjects": Right.READ,
+    "Search": Right.READ,  # on the upstream it names: its namespace
     "StoreQuery": Right.WRITE,
     "StoreStudy": Right.WRITE,
     "AddObjects": Right.WRITE,
@@ -32,8 +35,11 @@ RPC_RIGHTS: dict[str, Right] = {
 def namespace_of(request: Any) -> str:
     """The namespace a parsed request asks for ("" for GetStats of all namespaces).
 
-    The streamed lookups wrap the unary request; its namespace is theirs.
+    The streamed lookups wrap the unary request; its namespace is theirs. Search
+    names an upstream, which is its namespace.
     """
+    if isinstance(request, search_pb2.SearchRequest):
+        return str(request.upstream)
     inner = getattr(request, "request", None)
     if inner is not None and hasattr(inner, "namespace"):
         return str(inner.namespace)

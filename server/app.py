@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent import futures
 from typing import Any
 
 import grpc
 import prometheus_client
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from dicomcache.server import reflection
 from dicomcache.server.api.handler import InFlight, handler
 from dicomcache.server.api.service import SERVICE_NAME, CacheService
 from dicomcache.server.auth.authorizer import Authorizer
@@ -20,6 +20,7 @@ from dicomcache.server.backends import Backend
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.config import Settings
 from dicomcache.server.http.listener import HttpListener, http_listener
+from dicomcache.server.search.engine import SearchEngine
 from dicomcache.server.telemetry import Telemetry
 from dicomcache.server.telemetry.labels import NamespaceLabels
 from dicomcache.server.telemetry.metrics import Metrics
@@ -95,7 +96,7 @@ def _health_server(
 
 
 class CacheServer:
-    """A running gRPC server: CacheService, health checking and reflection.
+    """A running gRPC server: CacheService, health checking and reflection (v1 and v1alpha).
 
     Thread-safe. Uses no clock of its own beyond the sweeper's interval.
     """
@@ -106,11 +107,14 @@ class CacheServer:
         backend: Backend | None = None,
         extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
         tracer_provider: Any = None,
+        upstreams: Mapping[str, Upstream] | None = None,
     ) -> None:
         self.settings = settings
         self.authorizer = Authorizer.from_settings(settings)  # a bad policy fails here, first
         # A bad upstream configuration fails here too, before anything listens or connects.
-        self.upstreams: dict[str, Upstream] = build_upstreams(settings)
+        self.upstreams: dict[str, Upstream] = (
+            dict(upstreams) if upstreams is not None else build_upstreams(settings)
+        )
         self.backend = backend if backend is not None else build_backend(settings)
         labels = NamespaceLabels()
         metrics = Metrics(self.backend, 0, labels) if settings.metrics_listen else None
@@ -118,14 +122,24 @@ class CacheServer:
         self.telemetry = Telemetry(metrics, tracer, labels)
         self.in_flight = InFlight()
         limit = int(settings.max_message_bytes)
+        seen = self.telemetry.backend(self.backend)
+        # Search reads through the upstreams; without any it answers FAILED_PRECONDITION.
+        self.search_engine = (
+            SearchEngine(
+                seen, self.upstreams, max_message_bytes=limit, metrics=metrics, tracer=tracer
+            )
+            if self.upstreams
+            else None
+        )
         self.grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             handlers=[
                 handler(
                     CacheService(
-                        self.telemetry.backend(self.backend),
+                        seen,
                         max_ttl=settings.ttl,
                         max_message_bytes=limit,
+                        search_engine=self.search_engine,
                     ),
                     self.in_flight,
                     self.authorizer,
@@ -142,9 +156,7 @@ class CacheServer:
         )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
-        reflection.enable_server_reflection(
-            [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc_server
-        )
+        reflection.enable([SERVICE_NAME, health.SERVICE_NAME], self.grpc_server)
         self.tls = _credentials(settings)
         if self.tls is None:
             self.port = self.grpc_server.add_insecure_port(settings.listen)

@@ -24,12 +24,12 @@ from dicomtrolley.core import Query, QueryLevels, Searcher
 from dicomtrolley.qido_rs import QidoRS
 
 from dicomcache.client import CacheClient, CachedSearcher
+from dicomcache.server.api.keys import partition, request_key
 from dicomcache.server.app import CacheServer
 from dicomcache.server.backends import Backend
 from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.server.backends.redis.backend import RedisBackend
 from dicomcache.server.config import Settings
-from dicomcache.server.api.keys import partition, request_key
 from dicomcache.server.search.flights import Flights
 from dicomcache.server.search.request import normalize
 from dicomcache.server.upstreams.dicom_qr import DicomQrUpstream

@@ -99,7 +99,9 @@ def _stage(
     backend, advance = make()
     with counting_proxy(orthanc.dicomweb_url) as proxy:
         upstream = QidoRsUpstream("pacs", proxy.url)
-        config = Settings(listen="127.0.0.1:0", ttl=TTL, negative_ttl=60, **settings)
+        config = Settings(
+            listen="127.0.0.1:0", metrics_listen="127.0.0.1:0", ttl=TTL, negative_ttl=60, **settings
+        )
         server = CacheServer(config, backend=backend, upstreams={"pacs": upstream}).start()
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         try:
@@ -119,6 +121,18 @@ def stage(request: pytest.FixtureRequest, orthanc: LoadedOrthanc) -> Iterator[St
 def stage_off(orthanc: LoadedOrthanc) -> Iterator[Stage]:
     """A server with stale-if-error off (the default), on the memory backend."""
     yield from _stage(orthanc, _memory)
+
+
+def stale_serves(stage: Stage) -> float:
+    """dicomcache_stale_serves_total, over its namespace labels."""
+    metrics = stage.server.telemetry.metrics
+    assert metrics is not None
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "dicomcache_stale_serves_total"
+    )
 
 
 def _refused(stage: Stage, **fields: Any) -> grpc.RpcError:
@@ -153,6 +167,7 @@ def test_the_archive_stopped_an_expired_answer_is_served_stale_within_max_stale(
     assert stale.count == fresh.count
     assert TTL + 99.0 <= stale.age_seconds <= TTL + 101.0
     assert trailers[STALE_REASON] == "upstream pacs: unreachable"
+    assert stale_serves(stage) == 1
     assert stage.proxy.requests == 1  # the one fetch; the port refused the next
 
 
@@ -204,6 +219,7 @@ def test_stale_if_error_is_off_by_default(stage_off: Stage) -> None:
     stage_off.advance(TTL + 1.0)
 
     error = _refused(stage_off)
+    assert stale_serves(stage_off) == 0
 
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "unreachable" in (error.details() or "")

@@ -21,6 +21,7 @@ from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.config import Settings
 from dicomcache.server.http.listener import HttpListener, http_listener
 from dicomcache.server.search.engine import SearchEngine
+from dicomcache.server.search.shared_flight import SharedFlight
 from dicomcache.server.telemetry import Telemetry
 from dicomcache.server.telemetry.labels import NamespaceLabels
 from dicomcache.server.telemetry.metrics import Metrics
@@ -95,6 +96,13 @@ def _health_server(
     return server, port
 
 
+def _shared_flight(backend: Backend, seen: Backend) -> SharedFlight | None:
+    """Flights across servers, for a backend that servers share (not the memory one)."""
+    from dicomcache.server.backends.memory.backend import MemoryBackend
+
+    return None if isinstance(backend, MemoryBackend) else SharedFlight(seen)
+
+
 class CacheServer:
     """A running gRPC server: CacheService, health checking and reflection (v1 and v1alpha).
 
@@ -126,7 +134,16 @@ class CacheServer:
         # Search reads through the upstreams; without any it answers FAILED_PRECONDITION.
         self.search_engine = (
             SearchEngine(
-                seen, self.upstreams, max_message_bytes=limit, metrics=metrics, tracer=tracer
+                seen,
+                self.upstreams,
+                max_message_bytes=limit,
+                metrics=metrics,
+                tracer=tracer,
+                ttl=settings.ttl,
+                negative_ttl=settings.negative_ttl,
+                max_stale=settings.max_stale,
+                shared=_shared_flight(self.backend, seen),
+                upstream_timeout=settings.upstream_timeout,
             )
             if self.upstreams
             else None

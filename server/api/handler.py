@@ -112,8 +112,8 @@ def _unary(
                 authorizer.authorize(method, request, access)
                 if takes_access:
                     response = function(request, _visible(access))
-                elif timed:
-                    response = function(request, _timeout(context))
+                elif timed:  # Search: it may add trailing metadata (a stale answer's reason)
+                    response = function(request, _timeout(context), context.set_trailing_metadata)
                 else:
                     response = function(request)
             except Exception as exc:

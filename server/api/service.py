@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CacheService"].full_name
+# The trailing metadata key of a stale Search answer: how the archive failed.
+STALE_REASON = "dicomcache-stale-reason"
 
 
 class CacheService:
@@ -219,12 +221,22 @@ class CacheService:
         return pb.InvalidateResponse(objects_removed=removed)
 
     def search(
-        self, request: search_pb2.SearchRequest, timeout: float
+        self,
+        request: search_pb2.SearchRequest,
+        timeout: float,
+        trailers: Callable[[tuple[tuple[str, str], ...]], None] | None = None,
     ) -> search_pb2.SearchResponse:
-        """Search: the archive's answer through the cache (``server/search``)."""
+        """Search: the archive's answer through the cache (``server/search``).
+
+        A stale answer (the archive failed) says how in the trailing metadata
+        ``dicomcache-stale-reason`` (upstream, reason, archive status; no PHI),
+        given to ``trailers``.
+        """
         if self.search_engine is None:
             raise NoUpstreams("no upstreams configured (dicomcache serve --upstream NAME=URL)")
         result = self.search_engine.search(request, timeout)
+        if result.stale and trailers is not None:
+            trailers(((STALE_REASON, result.stale_reason),))
         return search_pb2.SearchResponse(
             dicom_json=result.dicom_json,
             hit=result.hit,

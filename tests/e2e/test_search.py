@@ -110,7 +110,7 @@ def running(request: pytest.FixtureRequest, orthanc: LoadedOrthanc) -> Iterator[
 
 @pytest.fixture
 def memory_server(orthanc: LoadedOrthanc) -> Iterator[Running]:
-    running = start(orthanc, _memory(), workers=128)
+    running = start(orthanc, _memory(), workers=128, metrics_listen="127.0.0.1:0")
     yield running
     running.channel.close()
     running.server.stop(grace=0)
@@ -328,6 +328,15 @@ def test_100_concurrent_identical_misses_ask_the_archive_once(memory_server: Run
     assert running.qido.fetches == 1
     assert len({a.dicom_json for a in answers}) == 1
     assert all(not a.hit for a in answers)  # 99 waited for the one fetch: none was a stored hit
+    metrics = running.server.telemetry.metrics
+    assert metrics is not None
+    waits = metrics.registry.get_sample_value(
+        "dicomcache_coalesced_waits_total", {"namespace": "pacs"}
+    )
+    fetched = metrics.registry.get_sample_value(
+        "dicomcache_upstream_duration_seconds_count", {"upstream": "pacs"}
+    )
+    assert (waits, fetched) == (99, 1)
 
 
 def test_a_dicom_qr_upstream_reads_through_its_c_find_identifier(

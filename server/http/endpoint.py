@@ -76,7 +76,9 @@ class Endpoint:
             result = self.engine.search(search.request, self.timeout)
         except Exception as exc:
             return reply.failure(exc, search)
-        return reply.answer(result.dicom_json, result.hit, result.age_seconds, result.stale)
+        return reply.answer(
+            result.dicom_json, result.hit, result.age_seconds, result.stale, result.stale_reason
+        )
 
 
 def acceptable(accept: str | None) -> bool:

@@ -5,7 +5,8 @@ empty one is ``[]``, as Orthanc answers), with
 
     Cache-Status  RFC 9211, cache name "dicomcache": "hit" from the cache;
                   "fwd=miss" fetched from the archive; "fwd=stale" the archive
-                  failed and an expired answer was served (stale-if-error)
+                  failed and an expired answer was served (stale-if-error), with
+                  detail="stale-if-error: <how it failed>" (upstream, reason, status)
     X-Cache       HIT or MISS (a stale answer came from the cache: HIT)
     Age           whole seconds since the answer was fetched from the archive
     Warning       110 "Response is Stale", on a stale answer only
@@ -87,10 +88,14 @@ class Reply:
         return f"{self.status} {REASONS.get(self.status, '')}".rstrip()
 
 
-def answer(dicom_json: str, hit: bool, age_seconds: float, stale: bool) -> Reply:
-    """The 200 reply of a search's result."""
+def answer(
+    dicom_json: str, hit: bool, age_seconds: float, stale: bool, stale_reason: str = ""
+) -> Reply:
+    """The 200 reply of a search's result; ``stale_reason`` says how the archive failed."""
     if stale:
-        status = f"{CACHE_NAME}; fwd=stale; detail=stale-if-error"
+        said = "".join(c for c in stale_reason if " " <= c <= "~" and c not in '"\\')
+        detail = f"stale-if-error: {said}" if said else "stale-if-error"
+        status = f'{CACHE_NAME}; fwd=stale; detail="{detail}"'
     else:
         status = f"{CACHE_NAME}; hit" if hit else f"{CACHE_NAME}; fwd=miss"
     headers = [

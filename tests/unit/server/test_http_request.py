@@ -191,14 +191,16 @@ def test_anything_else_is_500_with_a_request_id_and_no_message(caplog):
 def test_cache_headers_of_a_hit_a_miss_and_a_stale_answer():
     hit = dict(reply.answer("[]", hit=True, age_seconds=12.7, stale=False).headers)
     miss = dict(reply.answer("[]", hit=False, age_seconds=0.0, stale=False).headers)
-    stale = dict(reply.answer("[]", hit=True, age_seconds=700.2, stale=True).headers)
+    stale = dict(reply.answer("[]", True, 700.2, True, 'upstream pacs: unreachable "x"\\').headers)
     assert (hit["Cache-Status"], hit["X-Cache"], hit["Age"]) == ("dicomcache; hit", "HIT", "12")
     assert (miss["Cache-Status"], miss["X-Cache"], miss["Age"]) == (
         "dicomcache; fwd=miss",
         "MISS",
         "0",
     )
-    assert stale["Cache-Status"] == "dicomcache; fwd=stale; detail=stale-if-error"
+    assert stale["Cache-Status"] == (
+        'dicomcache; fwd=stale; detail="stale-if-error: upstream pacs: unreachable x"'
+    )
     assert (stale["Warning"], stale["Age"]) == ('110 dicomcache "Response is Stale"', "700")
     assert "Warning" not in hit and "Warning" not in miss
     assert hit["Content-Type"] == "application/dicom+json"

@@ -217,7 +217,10 @@ class SearchEngine:
 
     def _stale(self, namespace: str, key: bytes, failure: UpstreamFailed) -> SearchResult | None:
         """The answer's stale copy when the archive failed, or None (off, none, expired)."""
-        if self.max_stale <= 0:
+        if self.max_stale <= 0 or failure.reason == UpstreamFailed.REFUSED:
+            # Refused (HTTP 4xx, C-FIND refused): the archive said no to this request
+            # (credentials, rights), which an old answer must not paper over (RFC 5861
+            # serves stale on errors, not on refusals).
             return None
         try:
             copy = self.backend.lookup_stale(namespace, key)

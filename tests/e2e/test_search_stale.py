@@ -171,6 +171,30 @@ def test_the_archive_stopped_an_expired_answer_is_served_stale_within_max_stale(
     assert stage.proxy.requests == 1  # the one fetch; the port refused the next
 
 
+def test_an_archive_failing_with_5xx_serves_the_stale_answer_with_its_status(
+    stage: Stage,
+) -> None:
+    fresh, _ = stage.search()
+    stage.proxy.status = 503
+    stage.advance(TTL + 1.0)
+
+    stale, trailers = stage.search()
+
+    assert stale.stale and json.loads(stale.dicom_json) == json.loads(fresh.dicom_json)
+    assert trailers[STALE_REASON] == "upstream pacs: failed (archive status 503)"
+
+
+def test_an_archive_refusing_the_request_serves_nothing_stale(stage: Stage) -> None:
+    stage.search()
+    stage.proxy.status = 403  # e.g. the server's credentials were revoked
+    stage.advance(TTL + 1.0)
+
+    error = _refused(stage)
+
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "403" in (error.details() or "")
+
+
 def test_the_archive_stopped_an_answer_past_max_stale_is_refused(stage: Stage) -> None:
     stage.search()
     stage.proxy.close()

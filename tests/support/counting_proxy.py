@@ -1,9 +1,10 @@
 """A tiny HTTP proxy in front of a real archive: it counts the requests that reach it.
 
 Counting at the wire, not in the server, proves what several server processes
-asked together. It can hold requests (``hold``: they wait until ``release``), and
-``close`` stops listening, so that its port refuses connections as a stopped
-archive's does. Thread-safe. For tests only: ``http.server`` is enough here.
+asked together. It can answer every request with a status (``status = 503``),
+hold requests (``hold``: they wait until ``release``), and ``close`` stops
+listening, so that its port refuses connections as a stopped archive's does.
+Thread-safe. For tests only: ``http.server`` is enough here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class CountingProxy:
         self.paths: list[str] = []
         self._lock = threading.Lock()
         self._open = threading.Event()
+        self.status: int | None = None  # set: every request is answered with it
         self._open.set()
         proxy = self
 
@@ -35,6 +37,14 @@ class CountingProxy:
             def do_GET(self) -> None:  # http.server's name
                 proxy._count(self.path)
                 proxy._open.wait(60)
+                if proxy.status is not None:  # the archive failing, as told
+                    status, body, kind = proxy.status, b"archive says no", "text/plain"
+                    self.send_response(status)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 try:
                     url = proxy.origin + self.path
                     with urllib.request.urlopen(url, timeout=30) as answer:

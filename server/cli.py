@@ -149,7 +149,7 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
     log.info(
         "dicomcache serving on %s:%d backend=%s ttl=%gs negative_ttl=%gs max_memory=%d%s "
         "max_message_bytes=%d max_concurrent_rpcs=%d workers=%d grace=%gs log_format=%s "
-        "transport=%s authorization=%s health=%s upstreams=%s",
+        "transport=%s authorization=%s health=%s upstreams=%s http=%s",
         host,
         server.port,
         settings.redacted_backend(),
@@ -168,6 +168,9 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
         if settings.health_listen
         else "on the serving port",
         describe(server.upstreams),
+        f"{server.http.scheme}://{settings.http_listen.rsplit(':', 1)[0]}:{server.http_port}"
+        if server.http is not None and settings.http_listen
+        else "off",
     )
     stop.wait()
     if settings.shutdown_delay:

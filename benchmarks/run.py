@@ -53,7 +53,7 @@ SUITES: list[tuple[tuple[str, ...], str, Callable[[Plan], list[Row]]]] = [
     (("10a", "10b"), "hits over TLS and mutual TLS vs plaintext", transport.run),
     (("11a", "11b", "11c"), "hits with authorization over mutual TLS vs without", security.run),
     (("12a", "12b", "12c", "12d"), "Redis hits with values encrypted vs plain", encryption.run),
-    (("13a", "13b"), "hits with metrics and tracing on vs off", telemetry.run),
+    (("13a", "13b", "13c"), "hits with metrics and tracing on vs off", telemetry.run),
 ]
 
 ROW_KEYS = [key for keys, _, _ in SUITES for key in keys]

@@ -134,20 +134,25 @@ def serve(backend: str, overrides: dict[str, str] | None = None, tracing: bool =
     server.stop(0)
 
 
-def discarding_tracer_provider() -> Any:
-    """An SDK TracerProvider that batches spans as in production, then drops them."""
+def discarding_tracer_provider(ratio: float = 1.0) -> Any:
+    """An SDK TracerProvider that batches spans as in production, then drops them.
+
+    ``ratio``: the share of new traces sampled (a span with a parent follows its
+    parent's decision), as a production deployment sets OTEL_TRACES_SAMPLER.
+    """
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
         SpanExporter,
         SpanExportResult,
     )
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     class Discard(SpanExporter):  # type: ignore[misc]  # the SDK's base class
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(BatchSpanProcessor(Discard()))
     return provider
 

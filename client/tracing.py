@@ -36,6 +36,12 @@ class SearchTracer:
         message might quote request data) and goes on.
         """
         trace = self._trace
+        current = trace.get_current_span()
+        if current.get_span_context().is_valid and not current.is_recording():
+            # Inside a search that was not sampled: a child would not be either, and
+            # the search's context already carries "not sampled" to the server.
+            yield current
+            return
         kind = trace.SpanKind.CLIENT if client else trace.SpanKind.INTERNAL
         span = self._tracer.start_span(name, kind=kind, attributes=attributes)
         token = self._context.attach(trace.set_span_in_context(span))

@@ -48,7 +48,8 @@ class Span:
         """End the span and restore the context that was current before it."""
         from opentelemetry import context
 
-        self._span.end()
+        if self._span.is_recording():
+            self._span.end()
         if self._token is not None:
             context.detach(self._token)
 
@@ -76,11 +77,7 @@ class Tracer:
             SERVER_PREFIX + method,
             context=parent,
             kind=trace.SpanKind.SERVER,
-            attributes={
-                "rpc.system": "grpc",
-                "rpc.service": "dicomcache.v1.CacheService",
-                "rpc.method": method,
-            },
+            attributes={"rpc.system": "grpc", "rpc.method": method},  # the name has the service
         )
         token = context.attach(trace.set_span_in_context(span, parent))
         return Span(span, token)
@@ -93,11 +90,12 @@ class Tracer:
         """
         from opentelemetry import trace
 
-        span = self._tracer.start_span(
-            f"backend {operation}",
-            kind=trace.SpanKind.INTERNAL,
-            attributes={"dicomcache.backend.operation": operation},
-        )
+        current = trace.get_current_span()
+        if not current.is_recording():  # an unsampled call: its children would not be either
+            return Span(current)
+        # The operation is in the name: each attribute costs the SDK as much as a
+        # tenth of a span.
+        span = self._tracer.start_span(f"backend {operation}", kind=trace.SpanKind.INTERNAL)
         return Span(span)
 
     def upstream_span(self, upstream: str) -> Span:

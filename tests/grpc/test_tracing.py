@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from dicomcache.client import CachedSearcher
@@ -197,3 +198,25 @@ def test_serve_with_tracing_exports_over_otlp_and_joins_the_callers_trace():
     assert "dicomcache.v1.CacheService/GetStats" in names
     (call,) = [s for s in collector.spans if s[2] == "dicomcache.v1.CacheService/GetStats"]
     assert call[1].hex() == parent
+
+
+def test_an_unsampled_search_makes_no_spans_on_either_side(server):
+    """The caller's "not sampled" travels to the server, which records nothing either."""
+    cache_server, server_spans = server
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    study = study_from_proto(make_study(5, 1, 1))
+    searcher = CachedSearcher(
+        FakeArchive([study]),
+        f"127.0.0.1:{cache_server.port}",
+        "pacs-a",
+        timeout=5,
+        tracer_provider=provider,
+        protocol="qido-rs",
+    )
+    query = Query(StudyInstanceUID=study.uid, query_level=QueryLevels.STUDY)
+    searcher.find_studies(query)
+    searcher.find_studies(query)
+    assert exporter.get_finished_spans() == ()
+    assert server_spans.get_finished_spans() == ()

@@ -6,15 +6,20 @@ match (several: a multi-valued match), none a return key. Each pending answer
 becomes DICOM JSON through pydicom's ``Dataset.to_json_dict``, in the order the
 archive sent them.
 
-One association per fetch: a pooled one saved little against Orthanc (see
-``benchmarks/upstreams.py``) and an archive closes idle associations on its own
-schedule, so a pool needs a retry path that a fresh association never does.
+Associations are kept in a small pool: against Orthanc here, a C-FIND on an open
+association took 52 ms against 114 ms with an association of its own (setup, a
+slower first find, release; ``benchmarks/upstreams.py``). An idle association is
+released after ``idle_seconds`` (below Orthanc's 30 s DicomScpTimeout), and one that
+the archive dropped meanwhile is replaced once, on a fresh association, before
+any answer was read (a C-FIND changes nothing, so asking again is safe).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -80,10 +85,15 @@ def _typed(vr: str, value: str) -> Any:
     return value
 
 
-class DicomQrUpstream:
-    """A DICOM-QR SCP asked with C-FIND. Thread-safe: each fetch has its own association.
+class _Dropped(Exception):
+    """A pooled association ended before the archive sent any answer."""
 
-    Uses the monotonic clock for the deadline of each fetch.
+
+class DicomQrUpstream:
+    """A DICOM-QR SCP asked with C-FIND. Thread-safe: a fetch has an association to
+    itself, taken from the pool or opened for it.
+
+    Uses ``clock`` (monotonic) for deadlines and for the pool's idle limit.
 
     Args:
         name: the upstream's name (its namespace).
@@ -91,6 +101,8 @@ class DicomQrUpstream:
         called_ae: the archive's AE title.
         calling_ae: ours.
         timeout: seconds one fetch may take at most; a shorter ``fetch`` timeout wins.
+        pool_size: idle associations kept open at most (0: one association per fetch).
+        idle_seconds: an idle association older than this is released, not reused.
     """
 
     protocol: int = query_pb2.PROTOCOL_DICOM_QR
@@ -104,6 +116,9 @@ class DicomQrUpstream:
         called_ae: str,
         calling_ae: str,
         timeout: float = 10.0,
+        pool_size: int = 4,
+        idle_seconds: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.host = host
@@ -111,6 +126,12 @@ class DicomQrUpstream:
         self.called_ae = called_ae
         self.calling_ae = calling_ae
         self.timeout = timeout
+        self.pool_size = pool_size
+        self.idle_seconds = idle_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._idle: list[tuple[float, Any]] = []  # (since, association), the newest last
+        self._closed = False
 
     def __repr__(self) -> str:
         return (
@@ -127,53 +148,92 @@ class DicomQrUpstream:
                 rejected, status A900), failed (any other failure status, with it).
         """
         query = identifier(request)
-        budget = min(timeout, self.timeout)
-        deadline = time.monotonic() + budget
+        deadline = self._clock() + min(timeout, self.timeout)
+        assoc = self._take()
+        if assoc is not None:
+            try:
+                return self._find_and_keep(assoc, query, deadline, pooled=True)
+            except _Dropped:
+                log.debug("upstream %s: a pooled association was dropped; asking anew", self.name)
+        return self._find_and_keep(self._open(deadline), query, deadline, pooled=False)
+
+    def _find_and_keep(
+        self, assoc: Any, query: Dataset, deadline: float, pooled: bool
+    ) -> list[dict[str, Any]]:
+        assoc.dimse_timeout = max(deadline - self._clock(), 0.001)
+        try:
+            answers = self._find(assoc, query, deadline, pooled)
+        except BaseException:
+            _end(assoc)
+            raise
+        self._give_back(assoc)
+        return answers
+
+    def _take(self) -> Any:
+        """The newest idle association still open and young enough, or None."""
+        stale = []
+        found = None
+        with self._lock:
+            now = self._clock()
+            while self._idle:
+                since, assoc = self._idle.pop()
+                if assoc.is_established and now - since < self.idle_seconds:
+                    found = assoc
+                    break
+                stale.append(assoc)
+            stale.extend(a for since, a in self._idle if now - since >= self.idle_seconds)
+            self._idle = [(t, a) for t, a in self._idle if now - t < self.idle_seconds]
+        for assoc in stale:
+            _end(assoc)
+        return found
+
+    def _give_back(self, assoc: Any) -> None:
+        with self._lock:
+            if not self._closed and assoc.is_established and len(self._idle) < self.pool_size:
+                self._idle.append((self._clock(), assoc))
+                return
+        _end(assoc)
+
+    def _open(self, deadline: float) -> Any:
+        budget = max(deadline - self._clock(), 0.001)
+        ae = AE(ae_title=self.calling_ae)
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        ae.connection_timeout = budget
+        ae.acse_timeout = budget
+        ae.dimse_timeout = budget
+        # Also the longest an idle pooled association stays open: pynetdicom aborts it then.
+        ae.network_timeout = max(budget, self.idle_seconds)
         connected: list[bool] = []
-        ae = self._ae(budget)
         assoc = ae.associate(
             self.host,
             self.port,
             ae_title=self.called_ae,
             evt_handlers=[(evt.EVT_CONN_OPEN, lambda _event: connected.append(True))],
         )
-        if not assoc.is_established:
-            raise self._not_associated(assoc, bool(connected), deadline)
-        try:
-            return self._find(assoc, query, deadline)
-        finally:
-            if assoc.is_established:
-                assoc.release()
-
-    def _ae(self, budget: float) -> AE:
-        ae = AE(ae_title=self.calling_ae)
-        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-        ae.connection_timeout = budget
-        ae.acse_timeout = budget
-        ae.dimse_timeout = budget
-        ae.network_timeout = budget
-        return ae
-
-    def _not_associated(self, assoc: Any, connected: bool, deadline: float) -> UpstreamFailed:
+        if assoc.is_established:
+            return assoc
         if assoc.is_rejected:
-            return UpstreamFailed(self.name, UpstreamFailed.REFUSED)
-        if connected and time.monotonic() >= deadline:
-            return UpstreamFailed(self.name, UpstreamFailed.TIMEOUT)
-        return UpstreamFailed(self.name, UpstreamFailed.UNREACHABLE)
+            raise UpstreamFailed(self.name, UpstreamFailed.REFUSED)
+        if connected and self._clock() >= deadline:
+            raise UpstreamFailed(self.name, UpstreamFailed.TIMEOUT)
+        raise UpstreamFailed(self.name, UpstreamFailed.UNREACHABLE)
 
-    def _find(self, assoc: Any, query: Dataset, deadline: float) -> list[dict[str, Any]]:
+    def _find(
+        self, assoc: Any, query: Dataset, deadline: float, pooled: bool
+    ) -> list[dict[str, Any]]:
         answers: list[dict[str, Any]] = []
         for status, found in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
             code = getattr(status, "Status", None)
             if code is None:  # no answer in time, or the association was aborted
-                late = time.monotonic() >= deadline
+                late = self._clock() >= deadline
+                if pooled and not answers and not late:
+                    raise _Dropped()
                 reason = UpstreamFailed.TIMEOUT if late else UpstreamFailed.UNREACHABLE
                 raise UpstreamFailed(self.name, reason)
             if code in PENDING:
                 if found is not None:
                     answers.append(found.to_json_dict())
-                if time.monotonic() > deadline:
-                    assoc.abort()
+                if self._clock() > deadline:
                     raise UpstreamFailed(self.name, UpstreamFailed.TIMEOUT)
                 continue
             if code == SUCCESS:
@@ -184,4 +244,20 @@ class DicomQrUpstream:
         return answers
 
     def close(self) -> None:
-        """Nothing held between fetches."""
+        """Release the idle associations; those in use are released when their fetch ends."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for _since, assoc in idle:
+            _end(assoc)
+
+
+def _end(assoc: Any) -> None:
+    """Release an association that is still open, else make sure its threads stop."""
+    try:
+        if assoc.is_established:
+            assoc.release()
+        else:
+            assoc.abort()
+    except Exception as exc:  # ending is best effort: the archive may be gone already
+        log.debug("ending an association failed: %s", type(exc).__name__)

@@ -367,11 +367,39 @@ def test_c_find_silent_archive_times_out() -> None:
         assert failure(upstream, request("STUDY", StudyInstanceUID=[])).reason == "timeout"
 
 
+class Scp:
+    """A running pynetdicom SCP: its port, the server, and the connections it accepted."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.port: int = server.server_address[1]
+        self.connections = 0
+
+    def opened(self, _event: Any) -> None:
+        self.connections += 1
+
+    def drop_all(self) -> None:
+        """Abort every association from the archive's side, as a restart would."""
+        for assoc in self.server.active_associations:
+            assoc.abort()
+
+
 @contextlib.contextmanager
-def scp(status: int, require_called_aet: bool = False) -> Iterator[int]:
-    """A pynetdicom C-FIND SCP (AE title "SCP") that ends every find with ``status``."""
+def scp(
+    status: int, require_called_aet: bool = False, abort_finds: frozenset[int] = frozenset()
+) -> Iterator[Scp]:
+    """A pynetdicom C-FIND SCP (AE title "SCP") that ends every find with ``status``.
+
+    The finds numbered in ``abort_finds`` (from 1) get no answer: their association
+    is aborted instead, as an archive that restarts mid-request does.
+    """
+    finds = [0]
 
     def on_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
+        finds[0] += 1
+        if finds[0] in abort_finds:
+            event.assoc.abort()
+            return
         found = Dataset()
         found.QueryRetrieveLevel = "STUDY"
         found.StudyInstanceUID = "1.2.3"
@@ -381,11 +409,12 @@ def scp(status: int, require_called_aet: bool = False) -> Iterator[int]:
     ae = AE(ae_title="SCP")
     ae.require_called_aet = require_called_aet
     ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
-    server = ae.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_FIND, on_find)]
-    )
+    server = ae.start_server(("127.0.0.1", 0), block=False)
+    running = Scp(server)
+    server.bind(evt.EVT_C_FIND, on_find)
+    server.bind(evt.EVT_CONN_OPEN, running.opened)
     try:
-        yield server.server_address[1]
+        yield running
     finally:
         server.shutdown()
 
@@ -394,22 +423,85 @@ def scp(status: int, require_called_aet: bool = False) -> Iterator[int]:
     ("status", "reason"), [(0xC000, "failed"), (0xA700, "failed"), (0xA900, "refused")]
 )
 def test_c_find_failure_status_is_kept(status: int, reason: str) -> None:
-    with scp(status) as port:
-        upstream = DicomQrUpstream("qr", "127.0.0.1", port, called_ae="SCP", calling_ae="Y")
+    with scp(status) as archive:
+        upstream = DicomQrUpstream("qr", "127.0.0.1", archive.port, called_ae="SCP", calling_ae="Y")
         error = failure(upstream, request("STUDY", StudyInstanceUID=[]))
         assert (error.reason, error.status) == (reason, status)
 
 
-def test_c_find_success_after_pending_answers() -> None:
-    with scp(0x0000) as port:
-        upstream = DicomQrUpstream("qr", "127.0.0.1", port, called_ae="SCP", calling_ae="Y")
-        answer = upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)
-        assert [o["0020000D"]["Value"] for o in answer] == [["1.2.3"]]
+def test_c_find_success_after_pending_answers_on_one_pooled_association() -> None:
+    with scp(0x0000) as archive:
+        upstream = DicomQrUpstream("qr", "127.0.0.1", archive.port, called_ae="SCP", calling_ae="Y")
+        for _ in range(3):
+            answer = upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)
+            assert [o["0020000D"]["Value"] for o in answer] == [["1.2.3"]]
+        assert archive.connections == 1
+        upstream.close()
+
+
+def test_c_find_without_a_pool_opens_an_association_per_fetch() -> None:
+    with scp(0x0000) as archive:
+        upstream = DicomQrUpstream(
+            "qr", "127.0.0.1", archive.port, called_ae="SCP", calling_ae="Y", pool_size=0
+        )
+        for _ in range(3):
+            assert len(upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)) == 1
+        assert archive.connections == 3
+
+
+def test_c_find_an_association_the_archive_dropped_is_replaced() -> None:
+    with scp(0x0000) as archive:
+        upstream = DicomQrUpstream("qr", "127.0.0.1", archive.port, called_ae="SCP", calling_ae="Y")
+        assert len(upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)) == 1
+        archive.drop_all()
+        assert len(upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)) == 1
+        assert archive.connections == 2
+        upstream.close()
+
+
+def test_c_find_a_pooled_association_aborted_before_any_answer_is_asked_anew() -> None:
+    with scp(0x0000, abort_finds=frozenset({2})) as archive:
+        upstream = DicomQrUpstream("qr", "127.0.0.1", archive.port, called_ae="SCP", calling_ae="Y")
+        assert len(upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)) == 1
+        assert len(upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)) == 1
+        assert archive.connections == 2
+        upstream.close()
+
+
+def test_c_find_a_fresh_association_aborted_is_unreachable_not_retried() -> None:
+    with scp(0x0000, abort_finds=frozenset({1})) as archive:
+        upstream = DicomQrUpstream("qr", "127.0.0.1", archive.port, called_ae="SCP", calling_ae="Y")
+        assert failure(upstream, request("STUDY", StudyInstanceUID=[])).reason == "unreachable"
+        assert archive.connections == 1
+
+
+def test_c_find_an_idle_association_is_not_reused_past_its_limit() -> None:
+    now = [0.0]
+    with scp(0x0000) as archive:
+        upstream = DicomQrUpstream(
+            "qr",
+            "127.0.0.1",
+            archive.port,
+            called_ae="SCP",
+            calling_ae="Y",
+            idle_seconds=20,
+            clock=lambda: now[0],
+        )
+        upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)
+        now[0] += 19
+        upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)
+        assert archive.connections == 1
+        now[0] += 20
+        upstream.fetch(request("STUDY", StudyInstanceUID=[]), 5)
+        assert archive.connections == 2
+        upstream.close()
 
 
 def test_c_find_rejected_association_is_refused() -> None:
-    with scp(0x0000, require_called_aet=True) as port:
-        upstream = DicomQrUpstream("qr", "127.0.0.1", port, called_ae="WRONG", calling_ae="Y")
+    with scp(0x0000, require_called_aet=True) as archive:
+        upstream = DicomQrUpstream(
+            "qr", "127.0.0.1", archive.port, called_ae="WRONG", calling_ae="Y"
+        )
         error = failure(upstream, request("STUDY", StudyInstanceUID=[]))
         assert (error.reason, error.status) == ("refused", None)
 

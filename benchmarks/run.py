@@ -22,6 +22,7 @@ from . import machine
 from .plan import FULL, QUICK, Plan
 from .report import Row, table, write_json
 from .rows import (
+    coalescing,
     encryption,
     expiry,
     large_study,
@@ -29,6 +30,7 @@ from .rows import (
     overhead,
     redis_hits,
     scaling,
+    search_hits,
     searcher_hits,
     security,
     telemetry,
@@ -54,6 +56,12 @@ SUITES: list[tuple[tuple[str, ...], str, Callable[[Plan], list[Row]]]] = [
     (("11a", "11b", "11c"), "hits with authorization over mutual TLS vs without", security.run),
     (("12a", "12b", "12c", "12d"), "Redis hits with values encrypted vs plain", encryption.run),
     (("13a", "13b", "13c"), "hits with metrics and tracing on vs off", telemetry.run),
+    (
+        ("14a", "14b", "14c", "14d", "15a", "15b"),
+        "Search (Python, Node) and QIDO-RS endpoint hits vs QIDO-RS straight to Orthanc",
+        search_hits.run,
+    ),
+    (("16a", "16b"), "archive requests for 100 concurrent identical Search misses", coalescing.run),
 ]
 
 ROW_KEYS = [key for keys, _, _ in SUITES for key in keys]

@@ -67,6 +67,14 @@ class _Malformed:
 
 
 def _parser(message_type: type[Message]) -> Callable[[bytes], Any]:
+    """The request's parser, run on the call's worker thread, never as a deserializer.
+
+    grpcio runs a method's ``request_deserializer`` on its one polling thread: while
+    a 250 MB StoreStudy parsed there (seconds, even in pieces), no other call could
+    begin, and every small call behind it waited (issue 11, stall rows S1 and S3).
+    So methods take the raw bytes and each worker parses its own request.
+    """
+
     def parse(data: bytes) -> Any:
         try:
             return wire.parse(message_type, data)  # in pieces: see ``wire``
@@ -99,12 +107,15 @@ def _unary(
     function, message_type, takes_access = call
     timed = method in _TIMED
 
-    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+    parse = _parser(message_type)
+
+    def handle(raw: bytes, context: grpc.ServicerContext) -> Any:
         with in_flight, telemetry.call(method, context) as seen:
             try:
                 # Who first: a caller the policy does not know learns nothing, not even
                 # whether its request parses.
                 access = authorizer.authenticate(context)
+                request = parse(raw)
                 if isinstance(request, _Malformed):
                     raise InvalidArgument.single(
                         "request", f"must be a serialized {message_type.DESCRIPTOR.full_name}"
@@ -122,9 +133,7 @@ def _unary(
             seen.answered(response)
             return response
 
-    return grpc.unary_unary_rpc_method_handler(
-        handle, request_deserializer=_parser(message_type), response_serializer=_serialize
-    )
+    return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
 
 
 # The most of a response that one stream message carries: small enough that the
@@ -153,11 +162,14 @@ def _streamed(
     function, message_type, _ = call
     chunk_bytes = min(STREAM_CHUNK_BYTES, max_message_bytes - _STREAM_OVERHEAD)
 
-    def handle(request: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
+    parse = _parser(message_type)
+
+    def handle(raw: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         # Until the last piece is sent or the call is cancelled.
         with in_flight, telemetry.call(method, context) as seen:
             try:
                 access = authorizer.authenticate(context)
+                request = parse(raw)
                 if isinstance(request, _Malformed):
                     raise InvalidArgument.single(
                         "request", f"must be a serialized {message_type.DESCRIPTOR.full_name}"
@@ -172,7 +184,7 @@ def _streamed(
             seen.answered(response)
             yield from encode.stream(response, chunk_bytes, max_message_bytes)
 
-    return grpc.unary_stream_rpc_method_handler(handle, request_deserializer=_parser(message_type))
+    return grpc.unary_stream_rpc_method_handler(handle)
 
 
 def handler(

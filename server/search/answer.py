@@ -22,7 +22,7 @@ order. Pure functions: thread-safe, no clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,23 +152,44 @@ def dicom_json(
     attributes (a path that another writer stored), or an order that does not list
     exactly the answer's objects (a record of another answer).
     """
-    found = leaves(studies, level)
-    if order is not None:
-        by_address = dict(found)
-        if len(by_address) != len(found) or len(order) != len(found):
-            return None
-        try:
-            found = [(address, by_address[address]) for address in order]
-        except KeyError:
-            return None
-        if len(set(order)) != len(order):
-            return None
+    found = _ordered(leaves(studies, level), order)
+    if found is None:
+        return None
     objects = []
     for _, data in found:
         if data is None:
             return None
         objects.append(dataset_to_json(dataset_pb2.Dataset.FromString(data)))
     return objects
+
+
+def stored_text(
+    studies: Sequence[StudyData],
+    level: Level,
+    order: Sequence[Address] | None,
+    render: Callable[[bytes], str],
+) -> tuple[str, int] | None:
+    """A stored answer as its JSON array text and count: ``text(dicom_json(...))``, with
+    each object's text from ``render`` (``rendered.Rendered.text``); None as ``dicom_json``."""
+    found = _ordered(leaves(studies, level), order)
+    if found is None or any(data is None for _, data in found):
+        return None
+    return "[" + ",".join(render(data) for _, data in found if data is not None) + "]", len(found)
+
+
+def _ordered(
+    found: list[tuple[Address, bytes | None]], order: Sequence[Address] | None
+) -> list[tuple[Address, bytes | None]] | None:
+    """The objects in ``order`` (None: as they are); None unless it lists exactly them."""
+    if order is None:
+        return found
+    by_address = dict(found)
+    if len(by_address) != len(found) or len(order) != len(found) or len(set(order)) != len(order):
+        return None
+    try:
+        return [(address, by_address[address]) for address in order]
+    except KeyError:
+        return None
 
 
 def text(objects: Sequence[dict[str, Any]]) -> str:

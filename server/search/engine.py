@@ -47,6 +47,7 @@ from dicomcache.server.errors import (
 )
 from dicomcache.server.search import answer
 from dicomcache.server.search.flights import Coalescer, Flights, WaitTimeout
+from dicomcache.server.search.rendered import Rendered
 from dicomcache.server.search.request import Normalized, listing, normalize
 from dicomcache.server.search.shared_flight import MARGIN_SECONDS, SharedFlight
 from dicomcache.server.telemetry.metrics import Metrics
@@ -124,6 +125,7 @@ class SearchEngine:
         self.backend = backend
         self.upstreams = dict(upstreams)
         self.flights: Coalescer = flights if flights is not None else Flights()
+        self.rendered = Rendered()  # hits' objects as text (rendered.py)
         self.ttl = ttl
         self.max_message_bytes = max_message_bytes
         self.metrics = metrics
@@ -200,10 +202,11 @@ class SearchEngine:
         except BackendUnavailable as exc:
             log.warning("search: the storage did not answer a lookup (%s); asking the archive", exc)
             return None
-        objects = answer.dicom_json(studies, normalized.level, order)
-        if objects is None:
+        stored = answer.stored_text(studies, normalized.level, order, self.rendered.text)
+        if stored is None:
             return None
-        return SearchResult(self._sized(answer.text(objects)), True, age, False, len(objects))
+        body, count = stored
+        return SearchResult(self._sized(body), True, age, False, count)
 
     def _kept(self, empty: bool) -> float | None:
         """Seconds an answer is stored for (None: not known here)."""
@@ -232,7 +235,7 @@ class SearchEngine:
         body = copy.document.decode()
         count = len(json.loads(body))
         kept = self._kept(count == 0)
-        age = 0.0 if kept is None else max(0.0, kept + self.max_stale - copy.left)
+        age = copy.age
         if kept is not None and age > kept + self.max_stale:
             return None  # never past max_stale (a copy kept longer by another server)
         if self.metrics is not None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from dicomcache.client.convert.dicom_json import dataset_from_json
 from dicomcache.server.model import Level
 from dicomcache.server.search import answer
+from dicomcache.server.search.rendered import Rendered
 
 
 def obj(
@@ -100,3 +103,29 @@ def test_the_order_record_round_trips_and_names_no_study() -> None:
     assert kept.uid == "order.0102" and not kept.uid.replace(".", "").isdigit()
     assert answer.order_of(kept) == order
     assert answer.order_of(None) is None
+
+
+def test_a_stored_answers_text_is_the_json_of_its_objects_whoever_renders_it() -> None:
+    objects = [obj("1.1", "1.1.2"), obj("1.2", "1.2.1"), obj("1.1", "1.1.1")]
+    tree = answer.to_tree(objects, Level.SERIES)
+    assert tree is not None
+    memo = Rendered(max_bytes=10_000)
+    for _ in range(2):  # rendered, then from the memo
+        stored = answer.stored_text(tree.studies, Level.SERIES, tree.order, memo.text)
+        assert stored is not None
+        assert json.loads(stored[0]) == objects and stored[1] == 3
+        assert stored[0] == answer.text(
+            answer.dicom_json(tree.studies, Level.SERIES, tree.order) or []
+        )
+    assert len(memo) == 3
+    assert answer.stored_text(tree.studies, Level.SERIES, [("1.1", "1.1.2")], memo.text) is None
+
+
+def test_the_memo_keeps_at_most_its_bytes() -> None:
+    memo = Rendered(max_bytes=3_000)
+    datas = [
+        dataset_from_json(obj(f"1.{i}")).SerializeToString(deterministic=True) for i in range(20)
+    ]
+    for data in datas:
+        assert json.loads(memo.text(data))["0020000D"]["Value"]
+    assert 0 < len(memo) < 20 and memo.size <= 3_000

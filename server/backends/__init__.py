@@ -62,10 +62,16 @@ class Found:
 
 @dataclass(frozen=True, slots=True)
 class StaleCopy:
-    """A stale copy (see ``Backend.store_stale``) and the seconds it has left."""
+    """A stale copy (see ``Backend.store_stale``), the seconds it has left and its age.
+
+    ``age`` is the seconds since it was kept (Redis: since the lease it was kept
+    under was handed out, so a little more), on the backend's clock: a reader tells
+    how long ago its answer expired whoever kept it, whatever TTL they used.
+    """
 
     document: bytes
     left: float
+    age: float
 
 
 class Flight(enum.Enum):

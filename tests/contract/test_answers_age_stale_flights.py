@@ -71,6 +71,7 @@ def test_a_stale_copy_outlives_its_answer_until_kept_long_enough(cache: CacheUnd
     copy = cache.backend.lookup_stale("ns", KEY)
     assert copy is not None and copy.document == DOCUMENT
     assert 199.0 <= copy.left <= 200.0
+    assert 700.0 <= copy.age <= 701.0
 
     cache.advance(201.0)
     assert cache.backend.lookup_stale("ns", KEY) is None

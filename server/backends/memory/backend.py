@@ -263,7 +263,7 @@ class MemoryBackend:
             if not self._leases.untouched(lease, namespace, now):
                 return False
             before = self._stale.bytes
-            self._stale.put(namespace, key, document, now + keep)
+            self._stale.put(namespace, key, document, now + keep, now)
             self._bytes += self._stale.bytes - before
             self._settle(now)
             return True
@@ -275,7 +275,9 @@ class MemoryBackend:
             before = self._stale.bytes
             found = self._stale.get(namespace, key, now)
             self._bytes += self._stale.bytes - before
-            return None if found is None else StaleCopy(found.document, found.expires_at - now)
+            if found is None:
+                return None
+            return StaleCopy(found.document, found.expires_at - now, now - found.kept_at)
 
     def fly(self, namespace: str, key: bytes, holder: str, seconds: float) -> Flight:
         """Always LEAD: one server owns this backend, and its own single-flight coalesces."""

@@ -29,6 +29,7 @@ class Copy:
     expires_at: float
     generation: int
     size: int
+    kept_at: float
 
 
 class StaleCopies:
@@ -45,13 +46,18 @@ class StaleCopies:
     def __len__(self) -> int:
         return len(self._copies)
 
-    def put(self, namespace: str, key: bytes, document: bytes, expires_at: float) -> None:
-        """Keep ``document`` as the copy of ``key`` until ``expires_at`` (replacing one)."""
+    def put(
+        self, namespace: str, key: bytes, document: bytes, expires_at: float, now: float = 0.0
+    ) -> None:
+        """Keep ``document`` as the copy of ``key`` from ``now`` until ``expires_at``
+        (replacing one)."""
         self._drop((namespace, key))
         counted = self._generations.setdefault(namespace, [0, 0])
         counted[1] += 1
         size = len(key) + len(document) + COPY_OVERHEAD
-        self._copies[(namespace, key)] = Copy(namespace, document, expires_at, counted[0], size)
+        self._copies[(namespace, key)] = Copy(
+            namespace, document, expires_at, counted[0], size, now
+        )
         self.bytes += size
 
     def get(self, namespace: str, key: bytes, now: float) -> Copy | None:

@@ -529,7 +529,7 @@ class RedisBackend:
         document = self._values.open(names.stale(key.hex()).encode(), read.value)
         if document is None:  # another key, altered, moved: as if not kept
             return None
-        return StaleCopy(document, max(0, read.left_ms) / 1000)
+        return StaleCopy(document, max(0, read.left_ms) / 1000, read.age_ms / 1000)
 
     def fly(self, namespace: str, key: bytes, holder: str, seconds: float) -> Flight:
         """One ``flight_take.lua``: SET NX PX of the flight key, unless an answer is stored."""

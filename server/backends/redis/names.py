@@ -11,7 +11,7 @@ Key layout (schema 1; ``<ns>`` and UIDs escaped, see ``escape``)::
     dc:1:<ns>:{<study>}:l<depth>                   a complete listing to depth (PX ttl)
     dc:1:<ns>:{<study>}:v                          its last invalidation's number (PX lease)
     dc:1:{<ns>}:q:<hex of the query key>           a query answer: its addresses (PX ttl)
-    dc:1:{<ns>}:s:<hex of the request key>         a stale copy: '<mark>|<document>' (PX
+    dc:1:{<ns>}:s:<hex of the request key>         a stale copy: '<mark>|<ms>|<document>' (PX
                                                    ttl + max stale; sealed with a key file)
     dc:1:{<ns>}:f:<hex of the request key>         a flight: its holder's id (PX upstream
                                                    timeout + margin)

@@ -93,15 +93,16 @@ class QueryRead(NamedTuple):
 
 
 class StaleRead(NamedTuple):
-    """stale_read: a stale copy's value (sealed or not) and its PTTL."""
+    """stale_read: a stale copy's value (sealed or not), its PTTL and its age."""
 
     value: bytes
     left_ms: int
+    age_ms: int
 
     @classmethod
     def parse(cls, reply: list[Any] | None) -> StaleRead | None:
         """The copy, or None when there is none alive."""
-        return None if reply is None else cls(reply[0], int(reply[1]))
+        return None if reply is None else cls(reply[0], int(reply[1]), int(reply[2]))
 
 
 class NamespaceCounts(NamedTuple):

@@ -4,7 +4,8 @@
 -- Refused (0, nothing written) when the lease fails lease_check's rules or any
 -- invalidation of the namespace ('touched') came after it. The copy is marked
 -- with the lease (without one: now), and the lease hash lives at least as long as
--- the copy, so stale_read can tell whether an invalidation came since. Returns 1.
+-- the copy, so stale_read can tell whether an invalidation came since. Stored as
+-- '<mark>|<ms kept>|<document>'. Returns 1.
 local ns = KEYS[1]
 local hash = ns .. 'lease'
 local lease = tonumber(ARGV[2])
@@ -29,5 +30,6 @@ else
   redis.call('HSET', hash, 'sequence', string.format('%.0f', mark))
 end
 extend(hash, keep)
-redis.call('SET', ns .. 's:' .. ARGV[1], string.format('%.0f', mark) .. '|' .. ARGV[5], 'PX', keep)
+local value = string.format('%.0f', mark) .. '|' .. ARGV[3] .. '|' .. ARGV[5]
+redis.call('SET', ns .. 's:' .. ARGV[1], value, 'PX', keep)
 return 1

@@ -98,19 +98,35 @@ class QidoRsUpstream:
             (p.name, v) for p in request.parameters for v in p.values
         ]
         try:
-            with self._client.stream(
-                "GET",
-                self.url + request.path,
-                params=params,
-                headers=self._headers,
-                timeout=httpx.Timeout(budget),
-            ) as response:
-                body = self._read(response, deadline)
+            try:
+                status, body = self._get(request.path, params, deadline)
+            except httpx.RemoteProtocolError:
+                # A kept-alive connection that the archive closed as the request went
+                # out (Orthanc keeps one for 1 s): asking again on a new one is safe.
+                log.debug(
+                    "upstream %s: connection closed under the request; asking anew", self.name
+                )
+                status, body = self._get(request.path, params, deadline)
         except httpx.TimeoutException as exc:
             raise UpstreamFailed(self.name, UpstreamFailed.TIMEOUT) from exc
         except httpx.TransportError as exc:  # connect, read, protocol errors
             raise UpstreamFailed(self.name, UpstreamFailed.UNREACHABLE) from exc
-        return self._answer(response.status_code, body)
+        return self._answer(status, body)
+
+    def _get(
+        self, path: str, params: list[tuple[str, str | int | float | bool | None]], deadline: float
+    ) -> tuple[int, bytes]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise UpstreamFailed(self.name, UpstreamFailed.TIMEOUT)
+        with self._client.stream(
+            "GET",
+            self.url + path,
+            params=params,
+            headers=self._headers,
+            timeout=httpx.Timeout(left),
+        ) as response:
+            return response.status_code, self._read(response, deadline)
 
     def _read(self, response: httpx.Response, deadline: float) -> bytes:
         """The whole body, or UpstreamFailed(timeout) once the deadline passes mid-answer."""

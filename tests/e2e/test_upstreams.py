@@ -224,6 +224,48 @@ def test_qido_rs_over_https_verifies_with_the_ca_file(tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
+def one_answer_per_connection() -> Iterator[int]:
+    """An HTTP/1.1 server that keeps each connection alive after one answer, then closes
+    it when the next request arrives on it, without answering (the keep-alive race)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            with connection:
+                connection.settimeout(5)
+                with contextlib.suppress(OSError):
+                    connection.recv(65536)
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\n"
+                        b"Content-Length: 2\r\nConnection: keep-alive\r\n\r\n[]"
+                    )
+                    connection.recv(65536)  # the next request: closed unanswered
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_qido_rs_a_connection_closed_under_the_request_is_asked_anew() -> None:
+    with one_answer_per_connection() as port:
+        upstream = QidoRsUpstream("pacs", f"http://127.0.0.1:{port}")
+        assert upstream.fetch(request("/studies"), 5) == []
+        assert upstream.fetch(request("/studies"), 5) == []  # the kept connection: closed
+        upstream.close()
+
+
+@contextlib.contextmanager
 def silent_listener() -> Iterator[int]:
     """A port that accepts connections and never says a word."""
     listener = socket.create_server(("127.0.0.1", 0))
@@ -578,7 +620,7 @@ def test_serve_names_upstreams_by_name_and_kind_only(
         for line in process.stderr:
             if "serving on" in line:
                 break
-        assert re.search(r"upstreams=pacs \(qido-rs\), pacsqr \(dicom-qr\)$", line.strip()), line
+        assert re.search(r"upstreams=pacs \(qido-rs\), pacsqr \(dicom-qr\)( |$)", line.strip()), line
         assert str(orthanc.dicom_port) not in line and orthanc.dicomweb_url not in line
         assert SECRET not in line
     finally:

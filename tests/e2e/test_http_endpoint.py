@@ -31,6 +31,8 @@ from dicomcache.server.config import Settings
 from dicomcache.server.upstreams.qido_rs import QidoRsUpstream
 from dicomcache.v1 import cache_service_pb2_grpc, search_pb2
 from tests.e2e.conftest import LoadedOrthanc
+from tests.support.clock import FakeClock
+from tests.support.counting_proxy import counting_proxy
 from tests.support.ports import free_port
 from tests.support.upstreams import CountingUpstream
 
@@ -290,3 +292,32 @@ def test_archive_failures_are_gateway_statuses(orthanc):
     assert (slow.status_code, slow.json()["reason"]) == (504, "timeout")
     assert wrong.status_code == 502
     assert (wrong.json()["upstream"], wrong.json()["archive_status"]) == ("wrong", 404)
+
+
+def test_the_archive_stopped_a_stale_answer_says_so_then_past_max_stale_503(orthanc):
+    clock = FakeClock()
+    backend = MemoryBackend(ttl=600, negative_ttl=60, clock=clock)
+    with counting_proxy(orthanc.dicomweb_url) as proxy:
+        config = Settings(listen="127.0.0.1:0", http_listen="127.0.0.1:0", ttl=600, max_stale=300)
+        upstreams = {"pacs": QidoRsUpstream("pacs", proxy.url)}
+        server = CacheServer(config, backend=backend, upstreams=upstreams).start()
+        url = f"http://127.0.0.1:{server.http_port}/dicom-web/pacs/series"
+        try:
+            fresh = requests.get(url, timeout=30)
+            clock.advance(100)
+            aged = requests.get(url, timeout=30)
+            proxy.close()
+            clock.advance(600)  # expired 100 s ago
+            stale = requests.get(url, timeout=30)
+            clock.advance(300)  # past max_stale
+            gone = requests.get(url, timeout=30)
+        finally:
+            server.stop(grace=0)
+    assert (aged.headers["X-Cache"], 99 <= int(aged.headers["Age"]) <= 101) == ("HIT", True)
+    assert stale.status_code == 200 and stale.json() == fresh.json()
+    assert stale.headers["Cache-Status"] == (
+        'dicomcache; fwd=stale; detail="stale-if-error: upstream pacs: unreachable"'
+    )
+    assert stale.headers["Warning"] == '110 dicomcache "Response is Stale"'
+    assert stale.headers["X-Cache"] == "HIT" and 699 <= int(stale.headers["Age"]) <= 701
+    assert (gone.status_code, gone.json()["reason"]) == (503, "unreachable")

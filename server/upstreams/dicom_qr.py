@@ -201,8 +201,9 @@ class DicomQrUpstream:
         ae.connection_timeout = budget
         ae.acse_timeout = budget
         ae.dimse_timeout = budget
-        # Also the longest an idle pooled association stays open: pynetdicom aborts it then.
-        ae.network_timeout = max(budget, self.idle_seconds)
+        # None: pynetdicom would abort an idle pooled association and log an ERROR for it.
+        # Idle ones end at the next fetch after idle_seconds, or when the archive ends them.
+        ae.network_timeout = None
         connected: list[bool] = []
         assoc = ae.associate(
             self.host,

@@ -10,6 +10,7 @@ RPC, so both share every entry. ``reply`` says what each outcome looks like.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,21 +20,26 @@ from dicomcache.server.http import reply
 from dicomcache.server.http.request import Search, parse
 from dicomcache.server.http.tls import CERTIFICATE_NAMES
 from dicomcache.server.search.engine import DEFAULT_TIMEOUT, SearchEngine
+from dicomcache.server.telemetry.metrics import Metrics
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+METHOD = "QIDO-RS"  # the method label of the endpoint's requests in dicomcache_rpc_* metrics
 _ACCEPTED = frozenset({reply.DICOM_JSON, "application/json", "application/*", "*/*"})
 
 
 class Endpoint:
     """``GET /dicom-web/{upstream}/studies`` and the other search paths, as WSGI.
 
-    Thread-safe: it keeps no state; the engine and the authorizer are thread-safe.
-    No clock of its own (the engine's deadline is ``timeout`` from the call).
+    Thread-safe: it keeps no state; the engine, the authorizer and the metrics are.
+    Clock: ``time.perf_counter`` for the durations counted (the engine's deadline is
+    ``timeout`` from the call).
 
     Args:
         engine: the server's search engine; None when it has no upstreams.
         authorizer: the server's, the same as the gRPC port's.
         timeout: seconds a search may take (HTTP carries no deadline).
+        metrics: where requests are counted (method "QIDO-RS", code the HTTP status), as
+            the gRPC calls are; None for none.
     """
 
     def __init__(
@@ -41,13 +47,18 @@ class Endpoint:
         engine: SearchEngine | None,
         authorizer: Authorizer,
         timeout: float = DEFAULT_TIMEOUT,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.authorizer = authorizer
         self.timeout = timeout
+        self.metrics = metrics
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        start = time.perf_counter()
         answer = self.reply(environ)
+        if self.metrics is not None:
+            self.metrics.rpc(METHOD, str(answer.status), time.perf_counter() - start)
         start_response(
             answer.status_line, [*answer.headers, ("Content-Length", str(len(answer.body)))]
         )

@@ -24,6 +24,7 @@ from dicomcache.server.config import Settings
 from dicomcache.server.http.endpoint import Endpoint
 from dicomcache.server.http.tls import ReloadingAdapter, ReloadingContext
 from dicomcache.server.search.engine import SearchEngine
+from dicomcache.server.telemetry.metrics import Metrics
 from dicomcache.server.tls import TLSFiles
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,10 @@ class HttpListener:
 
 
 def http_listener(
-    settings: Settings, engine: SearchEngine | None, authorizer: Authorizer
+    settings: Settings,
+    engine: SearchEngine | None,
+    authorizer: Authorizer,
+    metrics: Metrics | None = None,
 ) -> HttpListener | None:
     """The endpoint's listener that ``settings`` ask for (``http_listen``), None when off.
 
@@ -122,7 +126,7 @@ def http_listener(
         tls = ReloadingContext(files)
     return HttpListener(
         settings.http_listen,
-        Endpoint(engine, authorizer),
+        Endpoint(engine, authorizer, metrics=metrics),
         tls=tls,
         threads=settings.workers,
         grace=settings.grace,

@@ -184,3 +184,24 @@ def test_the_endpoint_is_off_by_default_and_a_bare_port_is_loopback():
     server = CacheServer(Settings(listen="127.0.0.1:0"), backend=MemoryBackend(ttl=60))
     assert server.http is None and server.http_port == 0
     server.stop(grace=0)
+
+
+def test_requests_are_counted_as_the_grpc_calls_are():
+    server = start(metrics_listen="127.0.0.1:0")
+    try:
+        base = f"http://127.0.0.1:{server.http_port}/dicom-web"
+        requests.get(f"{base}/pacs/studies", timeout=10)
+        requests.get(f"{base}/pacs/studies?limit=x", timeout=10)
+        requests.get(f"{base}/pacs/studies?limit=y", timeout=10)
+        metrics = server.telemetry.metrics
+        assert metrics is not None
+        counted = {
+            sample.labels["code"]: sample.value
+            for family in metrics.registry.collect()
+            for sample in family.samples
+            if sample.name == "dicomcache_rpc_requests_total"
+            and sample.labels["method"] == "QIDO-RS"
+        }
+        assert counted == {"404": 1, "400": 2}
+    finally:
+        server.stop(grace=0)

@@ -184,7 +184,7 @@ class CacheServer:
         self.health_server, self.health_port = _health_server(self.health, settings.health_listen)
         # The QIDO-RS endpoint (--http-listen), bound here so that a taken port fails at start.
         self.http: HttpListener | None = http_listener(
-            settings, self.search_engine, self.authorizer
+            settings, self.search_engine, self.authorizer, self.telemetry.metrics
         )
         self.http_port = self.http.port if self.http is not None else 0
         self.metrics_http: Any = None  # prometheus_client's WSGI server, once started

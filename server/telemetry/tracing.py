@@ -13,6 +13,7 @@ content.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,12 +101,32 @@ class Tracer:
 
     def upstream_span(self, upstream: str) -> Span:
         """A child of the current span for one fetch from an upstream archive (CLIENT:
-        the server calls out). Not made current, as ``backend_span``."""
-        from opentelemetry import trace
+        the server calls out), current during the fetch: a QIDO-RS upstream sends its
+        context to the archive (``trace_headers``), so the archive's spans join the trace."""
+        from opentelemetry import context, trace
 
         span = self._tracer.start_span(
             "upstream fetch",
             kind=trace.SpanKind.CLIENT,
             attributes={"dicomcache.upstream": upstream},
         )
-        return Span(span)
+        token = context.attach(trace.set_span_in_context(span))
+        return Span(span, token)
+
+
+def trace_headers() -> dict[str, str]:
+    """The current trace context as HTTP headers (W3C ``traceparent``), or none.
+
+    Costs nothing when OpenTelemetry was never imported (no tracer provider was
+    given, so there is no trace to continue).
+    """
+    propagate = sys.modules.get("opentelemetry.propagate")
+    if propagate is None:
+        return {}
+    from opentelemetry import trace
+
+    if not trace.get_current_span().get_span_context().is_valid:
+        return {}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from dicomcache.server.errors import UpstreamFailed
+from dicomcache.server.telemetry.tracing import trace_headers
 from dicomcache.server.upstreams.credentials import Credentials
 from dicomcache.v1 import query_pb2
 
@@ -123,7 +124,7 @@ class QidoRsUpstream:
             "GET",
             self.url + path,
             params=params,
-            headers=self._headers,
+            headers={**self._headers, **trace_headers()},  # the caller's trace goes on
             timeout=httpx.Timeout(left),
         ) as response:
             return response.status_code, self._read(response, deadline)

@@ -27,6 +27,7 @@ class CountingProxy:
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self._path = parts.path
         self.paths: list[str] = []
+        self.traceparents: list[str | None] = []  # each request's W3C trace context, if any
         self._lock = threading.Lock()
         self._open = threading.Event()
         self.status: int | None = None  # set: every request is answered with it
@@ -36,6 +37,7 @@ class CountingProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # http.server's name
                 proxy._count(self.path)
+                proxy.traceparents.append(self.headers.get("traceparent"))
                 proxy._open.wait(60)
                 if proxy.status is not None:  # the archive failing, as told
                     status, body, kind = proxy.status, b"archive says no", "text/plain"

@@ -25,8 +25,14 @@ class JsonFormatter(logging.Formatter):
         )
 
 
+# Libraries that log request content at INFO: httpx every request's full URL (a
+# QIDO-RS URL carries the query's values: patient names, ids, dates), pynetdicom
+# every C-FIND identifier it sends and receives. Their warnings still show.
+QUIETED = ("httpx", "pynetdicom")
+
+
 def configure(fmt: str, level: str) -> None:
-    """Send the root logger's records to stderr in the given format."""
+    """Send the root logger's records to stderr in the given format; quiet ``QUIETED``."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -35,3 +41,6 @@ def configure(fmt: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if level != "DEBUG":  # at DEBUG, request content may be logged: it is asked for
+        for name in QUIETED:
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -32,9 +32,8 @@ from dicomcache.v1 import query_pb2
 
 log = logging.getLogger(__name__)
 
-# pynetdicom logs every identifier it sends and receives at INFO (patient names,
-# ids, dates: PHI at INFO), and the PDUs at DEBUG. Its warnings still show.
-logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+# pynetdicom logs what carries PHI at INFO; ``dicomcache serve`` quiets it (``logs.QUIETED``):
+# a library does not set another library's log level.
 
 LEVELS = frozenset({"STUDY", "SERIES", "IMAGE"})
 PENDING = frozenset({0xFF00, 0xFF01})

@@ -33,9 +33,8 @@ from dicomcache.v1 import query_pb2
 
 log = logging.getLogger(__name__)
 
-# httpx logs every request at INFO with its full URL, and a QIDO-RS URL carries the
-# query's values (patient names, ids, dates): PHI at INFO. Its warnings still show.
-logging.getLogger("httpx").setLevel(logging.WARNING)
+# httpx logs what carries PHI at INFO; ``dicomcache serve`` quiets it (``logs.QUIETED``):
+# a library does not set another library's log level.
 
 ACCEPT = "application/dicom+json"
 MAX_CONNECTIONS = 64  # per upstream; the serving threads (--workers) share them

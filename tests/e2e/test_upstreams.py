@@ -29,6 +29,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from dicomcache.server.errors import UpstreamFailed
+from dicomcache.server.logs import QUIETED
 from dicomcache.server.upstreams.credentials import Credentials
 from dicomcache.server.upstreams.dicom_qr import DicomQrUpstream
 from dicomcache.server.upstreams.qido_rs import QidoRsUpstream
@@ -385,12 +386,27 @@ def test_c_find_unicode_match(orthanc: LoadedOrthanc, dicom_qr: DicomQrUpstream)
     assert [o["0020000D"]["Value"] for o in answer] == [[orthanc.study(4).uid]]
 
 
-def test_no_query_value_is_logged_at_any_level(
+@pytest.fixture
+def quieted() -> Iterator[None]:
+    """The libraries' loggers as ``dicomcache serve`` sets them (``logs.QUIETED``)."""
+    loggers = [logging.getLogger(name) for name in QUIETED]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    yield
+    for logger, level in zip(loggers, before, strict=True):
+        logger.setLevel(level)
+
+
+def test_no_query_value_is_logged_by_dicomcache_at_any_level_nor_by_its_libraries(
     orthanc: LoadedOrthanc,
     qido: QidoRsUpstream,
     dicom_qr: DicomQrUpstream,
     caplog: pytest.LogCaptureFixture,
+    quieted: None,
 ) -> None:
+    """Ours at DEBUG too; httpx and pynetdicom (which log URLs and identifiers at INFO)
+    as serve quiets them."""
     caplog.set_level(logging.DEBUG)
     # (Orthanc's QIDO-RS matches no non-ASCII name, its C-FIND does)
     assert len(qido.fetch(request("/studies", PatientID=["SYN-0004"]), 10)) == 1

@@ -131,6 +131,7 @@ class CacheServer:
         self.in_flight = InFlight()
         limit = int(settings.max_message_bytes)
         seen = self.telemetry.backend(self.backend)
+        self.instrumented = seen  # the backend as the service sees it: timed, counted, traced
         # Search reads through the upstreams; without any it answers FAILED_PRECONDITION.
         self.search_engine = (
             SearchEngine(

@@ -71,11 +71,14 @@ class QidoRsUpstream:
         self._headers = {"Accept": ACCEPT}
         if credentials is not None:
             self._headers["Authorization"] = credentials.header()
-        self._client = httpx.Client(
+        # The transport, not an httpx.Client: the Client logs every request's full URL
+        # at INFO, and a QIDO-RS URL carries the query's values (PHI at INFO), while a
+        # library may not set another library's log level. A transport neither logs,
+        # follows redirects nor reads proxies or .netrc from the environment.
+        self._transport = httpx.HTTPTransport(
             verify=ssl.create_default_context(cafile=ca_file) if ca_file is not None else True,
-            follow_redirects=False,
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
-            trust_env=False,  # no proxy or .netrc credentials picked up from the environment
+            trust_env=False,
         )
 
     def __repr__(self) -> str:
@@ -120,14 +123,18 @@ class QidoRsUpstream:
         left = deadline - time.monotonic()
         if left <= 0:
             raise UpstreamFailed(self.name, UpstreamFailed.TIMEOUT)
-        with self._client.stream(
+        request = httpx.Request(
             "GET",
             self.url + path,
             params=params,
             headers={**self._headers, **trace_headers()},  # the caller's trace goes on
-            timeout=httpx.Timeout(left),
-        ) as response:
+            extensions={"timeout": httpx.Timeout(left).as_dict()},
+        )
+        response = self._transport.handle_request(request)
+        try:
             return response.status_code, self._read(response, deadline)
+        finally:
+            response.close()
 
     def _read(self, response: httpx.Response, deadline: float) -> bytes:
         """The whole body, or UpstreamFailed(timeout) once the deadline passes mid-answer."""
@@ -161,4 +168,4 @@ class QidoRsUpstream:
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._client.close()
+        self._transport.close()

@@ -74,6 +74,11 @@ class Tracer:
 
         carrier = {key: value for key, value in metadata if isinstance(value, str)}
         parent = self._propagator.extract(carrier)
+        caller = trace.get_current_span(parent).get_span_context()
+        if caller.is_valid and not caller.trace_flags.sampled:
+            # The caller decided not to sample: so would the sampler (parent-based),
+            # after the cost of a span. The caller's context goes on as it came.
+            return Span(trace.get_current_span(parent), context.attach(parent))
         span = self._tracer.start_span(
             SERVER_PREFIX + method,
             context=parent,

@@ -21,6 +21,7 @@ from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import cache_service_pb2_grpc, query_pb2
 from tests.grpc.conftest import start_server
 from tests.support.messages import make_study
+from tests.support.serve_process import started
 
 
 class BlockingBackend(MemoryBackend):
@@ -144,40 +145,22 @@ def test_sigterm_turns_health_not_serving_and_exits_zero():
 
 def test_shutdown_delay_keeps_serving_while_health_says_not_serving():
     """After SIGTERM calls are still served for --shutdown-delay; a second signal ends it."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dicomcache.server.cli",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--shutdown-delay",
-            "600",  # far longer than the test: only the second signal may end it
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        port = int(re.search(r"serving on 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]  # matched just above
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    # 600 s: far longer than the test, so only the second signal may end the delay.
+    with started("--listen", "127.0.0.1:0", "--shutdown-delay", "600") as run:
+        with grpc.insecure_channel(f"127.0.0.1:{run.port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
             assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-            process.send_signal(signal.SIGTERM)
+            run.process.send_signal(signal.SIGTERM)
             assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
             stub = cache_service_pb2_grpc.CacheServiceStub(channel)
             request = pb.StoreStudyRequest(namespace="late", study=make_study(1, 1, 1))
             assert stub.StoreStudy(request, timeout=10).stored  # still served
-            assert process.poll() is None
-            process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        assert "still serving for 600s" in process.stderr.read()
-    finally:
-        process.kill()
-        process.wait()
+            assert run.process.poll() is None
+            run.process.send_signal(signal.SIGTERM)
+        assert run.process.wait(timeout=30) == 0
+        assert run.process.stderr is not None
+        assert "still serving for 600s" in run.process.stderr.read()
 
 
 def test_no_patient_data_in_logs_at_info(caplog):

@@ -29,6 +29,7 @@ from dicomcache.v1 import cache_service_pb2_grpc
 from tests.grpc.test_searcher import FakeArchive
 from tests.support.certs import Authority, Pair
 from tests.support.messages import make_study
+from tests.support.serve_process import started
 
 ROTATION_WAIT = 15.0  # seconds a rotation may take to be picked up before the test fails
 
@@ -254,52 +255,14 @@ def test_serving_off_loopback_without_tls_and_authentication_is_refused_at_start
 
 
 def test_serving_off_loopback_starts_with_mtls(tls_files: Pair, ca: Authority):
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dicomcache.server.cli",
-            "serve",
-            "--listen",
-            "0.0.0.0:0",
-            "--tls-cert-file",
-            str(tls_files.cert_file),
-            "--tls-key-file",
-            str(tls_files.key_file),
-            "--tls-client-ca-file",
-            str(ca.cert_file),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        assert "serving on 0.0.0.0:" in process.stderr.readline()
-    finally:
-        process.kill()
-        process.wait()
+    flags = ("--tls-cert-file", str(tls_files.cert_file), "--tls-key-file", str(tls_files.key_file))
+    with started("--listen", "0.0.0.0:0", *flags, "--tls-client-ca-file", str(ca.cert_file)) as run:
+        assert "serving on 0.0.0.0:" in run.line and "transport=mtls" in run.line
 
 
 def test_allow_insecure_is_an_explicit_switch():
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dicomcache.server.cli",
-            "serve",
-            "--listen",
-            "0.0.0.0:0",
-            "--allow-insecure",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        assert "serving on 0.0.0.0:" in process.stderr.readline()
-    finally:
-        process.kill()
-        process.wait()
+    with started("--listen", "0.0.0.0:0", "--allow-insecure") as run:
+        assert "serving on 0.0.0.0:" in run.line and "transport=plaintext" in run.line
 
 
 def test_a_plaintext_health_port_beside_a_mutual_tls_server(tls_files: Pair, ca: Authority):

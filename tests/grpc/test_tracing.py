@@ -8,10 +8,7 @@ trace context that travels in the call's metadata.
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent import futures
 
@@ -34,6 +31,7 @@ from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import cache_service_pb2_grpc
 from tests.grpc.test_searcher import FakeArchive
 from tests.support.messages import make_study
+from tests.support.serve_process import started
 
 PATIENT = "Tracedname^Secret"
 
@@ -164,35 +162,17 @@ def test_serve_with_tracing_exports_over_otlp_and_joins_the_callers_trace():
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dicomcache.server.cli",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--tracing",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-    )
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     parent = "00f067aa0ba902b7"
     try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        port = int(re.search(r"serving on 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]  # matched just above
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = cache_service_pb2_grpc.CacheServiceStub(channel)
-            metadata = (("traceparent", f"00-{trace_id}-{parent}-01"),)
-            stub.GetStats(pb.GetStatsRequest(), timeout=10, metadata=metadata)
-        process.send_signal(signal.SIGTERM)  # the provider flushes on the way out
-        assert process.wait(timeout=30) == 0
+        with started("--listen", "127.0.0.1:0", "--tracing", env=environment) as run:
+            with grpc.insecure_channel(f"127.0.0.1:{run.port}") as channel:
+                stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+                metadata = (("traceparent", f"00-{trace_id}-{parent}-01"),)
+                stub.GetStats(pb.GetStatsRequest(), timeout=10, metadata=metadata)
+            run.process.send_signal(signal.SIGTERM)  # the provider flushes on the way out
+            assert run.process.wait(timeout=30) == 0
     finally:
-        process.kill()
-        process.wait()
         receiver.stop(0)
     names = {name for tid, pid, name in collector.spans if tid.hex() == trace_id}
     assert "dicomcache.v1.CacheService/GetStats" in names

@@ -27,6 +27,42 @@ class ServeProcess:
         return cache_service_pb2_grpc.CacheServiceStub(self.channel)
 
 
+@dataclass
+class Started:
+    """A `dicomcache serve` process past its startup line, and what that line said."""
+
+    process: subprocess.Popen[str]
+    line: str
+
+    @property
+    def port(self) -> int:
+        """The gRPC port from the startup line."""
+        match = re.search(r"serving on [^ ]*:(\d+) ", self.line)
+        assert match, f"no port in the startup line: {self.line!r}"
+        return int(match.group(1))
+
+
+@contextlib.contextmanager
+def started(*args: str, env: dict[str, str] | None = None) -> Iterator[Started]:
+    """Run `dicomcache serve ARGS...` until its startup line; kill it on exit.
+
+    Unlike ``serve_process`` the caller chooses every flag (``--listen`` too) and gets
+    no channel: for tests of the process itself (signals, refusals, what it logs).
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dicomcache.server.cli", "serve", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        yield Started(process, process.stderr.readline())
+    finally:
+        process.kill()
+        process.wait()
+
+
 @contextlib.contextmanager
 def serve_process(*args: str) -> Iterator[ServeProcess]:
     """Start `dicomcache serve --listen 127.0.0.1:0 ARGS...`; kill it on exit."""

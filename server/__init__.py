@@ -6,6 +6,7 @@ The process:
     config      settings from flags and DICOMCACHE_* variables
     cgroup      the container's memory limit, for --max-memory auto
     tls         the server's TLS credentials, re-read when their files change
+    watch       whether a set of files changed, looked at most once an interval
     logs        text or JSON log lines, without PHI
 
 Shared by every layer below:

@@ -12,19 +12,17 @@ not yet) keeps the configuration in use and is retried at the next check.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
 
+from dicomcache.server.watch import FileWatch
+
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 1.0  # seconds between looks at the files, whatever the handshake rate
-
-_Stamp = tuple[tuple[int, int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,8 @@ class TLSFiles:
 class ReloadingCredentials:
     """gRPC server credentials whose certificates follow their files.
 
-    Thread-safe: gRPC calls ``fetch`` from its own threads. Reads the injected
-    monotonic clock to pace its checks.
+    Thread-safe: gRPC calls ``fetch`` from its own threads; ``FileWatch`` lets one
+    of them look at a time. Reads the injected monotonic clock to pace its checks.
 
     Raises (on construction):
         OSError: a file cannot be read.
@@ -55,11 +53,8 @@ class ReloadingCredentials:
 
     def __init__(self, files: TLSFiles, clock: Callable[[], float] = time.monotonic) -> None:
         self.files = files
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._stamp = _stamp(files)
+        self._watch = FileWatch(files.paths, CHECK_INTERVAL, clock)  # before reading them
         initial = _configuration(files)
-        self._next_check = clock() + CHECK_INTERVAL
         self.reloads = 0  # how many times a changed configuration was taken up
         self.credentials = grpc.dynamic_ssl_server_credentials(
             initial,
@@ -68,29 +63,18 @@ class ReloadingCredentials:
         )
 
     def fetch(self) -> grpc.ServerCertificateConfiguration | None:
-        """A new configuration when the files changed since the last one, else None."""
-        with self._lock:
-            now = self._clock()
-            if now < self._next_check:
-                return None
-            self._next_check = now + CHECK_INTERVAL
-            try:
-                stamp = _stamp(self.files)
-                if stamp == self._stamp:
-                    return None
-                configuration = _configuration(self.files)
-            except (OSError, ValueError) as exc:
-                log.warning("TLS files changed but cannot be used yet, keeping the old: %s", exc)
-                return None
-            self._stamp = stamp
-            self.reloads += 1
+        """A new configuration when the files changed since the last look, else None."""
+        if not self._watch.changed():  # one thread at a time gets True
+            return None
+        try:
+            configuration = _configuration(self.files)
+        except (OSError, ValueError) as exc:
+            self._watch.watch(self.files.paths)  # not taken: look again at the next check
+            log.warning("TLS files changed but cannot be used yet, keeping the old: %s", exc)
+            return None
+        self.reloads += 1
         log.info("TLS certificates re-read from %s", ", ".join(self.files.paths))
         return configuration
-
-
-def _stamp(files: TLSFiles) -> _Stamp:
-    stats = [os.stat(path) for path in files.paths]
-    return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
 
 
 def _configuration(files: TLSFiles) -> grpc.ServerCertificateConfiguration:

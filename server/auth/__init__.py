@@ -7,7 +7,6 @@
     rights.py      the four rights and which RPC needs which, on which namespace
     policy.py      the policy file (TOML): principals, their identities, their
                    grants of rights on namespaces; every rule checked at load
-    watch.py       whether a set of files changed (mtime, size, inode)
     authorizer.py  the one place ``api/handler.py`` asks: authenticate the call,
                    then check its right on its namespace; re-reads the policy
 

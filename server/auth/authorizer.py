@@ -31,8 +31,8 @@ from dicomcache.server.auth.access import Access
 from dicomcache.server.auth.identity import MALFORMED, Credentials, bearer, credentials
 from dicomcache.server.auth.policy import Policy, PolicyError
 from dicomcache.server.auth.rights import RPC_RIGHTS, Right, namespace_of
-from dicomcache.server.auth.watch import FileWatch
 from dicomcache.server.errors import PermissionDenied, Unauthenticated
+from dicomcache.server.watch import FileWatch
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,7 @@ to that long.
 from __future__ import annotations
 
 import logging
-import os
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,13 +24,12 @@ from typing import Any
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from dicomcache.server.tls import CHECK_INTERVAL, TLSFiles
+from dicomcache.server.watch import FileWatch
 
 log = logging.getLogger(__name__)
 
 CERTIFICATE_NAMES = "dicomcache.certificate_names"  # the WSGI environ key of the peer's names
 _SAN_KINDS = {"DNS": "dns", "URI": "uri"}
-
-_Stamp = tuple[tuple[int, int, int], ...]
 
 
 def server_context(files: TLSFiles) -> ssl.SSLContext:
@@ -59,30 +56,22 @@ class ReloadingContext:
 
     def __init__(self, files: TLSFiles, clock: Callable[[], float] = time.monotonic) -> None:
         self.files = files
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._stamp = _stamp(files)
+        self._watch = FileWatch(files.paths, CHECK_INTERVAL, clock)  # before reading them
         self._context = server_context(files)
-        self._next_check = clock() + CHECK_INTERVAL
         self.reloads = 0  # how many times a changed context was taken up
 
     def current(self) -> ssl.SSLContext:
         """The context for the next connection."""
-        with self._lock:
-            now = self._clock()
-            if now < self._next_check:
-                return self._context
-            self._next_check = now + CHECK_INTERVAL
+        if self._watch.changed():  # one thread at a time gets True
             try:
-                stamp = _stamp(self.files)
-                if stamp != self._stamp:
-                    self._context = server_context(self.files)
-                    self._stamp = stamp
-                    self.reloads += 1
-                    log.info("HTTPS certificates re-read from %s", ", ".join(self.files.paths))
+                self._context = server_context(self.files)
             except (OSError, ssl.SSLError) as exc:
+                self._watch.watch(self.files.paths)  # not taken: look again at the next check
                 log.warning("TLS files changed but cannot be used yet, keeping the old: %s", exc)
-            return self._context
+            else:
+                self.reloads += 1
+                log.info("HTTPS certificates re-read from %s", ", ".join(self.files.paths))
+        return self._context
 
 
 class ReloadingAdapter(BuiltinSSLAdapter):
@@ -123,8 +112,3 @@ def names(certificate: dict[str, Any] | None) -> frozenset[tuple[str, str]]:
         if kind in _SAN_KINDS:
             found.add((_SAN_KINDS[kind], value))
     return frozenset(found)
-
-
-def _stamp(files: TLSFiles) -> _Stamp:
-    stats = [os.stat(path) for path in files.paths]
-    return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)

@@ -12,7 +12,7 @@ from dicomcache.server.auth.access import Access, Scope
 from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.auth.rights import Right
 from dicomcache.server.auth.tokens import TokenTable, digest
-from dicomcache.server.auth.watch import FileWatch
+from dicomcache.server.watch import FileWatch
 from tests.support.clock import FakeClock
 from tests.support.policies import Principal, write
 

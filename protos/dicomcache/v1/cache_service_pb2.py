@@ -22,62 +22,63 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from dicomcache.v1 import invalidations_pb2 as dicomcache_dot_v1_dot_invalidations__pb2
 from dicomcache.v1 import objects_pb2 as dicomcache_dot_v1_dot_objects__pb2
 from dicomcache.v1 import query_pb2 as dicomcache_dot_v1_dot_query__pb2
 from dicomcache.v1 import search_pb2 as dicomcache_dot_v1_dot_search__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!dicomcache/v1/cache_service.proto\x12\rdicomcache.v1\x1a\x1b\x64icomcache/v1/objects.proto\x1a\x19\x64icomcache/v1/query.proto\x1a\x1a\x64icomcache/v1/search.proto\"\xaf\x01\n\x12LookupQueryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05query\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Query\x12)\n\x08protocol\x18\x03 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\x12\x36\n\x0f\x61rchive_request\x18\x04 \x01(\x0b\x32\x1d.dicomcache.v1.ArchiveRequest\"X\n\x13LookupQueryResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12%\n\x07studies\x18\x02 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\r\n\x05lease\x18\x03 \x01(\x04\"\xf9\x01\n\x11StoreQueryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05query\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Query\x12%\n\x07studies\x18\x03 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\x12\r\n\x05lease\x18\x05 \x01(\x04\x12)\n\x08protocol\x18\x06 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\x12\x36\n\x0f\x61rchive_request\x18\x07 \x01(\x0b\x32\x1d.dicomcache.v1.ArchiveRequest\"$\n\x12StoreQueryResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\"\x95\x01\n\x12LookupStudyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tstudy_uid\x18\x02 \x01(\t\x12.\n\x0bquery_level\x18\x03 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\x12)\n\x08protocol\x18\x04 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\"V\n\x13LookupStudyResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12#\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Study\x12\r\n\x05lease\x18\x03 \x01(\x04\"\xca\x01\n\x11StoreStudyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Study\x12.\n\x0bquery_level\x18\x03 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\x12\r\n\x05lease\x18\x05 \x01(\x04\x12)\n\x08protocol\x18\x06 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\"$\n\x12StoreStudyResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\"\x8d\x01\n\x11\x41\x64\x64ObjectsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12%\n\x07studies\x18\x02 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\r\x12)\n\x08protocol\x18\x04 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\"-\n\x12\x41\x64\x64ObjectsResponse\x12\x17\n\x0fobjects_written\x18\x01 \x01(\x04\"\x85\x01\n\x11GetObjectsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x32\n\nreferences\x18\x02 \x03(\x0b\x32\x1e.dicomcache.v1.ObjectReference\x12)\n\x08protocol\x18\x03 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\"\xa8\x01\n\x10GetObjectsResult\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12%\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.StudyH\x00\x12\'\n\x06series\x18\x03 \x01(\x0b\x32\x15.dicomcache.v1.SeriesH\x00\x12+\n\x08instance\x18\x04 \x01(\x0b\x32\x17.dicomcache.v1.InstanceH\x00\x42\x08\n\x06object\"F\n\x12GetObjectsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.dicomcache.v1.GetObjectsResult\"Y\n\x11InvalidateRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x31\n\treference\x18\x02 \x01(\x0b\x32\x1e.dicomcache.v1.ObjectReference\"-\n\x12InvalidateResponse\x12\x17\n\x0fobjects_removed\x18\x01 \x01(\x04\"K\n\x0fGetStatsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xbd\x01\n\x0eNamespaceStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x07studies\x18\x02 \x01(\x04\x12\x0e\n\x06series\x18\x03 \x01(\x04\x12\x11\n\tinstances\x18\x04 \x01(\x04\x12\x0f\n\x07queries\x18\x05 \x01(\x04\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\x12\x0c\n\x04hits\x18\x07 \x01(\x04\x12\x0e\n\x06misses\x18\x08 \x01(\x04\x12\x11\n\tevictions\x18\t \x01(\x04\x12\x13\n\x0b\x65xpirations\x18\n \x01(\x04\"\x86\x01\n\x10GetStatsResponse\x12\x31\n\nnamespaces\x18\x01 \x03(\x0b\x32\x1d.dicomcache.v1.NamespaceStats\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"N\n\x18StreamLookupQueryRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.dicomcache.v1.LookupQueryRequest\"Z\n\x19StreamLookupQueryResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\"N\n\x18StreamLookupStudyRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.dicomcache.v1.LookupStudyRequest\"Z\n\x19StreamLookupStudyResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\x32\xc1\x07\n\x0c\x43\x61\x63heService\x12T\n\x0bLookupQuery\x12!.dicomcache.v1.LookupQueryRequest\x1a\".dicomcache.v1.LookupQueryResponse\x12Q\n\nStoreQuery\x12 .dicomcache.v1.StoreQueryRequest\x1a!.dicomcache.v1.StoreQueryResponse\x12T\n\x0bLookupStudy\x12!.dicomcache.v1.LookupStudyRequest\x1a\".dicomcache.v1.LookupStudyResponse\x12Q\n\nStoreStudy\x12 .dicomcache.v1.StoreStudyRequest\x1a!.dicomcache.v1.StoreStudyResponse\x12Q\n\nAddObjects\x12 .dicomcache.v1.AddObjectsRequest\x1a!.dicomcache.v1.AddObjectsResponse\x12Q\n\nGetObjects\x12 .dicomcache.v1.GetObjectsRequest\x1a!.dicomcache.v1.GetObjectsResponse\x12Q\n\nInvalidate\x12 .dicomcache.v1.InvalidateRequest\x1a!.dicomcache.v1.InvalidateResponse\x12K\n\x08GetStats\x12\x1e.dicomcache.v1.GetStatsRequest\x1a\x1f.dicomcache.v1.GetStatsResponse\x12h\n\x11StreamLookupQuery\x12\'.dicomcache.v1.StreamLookupQueryRequest\x1a(.dicomcache.v1.StreamLookupQueryResponse0\x01\x12h\n\x11StreamLookupStudy\x12\'.dicomcache.v1.StreamLookupStudyRequest\x1a(.dicomcache.v1.StreamLookupStudyResponse0\x01\x12\x45\n\x06Search\x12\x1c.dicomcache.v1.SearchRequest\x1a\x1d.dicomcache.v1.SearchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!dicomcache/v1/cache_service.proto\x12\rdicomcache.v1\x1a!dicomcache/v1/invalidations.proto\x1a\x1b\x64icomcache/v1/objects.proto\x1a\x19\x64icomcache/v1/query.proto\x1a\x1a\x64icomcache/v1/search.proto\"\xaf\x01\n\x12LookupQueryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05query\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Query\x12)\n\x08protocol\x18\x03 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\x12\x36\n\x0f\x61rchive_request\x18\x04 \x01(\x0b\x32\x1d.dicomcache.v1.ArchiveRequest\"n\n\x13LookupQueryResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12%\n\x07studies\x18\x02 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\r\n\x05lease\x18\x03 \x01(\x04\x12\x14\n\x0c\x66resh_for_ms\x18\x04 \x01(\x04\"\xf9\x01\n\x11StoreQueryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05query\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Query\x12%\n\x07studies\x18\x03 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\x12\r\n\x05lease\x18\x05 \x01(\x04\x12)\n\x08protocol\x18\x06 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\x12\x36\n\x0f\x61rchive_request\x18\x07 \x01(\x0b\x32\x1d.dicomcache.v1.ArchiveRequest\"$\n\x12StoreQueryResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\"\x95\x01\n\x12LookupStudyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tstudy_uid\x18\x02 \x01(\t\x12.\n\x0bquery_level\x18\x03 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\x12)\n\x08protocol\x18\x04 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\"l\n\x13LookupStudyResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12#\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Study\x12\r\n\x05lease\x18\x03 \x01(\x04\x12\x14\n\x0c\x66resh_for_ms\x18\x04 \x01(\x04\"\xca\x01\n\x11StoreStudyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12#\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.Study\x12.\n\x0bquery_level\x18\x03 \x01(\x0e\x32\x19.dicomcache.v1.QueryLevel\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\x12\r\n\x05lease\x18\x05 \x01(\x04\x12)\n\x08protocol\x18\x06 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\"$\n\x12StoreStudyResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\"\x8d\x01\n\x11\x41\x64\x64ObjectsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12%\n\x07studies\x18\x02 \x03(\x0b\x32\x14.dicomcache.v1.Study\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\r\x12)\n\x08protocol\x18\x04 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\"-\n\x12\x41\x64\x64ObjectsResponse\x12\x17\n\x0fobjects_written\x18\x01 \x01(\x04\"\x85\x01\n\x11GetObjectsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x32\n\nreferences\x18\x02 \x03(\x0b\x32\x1e.dicomcache.v1.ObjectReference\x12)\n\x08protocol\x18\x03 \x01(\x0e\x32\x17.dicomcache.v1.Protocol\"\xa8\x01\n\x10GetObjectsResult\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12%\n\x05study\x18\x02 \x01(\x0b\x32\x14.dicomcache.v1.StudyH\x00\x12\'\n\x06series\x18\x03 \x01(\x0b\x32\x15.dicomcache.v1.SeriesH\x00\x12+\n\x08instance\x18\x04 \x01(\x0b\x32\x17.dicomcache.v1.InstanceH\x00\x42\x08\n\x06object\"F\n\x12GetObjectsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.dicomcache.v1.GetObjectsResult\"Y\n\x11InvalidateRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x31\n\treference\x18\x02 \x01(\x0b\x32\x1e.dicomcache.v1.ObjectReference\"-\n\x12InvalidateResponse\x12\x17\n\x0fobjects_removed\x18\x01 \x01(\x04\"K\n\x0fGetStatsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xbd\x01\n\x0eNamespaceStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x07studies\x18\x02 \x01(\x04\x12\x0e\n\x06series\x18\x03 \x01(\x04\x12\x11\n\tinstances\x18\x04 \x01(\x04\x12\x0f\n\x07queries\x18\x05 \x01(\x04\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\x12\x0c\n\x04hits\x18\x07 \x01(\x04\x12\x0e\n\x06misses\x18\x08 \x01(\x04\x12\x11\n\tevictions\x18\t \x01(\x04\x12\x13\n\x0b\x65xpirations\x18\n \x01(\x04\"\x86\x01\n\x10GetStatsResponse\x12\x31\n\nnamespaces\x18\x01 \x03(\x0b\x32\x1d.dicomcache.v1.NamespaceStats\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"N\n\x18StreamLookupQueryRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.dicomcache.v1.LookupQueryRequest\"Z\n\x19StreamLookupQueryResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\"N\n\x18StreamLookupStudyRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.dicomcache.v1.LookupStudyRequest\"Z\n\x19StreamLookupStudyResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\x32\xae\x08\n\x0c\x43\x61\x63heService\x12T\n\x0bLookupQuery\x12!.dicomcache.v1.LookupQueryRequest\x1a\".dicomcache.v1.LookupQueryResponse\x12Q\n\nStoreQuery\x12 .dicomcache.v1.StoreQueryRequest\x1a!.dicomcache.v1.StoreQueryResponse\x12T\n\x0bLookupStudy\x12!.dicomcache.v1.LookupStudyRequest\x1a\".dicomcache.v1.LookupStudyResponse\x12Q\n\nStoreStudy\x12 .dicomcache.v1.StoreStudyRequest\x1a!.dicomcache.v1.StoreStudyResponse\x12Q\n\nAddObjects\x12 .dicomcache.v1.AddObjectsRequest\x1a!.dicomcache.v1.AddObjectsResponse\x12Q\n\nGetObjects\x12 .dicomcache.v1.GetObjectsRequest\x1a!.dicomcache.v1.GetObjectsResponse\x12Q\n\nInvalidate\x12 .dicomcache.v1.InvalidateRequest\x1a!.dicomcache.v1.InvalidateResponse\x12K\n\x08GetStats\x12\x1e.dicomcache.v1.GetStatsRequest\x1a\x1f.dicomcache.v1.GetStatsResponse\x12h\n\x11StreamLookupQuery\x12\'.dicomcache.v1.StreamLookupQueryRequest\x1a(.dicomcache.v1.StreamLookupQueryResponse0\x01\x12h\n\x11StreamLookupStudy\x12\'.dicomcache.v1.StreamLookupStudyRequest\x1a(.dicomcache.v1.StreamLookupStudyResponse0\x01\x12\x45\n\x06Search\x12\x1c.dicomcache.v1.SearchRequest\x1a\x1d.dicomcache.v1.SearchResponse\x12k\n\x12WatchInvalidations\x12(.dicomcache.v1.WatchInvalidationsRequest\x1a).dicomcache.v1.WatchInvalidationsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dicomcache.v1.cache_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOOKUPQUERYREQUEST']._serialized_start=137
-  _globals['_LOOKUPQUERYREQUEST']._serialized_end=312
-  _globals['_LOOKUPQUERYRESPONSE']._serialized_start=314
-  _globals['_LOOKUPQUERYRESPONSE']._serialized_end=402
-  _globals['_STOREQUERYREQUEST']._serialized_start=405
-  _globals['_STOREQUERYREQUEST']._serialized_end=654
-  _globals['_STOREQUERYRESPONSE']._serialized_start=656
-  _globals['_STOREQUERYRESPONSE']._serialized_end=692
-  _globals['_LOOKUPSTUDYREQUEST']._serialized_start=695
-  _globals['_LOOKUPSTUDYREQUEST']._serialized_end=844
-  _globals['_LOOKUPSTUDYRESPONSE']._serialized_start=846
-  _globals['_LOOKUPSTUDYRESPONSE']._serialized_end=932
-  _globals['_STORESTUDYREQUEST']._serialized_start=935
-  _globals['_STORESTUDYREQUEST']._serialized_end=1137
-  _globals['_STORESTUDYRESPONSE']._serialized_start=1139
-  _globals['_STORESTUDYRESPONSE']._serialized_end=1175
-  _globals['_ADDOBJECTSREQUEST']._serialized_start=1178
-  _globals['_ADDOBJECTSREQUEST']._serialized_end=1319
-  _globals['_ADDOBJECTSRESPONSE']._serialized_start=1321
-  _globals['_ADDOBJECTSRESPONSE']._serialized_end=1366
-  _globals['_GETOBJECTSREQUEST']._serialized_start=1369
-  _globals['_GETOBJECTSREQUEST']._serialized_end=1502
-  _globals['_GETOBJECTSRESULT']._serialized_start=1505
-  _globals['_GETOBJECTSRESULT']._serialized_end=1673
-  _globals['_GETOBJECTSRESPONSE']._serialized_start=1675
-  _globals['_GETOBJECTSRESPONSE']._serialized_end=1745
-  _globals['_INVALIDATEREQUEST']._serialized_start=1747
-  _globals['_INVALIDATEREQUEST']._serialized_end=1836
-  _globals['_INVALIDATERESPONSE']._serialized_start=1838
-  _globals['_INVALIDATERESPONSE']._serialized_end=1883
-  _globals['_GETSTATSREQUEST']._serialized_start=1885
-  _globals['_GETSTATSREQUEST']._serialized_end=1960
-  _globals['_NAMESPACESTATS']._serialized_start=1963
-  _globals['_NAMESPACESTATS']._serialized_end=2152
-  _globals['_GETSTATSRESPONSE']._serialized_start=2155
-  _globals['_GETSTATSRESPONSE']._serialized_end=2289
-  _globals['_STREAMLOOKUPQUERYREQUEST']._serialized_start=2291
-  _globals['_STREAMLOOKUPQUERYREQUEST']._serialized_end=2369
-  _globals['_STREAMLOOKUPQUERYRESPONSE']._serialized_start=2371
-  _globals['_STREAMLOOKUPQUERYRESPONSE']._serialized_end=2461
-  _globals['_STREAMLOOKUPSTUDYREQUEST']._serialized_start=2463
-  _globals['_STREAMLOOKUPSTUDYREQUEST']._serialized_end=2541
-  _globals['_STREAMLOOKUPSTUDYRESPONSE']._serialized_start=2543
-  _globals['_STREAMLOOKUPSTUDYRESPONSE']._serialized_end=2633
-  _globals['_CACHESERVICE']._serialized_start=2636
-  _globals['_CACHESERVICE']._serialized_end=3597
+  _globals['_LOOKUPQUERYREQUEST']._serialized_start=172
+  _globals['_LOOKUPQUERYREQUEST']._serialized_end=347
+  _globals['_LOOKUPQUERYRESPONSE']._serialized_start=349
+  _globals['_LOOKUPQUERYRESPONSE']._serialized_end=459
+  _globals['_STOREQUERYREQUEST']._serialized_start=462
+  _globals['_STOREQUERYREQUEST']._serialized_end=711
+  _globals['_STOREQUERYRESPONSE']._serialized_start=713
+  _globals['_STOREQUERYRESPONSE']._serialized_end=749
+  _globals['_LOOKUPSTUDYREQUEST']._serialized_start=752
+  _globals['_LOOKUPSTUDYREQUEST']._serialized_end=901
+  _globals['_LOOKUPSTUDYRESPONSE']._serialized_start=903
+  _globals['_LOOKUPSTUDYRESPONSE']._serialized_end=1011
+  _globals['_STORESTUDYREQUEST']._serialized_start=1014
+  _globals['_STORESTUDYREQUEST']._serialized_end=1216
+  _globals['_STORESTUDYRESPONSE']._serialized_start=1218
+  _globals['_STORESTUDYRESPONSE']._serialized_end=1254
+  _globals['_ADDOBJECTSREQUEST']._serialized_start=1257
+  _globals['_ADDOBJECTSREQUEST']._serialized_end=1398
+  _globals['_ADDOBJECTSRESPONSE']._serialized_start=1400
+  _globals['_ADDOBJECTSRESPONSE']._serialized_end=1445
+  _globals['_GETOBJECTSREQUEST']._serialized_start=1448
+  _globals['_GETOBJECTSREQUEST']._serialized_end=1581
+  _globals['_GETOBJECTSRESULT']._serialized_start=1584
+  _globals['_GETOBJECTSRESULT']._serialized_end=1752
+  _globals['_GETOBJECTSRESPONSE']._serialized_start=1754
+  _globals['_GETOBJECTSRESPONSE']._serialized_end=1824
+  _globals['_INVALIDATEREQUEST']._serialized_start=1826
+  _globals['_INVALIDATEREQUEST']._serialized_end=1915
+  _globals['_INVALIDATERESPONSE']._serialized_start=1917
+  _globals['_INVALIDATERESPONSE']._serialized_end=1962
+  _globals['_GETSTATSREQUEST']._serialized_start=1964
+  _globals['_GETSTATSREQUEST']._serialized_end=2039
+  _globals['_NAMESPACESTATS']._serialized_start=2042
+  _globals['_NAMESPACESTATS']._serialized_end=2231
+  _globals['_GETSTATSRESPONSE']._serialized_start=2234
+  _globals['_GETSTATSRESPONSE']._serialized_end=2368
+  _globals['_STREAMLOOKUPQUERYREQUEST']._serialized_start=2370
+  _globals['_STREAMLOOKUPQUERYREQUEST']._serialized_end=2448
+  _globals['_STREAMLOOKUPQUERYRESPONSE']._serialized_start=2450
+  _globals['_STREAMLOOKUPQUERYRESPONSE']._serialized_end=2540
+  _globals['_STREAMLOOKUPSTUDYREQUEST']._serialized_start=2542
+  _globals['_STREAMLOOKUPSTUDYREQUEST']._serialized_end=2620
+  _globals['_STREAMLOOKUPSTUDYRESPONSE']._serialized_start=2622
+  _globals['_STREAMLOOKUPSTUDYRESPONSE']._serialized_end=2712
+  _globals['_CACHESERVICE']._serialized_start=2715
+  _globals['_CACHESERVICE']._serialized_end=3785
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from dicomcache.v1 import invalidations_pb2 as _invalidations_pb2
 from dicomcache.v1 import objects_pb2 as _objects_pb2
 from dicomcache.v1 import query_pb2 as _query_pb2
 from dicomcache.v1 import search_pb2 as _search_pb2
@@ -22,14 +23,16 @@ class LookupQueryRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ..., archive_request: _Optional[_Union[_query_pb2.ArchiveRequest, _Mapping]] = ...) -> None: ...
 
 class LookupQueryResponse(_message.Message):
-    __slots__ = ("hit", "studies", "lease")
+    __slots__ = ("hit", "studies", "lease", "fresh_for_ms")
     HIT_FIELD_NUMBER: _ClassVar[int]
     STUDIES_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    FRESH_FOR_MS_FIELD_NUMBER: _ClassVar[int]
     hit: bool
     studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
     lease: int
-    def __init__(self, hit: _Optional[bool] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., lease: _Optional[int] = ...) -> None: ...
+    fresh_for_ms: int
+    def __init__(self, hit: _Optional[bool] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., lease: _Optional[int] = ..., fresh_for_ms: _Optional[int] = ...) -> None: ...
 
 class StoreQueryRequest(_message.Message):
     __slots__ = ("namespace", "query", "studies", "ttl_seconds", "lease", "protocol", "archive_request")
@@ -68,14 +71,16 @@ class LookupStudyRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., study_uid: _Optional[str] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ...) -> None: ...
 
 class LookupStudyResponse(_message.Message):
-    __slots__ = ("hit", "study", "lease")
+    __slots__ = ("hit", "study", "lease", "fresh_for_ms")
     HIT_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    FRESH_FOR_MS_FIELD_NUMBER: _ClassVar[int]
     hit: bool
     study: _objects_pb2.Study
     lease: int
-    def __init__(self, hit: _Optional[bool] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., lease: _Optional[int] = ...) -> None: ...
+    fresh_for_ms: int
+    def __init__(self, hit: _Optional[bool] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., lease: _Optional[int] = ..., fresh_for_ms: _Optional[int] = ...) -> None: ...
 
 class StoreStudyRequest(_message.Message):
     __slots__ = ("namespace", "study", "query_level", "ttl_seconds", "lease", "protocol")

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from dicomcache.v1 import cache_service_pb2 as dicomcache_dot_v1_dot_cache__service__pb2
+from dicomcache.v1 import invalidations_pb2 as dicomcache_dot_v1_dot_invalidations__pb2
 from dicomcache.v1 import search_pb2 as dicomcache_dot_v1_dot_search__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -44,7 +45,8 @@ class CacheServiceStub:
     right on the namespace it names, else PERMISSION_DENIED naming that right and
     namespace. Rights: read (LookupQuery, LookupStudy, GetObjects and the streamed
     lookups), write (StoreQuery, StoreStudy, AddObjects), invalidate (Invalidate),
-    stats (GetStats; without a namespace it lists only those the caller may see).
+    stats (GetStats; without a namespace it lists only those the caller may see);
+    read also for WatchInvalidations.
 
     No answer is larger than the server's largest message (its --max-message-bytes,
     64 MiB by default; a client's receive limit should be the same): a store whose
@@ -112,6 +114,11 @@ class CacheServiceStub:
                 request_serializer=dicomcache_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
                 response_deserializer=dicomcache_dot_v1_dot_search__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.WatchInvalidations = channel.unary_stream(
+                '/dicomcache.v1.CacheService/WatchInvalidations',
+                request_serializer=dicomcache_dot_v1_dot_invalidations__pb2.WatchInvalidationsRequest.SerializeToString,
+                response_deserializer=dicomcache_dot_v1_dot_invalidations__pb2.WatchInvalidationsResponse.FromString,
+                _registered_method=True)
 
 
 class CacheServiceServicer:
@@ -132,7 +139,8 @@ class CacheServiceServicer:
     right on the namespace it names, else PERMISSION_DENIED naming that right and
     namespace. Rights: read (LookupQuery, LookupStudy, GetObjects and the streamed
     lookups), write (StoreQuery, StoreStudy, AddObjects), invalidate (Invalidate),
-    stats (GetStats; without a namespace it lists only those the caller may see).
+    stats (GetStats; without a namespace it lists only those the caller may see);
+    read also for WatchInvalidations.
 
     No answer is larger than the server's largest message (its --max-message-bytes,
     64 MiB by default; a client's receive limit should be the same): a store whose
@@ -221,6 +229,17 @@ class CacheServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchInvalidations(self, request, context):
+        """The invalidation feed of one namespace, for clients that keep answers in their
+        own memory (see invalidations.proto): every change that may make a kept answer
+        differ from what a lookup returns, numbered, with heartbeats. Needs the read
+        right on the namespace. Never ends by itself; ends UNAVAILABLE when the server
+        may have missed a change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CacheServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -279,6 +298,11 @@ def add_CacheServiceServicer_to_server(servicer, server):
                     request_deserializer=dicomcache_dot_v1_dot_search__pb2.SearchRequest.FromString,
                     response_serializer=dicomcache_dot_v1_dot_search__pb2.SearchResponse.SerializeToString,
             ),
+            'WatchInvalidations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchInvalidations,
+                    request_deserializer=dicomcache_dot_v1_dot_invalidations__pb2.WatchInvalidationsRequest.FromString,
+                    response_serializer=dicomcache_dot_v1_dot_invalidations__pb2.WatchInvalidationsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'dicomcache.v1.CacheService', rpc_method_handlers)
@@ -305,7 +329,8 @@ class CacheService:
     right on the namespace it names, else PERMISSION_DENIED naming that right and
     namespace. Rights: read (LookupQuery, LookupStudy, GetObjects and the streamed
     lookups), write (StoreQuery, StoreStudy, AddObjects), invalidate (Invalidate),
-    stats (GetStats; without a namespace it lists only those the caller may see).
+    stats (GetStats; without a namespace it lists only those the caller may see);
+    read also for WatchInvalidations.
 
     No answer is larger than the server's largest message (its --max-message-bytes,
     64 MiB by default; a client's receive limit should be the same): a store whose
@@ -599,6 +624,33 @@ class CacheService:
             '/dicomcache.v1.CacheService/Search',
             dicomcache_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
             dicomcache_dot_v1_dot_search__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchInvalidations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dicomcache.v1.CacheService/WatchInvalidations',
+            dicomcache_dot_v1_dot_invalidations__pb2.WatchInvalidationsRequest.SerializeToString,
+            dicomcache_dot_v1_dot_invalidations__pb2.WatchInvalidationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

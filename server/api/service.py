@@ -25,7 +25,7 @@ from dicomcache.server.api.keys import (
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
 from dicomcache.server.errors import AnswerTooLarge, NoUpstreams
-from dicomcache.server.model import Address, Level, NamespaceStats, Stats, StudyData, release
+from dicomcache.server.model import Address, Level, NamespaceStats, Stats, release
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import query_pb2, search_pb2
 
@@ -65,7 +65,7 @@ class CacheService:
 
     def _fits(self, hit_size: int) -> bool:
         """Whether a hit of this size can be sent; a store of one that cannot is refused."""
-        if hit_size <= self.max_message_bytes:
+        if hit_size + FRESH_FOR_BYTES <= self.max_message_bytes:
             return True
         log.info(
             "store refused: its hit of %d bytes would be larger than the largest message (%d)",
@@ -77,7 +77,7 @@ class CacheService:
     def _sendable(self, size: int) -> bool:
         """Whether a hit of ``size`` bytes can be sent: its objects may have grown past the
         largest message since it was stored. Asked before the hit's bytes are built."""
-        return size <= self.max_message_bytes
+        return size + FRESH_FOR_BYTES <= self.max_message_bytes
 
     def lookup_query(self, request: pb.LookupQueryRequest) -> bytes:
         """LookupQuery: a hit as stored bytes, or a miss."""
@@ -85,17 +85,19 @@ class CacheService:
         _check_query_request(check, request)
         check.done()
         namespace = partition(request.namespace, request.protocol)
-        studies = self.backend.lookup_query(namespace, _key(request))
-        if studies is None and (uid := by_id(request.query)) is not None:
-            studies = _listed(self.backend.lookup_study(namespace, uid, _level(request.query)))
-        if studies is None:
+        found = self.backend.lookup_answer(namespace, _key(request))
+        if found is None and (uid := by_id(request.query)) is not None:
+            found = self.backend.study_answer(namespace, uid, _level(request.query))
+        if found is None:
             return encode.miss(self.backend.lease(namespace))
+        studies, left = found.studies, found.left
+        del found  # ``studies`` is the only reference: see ``release``
         size = encode.query_hit_size(studies)
         hit = encode.query_hit(studies) if self._sendable(size) else None
         release(studies)  # a series at a time, not in one long deallocation
         if hit is None:
             raise AnswerTooLarge(size, self.max_message_bytes)
-        return hit
+        return hit + _fresh_for(left)
 
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
         """StoreQuery: the answer's objects, then the answer."""
@@ -126,15 +128,17 @@ class CacheService:
         check.protocol(request.protocol)
         check.done()
         namespace = partition(request.namespace, request.protocol)
-        found = _listed(self.backend.lookup_study(namespace, request.study_uid, level))
-        if found is None:
+        answer = self.backend.study_answer(namespace, request.study_uid, level)
+        if answer is None:
             return encode.miss(self.backend.lease(namespace))
+        found, left = answer.studies, answer.left
+        del answer  # ``found`` is the only reference: see ``release``
         size = encode.study_hit_size(found[0])
         hit = encode.study_hit(found[0]) if self._sendable(size) else None
         release(found)
         if hit is None:
             raise AnswerTooLarge(size, self.max_message_bytes)
-        return hit
+        return hit + _fresh_for(left)
 
     def store_study(self, request: pb.StoreStudyRequest) -> pb.StoreStudyResponse:
         """StoreStudy: a study-by-id answer, complete to its level."""
@@ -316,9 +320,22 @@ def _check_query_request(
         check.archive_request(request.archive_request)
 
 
-def _listed(study: StudyData | None) -> list[StudyData] | None:
-    """The study as the only item of a list (the caller's only reference to it), or None."""
-    return None if study is None else [study]
+# Lookup*Response.fresh_for_ms = 4 (varint), appended to a hit's bytes: a field may
+# come after the others in the wire form. At most FRESH_FOR_BYTES long (below 2**42
+# ms, 139 years), counted in every hit's size.
+_FRESH_FOR_MS = b"\x20"
+FRESH_FOR_BYTES = 7
+
+
+def _fresh_for(left: float) -> bytes:
+    """The fresh_for_ms field of a hit that has ``left`` seconds, rounded down."""
+    ms = max(0, int(left * 1000))
+    out = bytearray(_FRESH_FOR_MS)
+    while ms > 0x7F:
+        out.append((ms & 0x7F) | 0x80)
+        ms >>= 7
+    out.append(ms)
+    return bytes(out)
 
 
 def _level(query: query_pb2.Query) -> Level:

@@ -23,8 +23,9 @@ checks them against every backend with the same suite:
   answers contain them. Invalidating an object that is not cached (it is new in
   the archive) drops its study, so that the study's listings and every answer
   holding the study are misses: they would lack the new object.
-* A hit tells how long its answer has left (``lookup_answer``), from the
-  backend's own clock, so the reader tells its age from the TTL it stored with.
+* A hit tells how long its answer has left (``lookup_answer``, ``study_answer``),
+  from the backend's own clock, so the reader tells its age from the TTL it stored
+  with, and a client's near cache keeps it no longer.
 * A stale copy (issue 13, stale-if-error) is a document kept beside an answer
   for longer than the answer: it is served only when the archive fails. It dies
   with every invalidation of its namespace, whatever the address, and is never
@@ -128,6 +129,12 @@ class Backend(Protocol):
 
     def lookup_study(self, namespace: str, study_uid: str, level: Level) -> StudyData | None:
         """The study with exactly its complete content down to ``level``, or None."""
+        ...
+
+    def study_answer(self, namespace: str, study_uid: str, level: Level) -> Found | None:
+        """``lookup_study`` as a ``Found`` of the one study, with the seconds until its
+        listing expires (at most: a near cache must not keep it longer), read in the
+        same call; None on a miss."""
         ...
 
     def store_study(

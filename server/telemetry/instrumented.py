@@ -134,6 +134,13 @@ class InstrumentedBackend:
         self._looked_up(namespace, found)
         return found
 
+    def study_answer(self, namespace: str, study_uid: str, level: Level) -> Found | None:
+        found = self._run(
+            "lookup_study", lambda: self.backend.study_answer(namespace, study_uid, level)
+        )
+        self._looked_up(namespace, found)
+        return found
+
     def store_study(
         self, namespace: str, study: StudyData, level: Level, ttl: float | None, lease: int = 0
     ) -> bool:

@@ -107,7 +107,10 @@ def test_the_pieces_of_a_streamed_lookup_make_up_the_unary_response():
         assert pieces[0].max_message_bytes == MAX_MESSAGE_BYTES
         assert all(not p.total_bytes for p in pieces[1:])
         assert pb.LookupStudyResponse.FromString(whole) == running.stub.LookupStudy(lookup)
-        assert len(whole) == encode.study_hit_size(model_of(study))
+        fresh_for = pb.LookupStudyResponse(
+            fresh_for_ms=pb.LookupStudyResponse.FromString(whole).fresh_for_ms
+        )
+        assert len(whole) == encode.study_hit_size(model_of(study)) + fresh_for.ByteSize()
     finally:
         _stop(running)
 
@@ -151,13 +154,13 @@ class HungBackend(MemoryBackend):
         super().__init__()
         self.gate = threading.Event()
 
-    def lookup_query(self, namespace, key):  # type: ignore[no-untyped-def]  # an override; the base is typed
+    def lookup_answer(self, namespace, key):  # type: ignore[no-untyped-def]  # an override; the base is typed
         self.gate.wait(30)
-        return super().lookup_query(namespace, key)
+        return super().lookup_answer(namespace, key)
 
-    def lookup_study(self, namespace, study_uid, level):  # type: ignore[no-untyped-def]  # as above
+    def study_answer(self, namespace, study_uid, level):  # type: ignore[no-untyped-def]  # as above
         self.gate.wait(30)
-        return super().lookup_study(namespace, study_uid, level)
+        return super().study_answer(namespace, study_uid, level)
 
 
 def test_a_hung_cache_is_a_counted_fallback_within_the_default_deadline():

@@ -294,6 +294,12 @@ class MemoryBackend:
         Listings found dead on the way are dropped; a deeper listing that only lacks
         data at ``level`` (see ``Answer.read``) is kept for its own level.
         """
+        found = self.study_answer(namespace, study_uid, level)
+        return None if found is None else found.studies[0]
+
+    def study_answer(self, namespace: str, study_uid: str, level: Level) -> Found | None:
+        """``lookup_study`` with the seconds left to the earliest expiry of the listings
+        it may have read (those at least ``level`` deep), on this backend's clock."""
         with self._lock:
             now = self._clock()
             for _ in range(READ_TRIES):
@@ -308,7 +314,10 @@ class MemoryBackend:
                 return None
             ns.hits += 1
             self._lru.refresh((namespace, study_uid))
-        return _unpacked(read)[0]
+            listings = (ns.listings.get(study_uid) or {}).items()
+            ends = [listing.expires_at for depth, listing in listings if depth >= level]
+            left = max(0.0, min(ends, default=now) - now)
+        return Found(_unpacked(read)[:1], left)
 
     def _read_listing(
         self, name: str, study_uid: str, level: Level, now: float

@@ -548,6 +548,11 @@ class RedisBackend:
 
     def lookup_study(self, namespace: str, study_uid: str, level: Level) -> StudyData | None:
         """The study with exactly its complete content down to ``level``, or None."""
+        found = self.study_answer(namespace, study_uid, level)
+        return None if found is None else found.studies[0]
+
+    def study_answer(self, namespace: str, study_uid: str, level: Level) -> Found | None:
+        """``lookup_study`` with the PTTL of the listing it read, in the same round trip."""
         names = Names(namespace)
         read = self._call(
             lambda client: self._topology.lookup_study(client, names, study_uid, level)
@@ -558,7 +563,8 @@ class RedisBackend:
         self._tally.count(namespace, miss=not hit)
         if not hit or pairs is None:
             return None
-        return _assemble([(address_of(line), data) for line, data in pairs])[0]
+        study = _assemble([(address_of(line), data) for line, data in pairs])[0]
+        return Found([study], max(0, read.left_ms) / 1000)
 
     def get_object(self, namespace: str, address: Address) -> CachedObject | None:
         """The object at ``address`` with whatever of its descendants is cached, or None."""

@@ -36,6 +36,7 @@ class StudyRead(NamedTuple):
     depth: int  # of the listing it was read from; 0: a miss
     objects: list[tuple[str, bytes | None]]  # (member, attributes; None: a path only)
     missing: list[str]  # on a miss: addresses whose keys were gone
+    left_ms: int = 0  # on a hit: the PTTL of the listing read
 
     @property
     def hit(self) -> bool:
@@ -46,7 +47,8 @@ class StudyRead(NamedTuple):
         depth = int(reply[0])
         if depth == 0:
             return cls(0, [], [address.decode() for address in reply[1:]])
-        return cls(depth, [(m.decode(), data) for m, data in _pairs(reply[1:])], [])
+        objects = [(m.decode(), data) for m, data in _pairs(reply[2:])]
+        return cls(depth, objects, [], int(reply[1]))
 
 
 class EntryLine(NamedTuple):

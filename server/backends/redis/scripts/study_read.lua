@@ -4,7 +4,8 @@
 -- KEYS[1]: the study's base key; KEYS[2] (single Redis only): the namespace base,
 -- whose ledger forgets the objects found missing (on a cluster namespace_miss
 -- does, in the namespace's slot). ARGV: level, the study's escaped uid.
--- Returns {depth, (member, data or nil)...} or {0, missing addresses...}.
+-- Returns {depth, PTTL of the listing, (member, data or nil)...} or {0, missing
+-- addresses...}.
 -- Lookups are counted by the server, not here: a hit writes nothing.
 local base, ns = KEYS[1], KEYS[2]
 local level = tonumber(ARGV[1])
@@ -36,7 +37,7 @@ for depth = level, 3 do
       end
     end
     if leaves then
-      local out = {depth}
+      local out = {depth, redis.call('PTTL', base .. 'l' .. depth)}
       for i = 1, #members do
         if member_level(members[i]) <= level then
           out[#out + 1] = members[i]

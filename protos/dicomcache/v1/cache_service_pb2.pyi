@@ -217,14 +217,16 @@ class StreamLookupQueryRequest(_message.Message):
     def __init__(self, request: _Optional[_Union[LookupQueryRequest, _Mapping]] = ...) -> None: ...
 
 class StreamLookupQueryResponse(_message.Message):
-    __slots__ = ("chunk", "total_bytes", "max_message_bytes")
+    __slots__ = ("chunk", "total_bytes", "max_message_bytes", "max_answer_bytes")
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ANSWER_BYTES_FIELD_NUMBER: _ClassVar[int]
     chunk: bytes
     total_bytes: int
     max_message_bytes: int
-    def __init__(self, chunk: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+    max_answer_bytes: int
+    def __init__(self, chunk: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_answer_bytes: _Optional[int] = ...) -> None: ...
 
 class StreamLookupStudyRequest(_message.Message):
     __slots__ = ("request",)
@@ -233,11 +235,47 @@ class StreamLookupStudyRequest(_message.Message):
     def __init__(self, request: _Optional[_Union[LookupStudyRequest, _Mapping]] = ...) -> None: ...
 
 class StreamLookupStudyResponse(_message.Message):
-    __slots__ = ("chunk", "total_bytes", "max_message_bytes")
+    __slots__ = ("chunk", "total_bytes", "max_message_bytes", "max_answer_bytes")
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ANSWER_BYTES_FIELD_NUMBER: _ClassVar[int]
     chunk: bytes
     total_bytes: int
     max_message_bytes: int
-    def __init__(self, chunk: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+    max_answer_bytes: int
+    def __init__(self, chunk: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_answer_bytes: _Optional[int] = ...) -> None: ...
+
+class StreamStoreQueryRequest(_message.Message):
+    __slots__ = ("store", "instances", "series", "studies")
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    STUDIES_FIELD_NUMBER: _ClassVar[int]
+    store: StoreQueryRequest
+    instances: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Instance]
+    series: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Series]
+    studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
+    def __init__(self, store: _Optional[_Union[StoreQueryRequest, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_objects_pb2.Instance, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[_objects_pb2.Series, _Mapping]]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ...) -> None: ...
+
+class StreamStoreQueryResponse(_message.Message):
+    __slots__ = ("stored",)
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    stored: bool
+    def __init__(self, stored: _Optional[bool] = ...) -> None: ...
+
+class StreamStoreStudyRequest(_message.Message):
+    __slots__ = ("store", "instances", "series")
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    store: StoreStudyRequest
+    instances: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Instance]
+    series: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Series]
+    def __init__(self, store: _Optional[_Union[StoreStudyRequest, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_objects_pb2.Instance, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[_objects_pb2.Series, _Mapping]]] = ...) -> None: ...
+
+class StreamStoreStudyResponse(_message.Message):
+    __slots__ = ("stored",)
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    stored: bool
+    def __init__(self, stored: _Optional[bool] = ...) -> None: ...

@@ -44,13 +44,24 @@ class CacheServiceStub:
     "authorization: Bearer <token>", else UNAUTHENTICATED; and holds the call's
     right on the namespace it names, else PERMISSION_DENIED naming that right and
     namespace. Rights: read (LookupQuery, LookupStudy, GetObjects and the streamed
-    lookups), write (StoreQuery, StoreStudy, AddObjects), invalidate (Invalidate),
+    lookups), write (StoreQuery, StoreStudy, AddObjects and the streamed stores),
+    invalidate (Invalidate),
     stats (GetStats; without a namespace it lists only those the caller may see);
     read also for WatchInvalidations.
 
-    No answer is larger than the server's largest message (its --max-message-bytes,
-    64 MiB by default; a client's receive limit should be the same): a store whose
-    hit would be larger is refused with stored = false.
+    Two limits bound what one call carries. No message, in or out, is larger than
+    the server's largest message (--max-message-bytes, 4 MiB by default: gRPC's own
+    default receive limit, so a client with default settings receives every unary
+    answer): a larger unary request is refused by gRPC (RESOURCE_EXHAUSTED) before
+    the server reads it, and a unary lookup whose hit would be larger fails with
+    RESOURCE_EXHAUSTED naming its streamed form. Large answers travel in pieces of at
+    most 1 MiB: the streamed lookups (StreamLookupQuery, StreamLookupStudy) and
+    stores (StreamStoreQuery, StreamStoreStudy). No answer, streamed or not, is
+    larger than the server's largest answer (--max-answer-bytes, 64 MiB by default,
+    never below the largest message): a store whose hit would be larger is refused
+    with stored = false. Why: a process reads a message, and copies a unary reply,
+    in one step that stops its other work (about 1 ms per MB), so no message is
+    large enough to hold up the other calls for long.
     """
 
     def __init__(self, channel):
@@ -109,6 +120,16 @@ class CacheServiceStub:
                 request_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyRequest.SerializeToString,
                 response_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyResponse.FromString,
                 _registered_method=True)
+        self.StreamStoreQuery = channel.stream_unary(
+                '/dicomcache.v1.CacheService/StreamStoreQuery',
+                request_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreQueryRequest.SerializeToString,
+                response_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreQueryResponse.FromString,
+                _registered_method=True)
+        self.StreamStoreStudy = channel.stream_unary(
+                '/dicomcache.v1.CacheService/StreamStoreStudy',
+                request_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreStudyRequest.SerializeToString,
+                response_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreStudyResponse.FromString,
+                _registered_method=True)
         self.Search = channel.unary_unary(
                 '/dicomcache.v1.CacheService/Search',
                 request_serializer=dicomcache_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
@@ -138,38 +159,54 @@ class CacheServiceServicer:
     "authorization: Bearer <token>", else UNAUTHENTICATED; and holds the call's
     right on the namespace it names, else PERMISSION_DENIED naming that right and
     namespace. Rights: read (LookupQuery, LookupStudy, GetObjects and the streamed
-    lookups), write (StoreQuery, StoreStudy, AddObjects), invalidate (Invalidate),
+    lookups), write (StoreQuery, StoreStudy, AddObjects and the streamed stores),
+    invalidate (Invalidate),
     stats (GetStats; without a namespace it lists only those the caller may see);
     read also for WatchInvalidations.
 
-    No answer is larger than the server's largest message (its --max-message-bytes,
-    64 MiB by default; a client's receive limit should be the same): a store whose
-    hit would be larger is refused with stored = false.
+    Two limits bound what one call carries. No message, in or out, is larger than
+    the server's largest message (--max-message-bytes, 4 MiB by default: gRPC's own
+    default receive limit, so a client with default settings receives every unary
+    answer): a larger unary request is refused by gRPC (RESOURCE_EXHAUSTED) before
+    the server reads it, and a unary lookup whose hit would be larger fails with
+    RESOURCE_EXHAUSTED naming its streamed form. Large answers travel in pieces of at
+    most 1 MiB: the streamed lookups (StreamLookupQuery, StreamLookupStudy) and
+    stores (StreamStoreQuery, StreamStoreStudy). No answer, streamed or not, is
+    larger than the server's largest answer (--max-answer-bytes, 64 MiB by default,
+    never below the largest message): a store whose hit would be larger is refused
+    with stored = false. Why: a process reads a message, and copies a unary reply,
+    in one step that stops its other work (about 1 ms per MB), so no message is
+    large enough to hold up the other calls for long.
     """
 
     def LookupQuery(self, request, context):
-        """Looks up the stored answer to a query.
+        """Looks up the stored answer to a query. A hit larger than the server's largest
+        message fails with RESOURCE_EXHAUSTED: StreamLookupQuery returns it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StoreQuery(self, request, context):
-        """Stores the answer to a query, and the objects it returned.
+        """Stores the answer to a query, and the objects it returned. A request larger
+        than the server's largest message is refused: send it as StreamStoreQuery.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LookupStudy(self, request, context):
-        """Looks up one study with its complete content down to a level.
+        """Looks up one study with its complete content down to a level. A hit larger
+        than the server's largest message fails with RESOURCE_EXHAUSTED:
+        StreamLookupStudy returns it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StoreStudy(self, request, context):
-        """Stores a study-by-id answer: the study's complete content down to a level.
+        """Stores a study-by-id answer: the study's complete content down to a level. A
+        request larger than the server's largest message: send it as StreamStoreStudy.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,6 +251,24 @@ class CacheServiceServicer:
 
     def StreamLookupStudy(self, request, context):
         """LookupStudy with the response streamed in pieces, as StreamLookupQuery.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamStoreQuery(self, request_iterator, context):
+        """StoreQuery with the request sent in pieces (see StreamStoreQueryRequest), for
+        an answer larger than one message. Stored only when the client ends the stream
+        (half-closes it) after valid pieces: a stream that breaks, is cancelled or
+        passes its deadline stores nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamStoreStudy(self, request_iterator, context):
+        """StoreStudy with the request sent in pieces (see StreamStoreStudyRequest), as
+        StreamStoreQuery.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -293,6 +348,16 @@ def add_CacheServiceServicer_to_server(servicer, server):
                     request_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyRequest.FromString,
                     response_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyResponse.SerializeToString,
             ),
+            'StreamStoreQuery': grpc.stream_unary_rpc_method_handler(
+                    servicer.StreamStoreQuery,
+                    request_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreQueryRequest.FromString,
+                    response_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreQueryResponse.SerializeToString,
+            ),
+            'StreamStoreStudy': grpc.stream_unary_rpc_method_handler(
+                    servicer.StreamStoreStudy,
+                    request_deserializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreStudyRequest.FromString,
+                    response_serializer=dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreStudyResponse.SerializeToString,
+            ),
             'Search': grpc.unary_unary_rpc_method_handler(
                     servicer.Search,
                     request_deserializer=dicomcache_dot_v1_dot_search__pb2.SearchRequest.FromString,
@@ -328,13 +393,24 @@ class CacheService:
     "authorization: Bearer <token>", else UNAUTHENTICATED; and holds the call's
     right on the namespace it names, else PERMISSION_DENIED naming that right and
     namespace. Rights: read (LookupQuery, LookupStudy, GetObjects and the streamed
-    lookups), write (StoreQuery, StoreStudy, AddObjects), invalidate (Invalidate),
+    lookups), write (StoreQuery, StoreStudy, AddObjects and the streamed stores),
+    invalidate (Invalidate),
     stats (GetStats; without a namespace it lists only those the caller may see);
     read also for WatchInvalidations.
 
-    No answer is larger than the server's largest message (its --max-message-bytes,
-    64 MiB by default; a client's receive limit should be the same): a store whose
-    hit would be larger is refused with stored = false.
+    Two limits bound what one call carries. No message, in or out, is larger than
+    the server's largest message (--max-message-bytes, 4 MiB by default: gRPC's own
+    default receive limit, so a client with default settings receives every unary
+    answer): a larger unary request is refused by gRPC (RESOURCE_EXHAUSTED) before
+    the server reads it, and a unary lookup whose hit would be larger fails with
+    RESOURCE_EXHAUSTED naming its streamed form. Large answers travel in pieces of at
+    most 1 MiB: the streamed lookups (StreamLookupQuery, StreamLookupStudy) and
+    stores (StreamStoreQuery, StreamStoreStudy). No answer, streamed or not, is
+    larger than the server's largest answer (--max-answer-bytes, 64 MiB by default,
+    never below the largest message): a store whose hit would be larger is refused
+    with stored = false. Why: a process reads a message, and copies a unary reply,
+    in one step that stops its other work (about 1 ms per MB), so no message is
+    large enough to hold up the other calls for long.
     """
 
     @staticmethod
@@ -597,6 +673,60 @@ class CacheService:
             '/dicomcache.v1.CacheService/StreamLookupStudy',
             dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyRequest.SerializeToString,
             dicomcache_dot_v1_dot_cache__service__pb2.StreamLookupStudyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamStoreQuery(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/dicomcache.v1.CacheService/StreamStoreQuery',
+            dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreQueryRequest.SerializeToString,
+            dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamStoreStudy(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/dicomcache.v1.CacheService/StreamStoreStudy',
+            dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreStudyRequest.SerializeToString,
+            dicomcache_dot_v1_dot_cache__service__pb2.StreamStoreStudyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -247,16 +247,18 @@ class StreamLookupStudyResponse(_message.Message):
     def __init__(self, chunk: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_answer_bytes: _Optional[int] = ...) -> None: ...
 
 class StreamStoreQueryRequest(_message.Message):
-    __slots__ = ("store", "instances", "series", "studies")
+    __slots__ = ("store", "instances", "series", "studies", "last")
     STORE_FIELD_NUMBER: _ClassVar[int]
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
     STUDIES_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
     store: StoreQueryRequest
     instances: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Instance]
     series: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Series]
     studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
-    def __init__(self, store: _Optional[_Union[StoreQueryRequest, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_objects_pb2.Instance, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[_objects_pb2.Series, _Mapping]]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ...) -> None: ...
+    last: bool
+    def __init__(self, store: _Optional[_Union[StoreQueryRequest, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_objects_pb2.Instance, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[_objects_pb2.Series, _Mapping]]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class StreamStoreQueryResponse(_message.Message):
     __slots__ = ("stored",)
@@ -265,14 +267,16 @@ class StreamStoreQueryResponse(_message.Message):
     def __init__(self, stored: _Optional[bool] = ...) -> None: ...
 
 class StreamStoreStudyRequest(_message.Message):
-    __slots__ = ("store", "instances", "series")
+    __slots__ = ("store", "instances", "series", "last")
     STORE_FIELD_NUMBER: _ClassVar[int]
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
     store: StoreStudyRequest
     instances: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Instance]
     series: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Series]
-    def __init__(self, store: _Optional[_Union[StoreStudyRequest, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_objects_pb2.Instance, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[_objects_pb2.Series, _Mapping]]] = ...) -> None: ...
+    last: bool
+    def __init__(self, store: _Optional[_Union[StoreStudyRequest, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_objects_pb2.Instance, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[_objects_pb2.Series, _Mapping]]] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class StreamStoreStudyResponse(_message.Message):
     __slots__ = ("stored",)

@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent import futures
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import prometheus_client
@@ -19,6 +19,9 @@ from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.backends import Backend
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.config import Settings
+from dicomcache.server.feed.handler import watch_handler
+from dicomcache.server.feed.hub import Feed
+from dicomcache.server.feed.notifying import NotifyingBackend
 from dicomcache.server.http.listener import HttpListener, http_listener
 from dicomcache.server.search.engine import SearchEngine
 from dicomcache.server.search.shared_flight import SharedFlight
@@ -29,6 +32,9 @@ from dicomcache.server.telemetry.tracing import Tracer
 from dicomcache.server.tls import ReloadingCredentials, TLSFiles
 from dicomcache.server.upstreams import Upstream
 from dicomcache.server.upstreams.config import build_upstreams
+
+if TYPE_CHECKING:
+    from dicomcache.server.feed.relay import RedisRelay
 
 log = logging.getLogger(__name__)
 summary_log = logging.getLogger("dicomcache.summary")
@@ -103,6 +109,14 @@ def _shared_flight(backend: Backend, seen: Backend) -> SharedFlight | None:
     return None if isinstance(backend, MemoryBackend) else SharedFlight(seen)
 
 
+def _relay(backend: Backend, feed: Feed) -> RedisRelay | None:
+    """The relay of changes between servers, for a backend that servers share (Redis)."""
+    from dicomcache.server.backends.redis.backend import RedisBackend
+    from dicomcache.server.feed.relay import RedisRelay
+
+    return RedisRelay(backend.connect_again, feed) if isinstance(backend, RedisBackend) else None
+
+
 class CacheServer:
     """A running gRPC server: CacheService, health checking and reflection (v1 and v1alpha).
 
@@ -130,8 +144,12 @@ class CacheServer:
         self.telemetry = Telemetry(metrics, tracer, labels)
         self.in_flight = InFlight()
         limit = int(settings.max_message_bytes)
-        seen = self.telemetry.backend(self.backend)
-        self.instrumented = seen  # the backend as the service sees it: timed, counted, traced
+        self.instrumented = self.telemetry.backend(self.backend)  # timed, counted, traced
+        # The invalidation feed (issue 15, server/feed): every change is announced to
+        # the near caches watching, on Redis through every server sharing it.
+        self.feed = Feed()
+        self.relay = _relay(self.backend, self.feed)
+        seen = NotifyingBackend(self.instrumented, self.feed)  # the backend the service sees
         # Search reads through the upstreams; without any it answers FAILED_PRECONDITION.
         self.search_engine = (
             SearchEngine(
@@ -157,11 +175,16 @@ class CacheServer:
                         seen,
                         max_ttl=settings.ttl,
                         max_message_bytes=limit,
+                        max_answer_bytes=int(settings.max_answer_bytes),
                         search_engine=self.search_engine,
                     ),
                     self.in_flight,
                     self.authorizer,
                     self.telemetry,
+                ),
+                # Half the workers at most: each stream holds one while it lasts.
+                watch_handler(
+                    self.feed, self.authorizer, max_watchers=max(1, settings.workers // 2)
                 ),
                 *extra_handlers,
             ],
@@ -235,6 +258,7 @@ class CacheServer:
         grace = self.settings.grace if grace is None else grace
         self.health.enter_graceful_shutdown()
         self._stopping.set()
+        self.feed.close()  # watch streams never finish by themselves: their clients flush
         self.grpc_server.stop(grace)
         if self.http is not None:
             self.http.stop()  # refuses new requests, lets those in flight finish within grace
@@ -249,6 +273,8 @@ class CacheServer:
         if self.metrics_http is not None:
             self.metrics_http.shutdown()
             self.metrics_http.server_close()
+        if self.relay is not None:
+            self.relay.close()  # after the last call that could announce a change
         self.backend.close()
         for upstream in self.upstreams.values():
             upstream.close()

@@ -29,6 +29,7 @@ RPC_RIGHTS: dict[str, Right] = {
     "AddObjects": Right.WRITE,
     "Invalidate": Right.INVALIDATE,
     "GetStats": Right.STATS,
+    "WatchInvalidations": Right.READ,  # which studies of the namespace change: a read
 }
 
 

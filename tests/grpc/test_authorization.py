@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dicomcache.server.auth.policy import PolicyError
 from dicomcache.server.auth.rights import RPC_RIGHTS, Right
 from dicomcache.v1 import cache_service_pb2 as pb
-from dicomcache.v1 import objects_pb2, query_pb2, search_pb2
+from dicomcache.v1 import invalidations_pb2, objects_pb2, query_pb2, search_pb2
 from tests.grpc.conftest import RunningServer, start_server
 from tests.support.messages import make_study
 from tests.support.policies import Principal, sha256, write
@@ -56,6 +56,7 @@ def requests(namespace: str) -> dict[str, Any]:
         "Search": search_pb2.SearchRequest(
             upstream=namespace, level=search_pb2.SEARCH_LEVEL_STUDIES
         ),
+        "WatchInvalidations": invalidations_pb2.WatchInvalidationsRequest(namespace=namespace),
     }
 
 
@@ -69,6 +70,11 @@ def call(running: RunningServer, method: str, request: Any, token: str | None = 
     metadata = (("authorization", f"Bearer {token}"),) if token is not None else ()
     rpc = getattr(running.stub, method)
     answer = rpc(request, metadata=metadata, timeout=10)
+    if method == "WatchInvalidations":  # a stream that never ends: its first message
+        try:
+            return next(answer)
+        finally:
+            answer.cancel()
     return list(answer) if method.startswith("Stream") else answer
 
 

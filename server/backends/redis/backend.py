@@ -292,6 +292,15 @@ class RedisBackend:
                     raise
             return work(client)
 
+    def connect_again(self) -> Client:
+        """A client of its own on the same Redis or cluster (the invalidation feed's).
+
+        Raises:
+            BackendUnavailable: it cannot be reached.
+        """
+        with translated():
+            return self._topology.connect()
+
     # -- the tally: counts and registry entries, written off the lookups' path ----------
 
     def _flush_every(self, seconds: float) -> None:

@@ -148,7 +148,8 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
         "dicomcache serving on %s:%d backend=%s ttl=%gs negative_ttl=%gs max_memory=%d%s "
-        "max_message_bytes=%d max_concurrent_rpcs=%d workers=%d grace=%gs log_format=%s "
+        "max_message_bytes=%d max_answer_bytes=%d max_concurrent_rpcs=%d workers=%d grace=%gs "
+        "log_format=%s "
         "transport=%s authorization=%s health=%s upstreams=%s http=%s",
         host,
         server.port,
@@ -158,6 +159,7 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
         settings.max_memory,
         f" (auto: {settings.max_memory_fraction:g} of the cgroup limit)" if auto_memory else "",
         settings.max_message_bytes,
+        max(settings.max_answer_bytes, settings.max_message_bytes),
         settings.max_concurrent_rpcs,
         settings.workers,
         settings.grace,

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from dicomcache.contract import MAX_MESSAGE_BYTES
+from dicomcache.contract import MAX_ANSWER_BYTES, MAX_MESSAGE_BYTES
 from dicomcache.server import cgroup
 
 
@@ -107,8 +107,16 @@ class Settings(BaseSettings):
     )
     max_message_bytes: ByteSize = Field(
         ByteSize(MAX_MESSAGE_BYTES),
-        description="largest gRPC message received or sent; an answer whose hit would be "
-        "larger is not stored",
+        description="largest gRPC message received or sent: a larger unary request is "
+        "refused before it is read, a larger unary hit answered RESOURCE_EXHAUSTED naming "
+        "its streamed lookup (a process takes in or copies out a message in one step, "
+        "about 1 ms per MB, that holds up its other calls)",
+    )
+    max_answer_bytes: ByteSize = Field(
+        ByteSize(MAX_ANSWER_BYTES),
+        description="largest answer, sent in pieces by the streamed lookups and taken in "
+        "pieces by the streamed stores; a store whose hit would be larger is not stored; "
+        "never below --max-message-bytes",
     )
     max_concurrent_rpcs: int = Field(
         256, gt=0, description="calls in flight before new ones get RESOURCE_EXHAUSTED"

@@ -3,7 +3,8 @@
     DicomCacheError
     ├── InvalidArgument      bad input; carries (field, rule) violations
     ├── BackendUnavailable   the storage cannot be reached right now
-    ├── AnswerTooLarge       a response larger than the server's largest message
+    ├── AnswerTooLarge       a response larger than the server's largest message or answer
+    ├── StreamBroken         a streamed request that broke off before its end
     ├── Unauthenticated      the caller presented no identity the policy knows
     ├── PermissionDenied     a known caller without the right on the namespace it asked for
     ├── UpstreamFailed       the archive of a read-through failed, timed out or refused
@@ -61,8 +62,17 @@ class AnswerTooLarge(DicomCacheError):
     as soon as the results summed so far pass the limit (``size`` is then a lower bound).
     """
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"answer of {size} bytes is larger than the largest message ({limit})")
+    def __init__(self, size: int, limit: int, streamed: str = "", what: str = "message") -> None:
+        """``streamed``: the RPC that returns it in pieces, when there is one."""
+        instead = f"; {streamed} returns it in pieces" if streamed else ""
+        super().__init__(
+            f"answer of {size} bytes is larger than the largest {what} ({limit}){instead}"
+        )
+
+
+class StreamBroken(DicomCacheError):
+    """The client's stream of a streamed store ended in a cancellation, a deadline or a
+    broken connection: nothing was stored (CANCELLED)."""
 
 
 class Unauthenticated(DicomCacheError):

@@ -11,10 +11,13 @@ take it from here instead of each spelling it out, so the two cannot drift apart
 * ``DEFAULT_KIND``: ``Query.kind`` says ""dicomtrolley.core.Query" (the default when
   empty)". The server spells an empty kind out before computing the cache key;
   the client reads an empty kind as this class.
-* ``MAX_MESSAGE_BYTES``: ``CacheService`` says "an answer larger than the server's
-  largest message is never stored". The server's ``--max-message-bytes`` and the
-  client's ``max_message_bytes`` both default to it, so that out of the box the
-  client can receive every answer the server keeps.
+* ``MAX_MESSAGE_BYTES``, ``MAX_ANSWER_BYTES``: ``CacheService`` says "No message, in
+  or out, is larger than the server's largest message (--max-message-bytes, 4 MiB
+  by default ...)" and "No answer ... is larger than the server's largest answer
+  (--max-answer-bytes, 64 MiB by default ...)". The server's flags and the client's
+  ``max_message_bytes`` and ``max_answer_bytes`` default to them, so that out of
+  the box the client sends no message the server refuses and can receive every
+  answer the server keeps.
 
 Changing a value here changes the contract: change the ``.proto`` comment with it.
 """
@@ -33,5 +36,9 @@ NAMESPACE_RULE: Final = "must be 1 to 128 characters of letters, digits and ._:/
 DEFAULT_KIND: Final = "dicomtrolley.core.Query"
 """The kind that an empty ``Query.kind`` stands for."""
 
-MAX_MESSAGE_BYTES: Final = 64 * 1024**2
-"""The default largest message, and so the largest answer, of the server and the client."""
+MAX_MESSAGE_BYTES: Final = 4 * 1024**2
+"""The default largest message of the server and the client: gRPC's own default receive
+limit, and about 4 ms of a process's time to take in or copy out as one piece."""
+
+MAX_ANSWER_BYTES: Final = 64 * 1024**2
+"""The default largest answer (streamed in pieces) of the server and the client."""

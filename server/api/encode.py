@@ -163,22 +163,28 @@ def study_hit_size(obj: StudyData) -> int:
     return len(_HIT) + _field_size(study_size(obj))
 
 
-# Stream*Response fields: chunk = 1 (bytes), total_bytes = 2, max_message_bytes = 3 (varints).
+# Stream*Response fields: chunk = 1 (bytes), total_bytes = 2, max_message_bytes = 3,
+# max_answer_bytes = 4 (varints).
 _CHUNK = b"\x0a"
 _TOTAL_BYTES = b"\x10"
 _MAX_MESSAGE_BYTES = b"\x18"
+_MAX_ANSWER_BYTES = b"\x20"
 
 
-def stream(response: bytes, chunk_bytes: int, max_message_bytes: int) -> Iterator[bytes]:
+def stream(
+    response: bytes, chunk_bytes: int, max_message_bytes: int, max_answer_bytes: int = 0
+) -> Iterator[bytes]:
     """A response as encoded ``Stream*Response`` messages of at most ``chunk_bytes`` of it each.
 
     The first message says the response's total size, so that a client can set its
-    deadline for the rest, and the server's largest message; a response of any
-    size, a miss's included, gives at least that one message.
+    deadline for the rest, and the server's largest message and answer (0: not
+    said); a response of any size, a miss's included, gives at least that one message.
     """
     view = memoryview(response)
     first = view[:chunk_bytes]
-    head = (_TOTAL_BYTES, _varint(len(response)), _MAX_MESSAGE_BYTES, _varint(max_message_bytes))
+    head = [_TOTAL_BYTES, _varint(len(response)), _MAX_MESSAGE_BYTES, _varint(max_message_bytes)]
+    if max_answer_bytes:
+        head += (_MAX_ANSWER_BYTES, _varint(max_answer_bytes))
     yield b"".join((*head, _CHUNK, _length(len(first)), first))
     for start in range(chunk_bytes, len(response), chunk_bytes):
         piece = view[start : start + chunk_bytes]

@@ -8,6 +8,12 @@ must come back as INVALID_ARGUMENT, not as gRPC's own INTERNAL.
 The streamed lookups (``StreamLookupQuery``, ``StreamLookupStudy``) are the unary
 lookups' bytes cut into pieces: the first piece leaves once the answer is ready
 and says the size, so a client bounds the cache's work and the transfer apart.
+The streamed stores (``StreamStoreQuery``, ``StreamStoreStudy``) take the unary
+store's request in pieces (``pieces``). Both exist because grpcio takes in a message,
+and copies out a reply, in one step that holds the interpreter lock (about 1 ms per
+MB: a 250 MB StoreStudy stopped every other call of the process for 0.2 s), so the
+server's receive limit, its largest message, stays small (4 MiB by default) and no
+message is larger than that.
 
 Every call is authenticated before anything else (an unknown caller learns not
 even whether its request parses), then authorized on the namespace it names,
@@ -17,7 +23,8 @@ before the service sees it: the one place, ``server/auth/authorizer.py``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import grpc
@@ -28,7 +35,7 @@ from dicomcache.server.api.service import SERVICE_NAME, CacheService
 from dicomcache.server.auth.access import Access
 from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.auth.rights import Right
-from dicomcache.server.errors import InvalidArgument
+from dicomcache.server.errors import AnswerTooLarge, InvalidArgument, StreamBroken
 from dicomcache.server.search.engine import DEFAULT_TIMEOUT
 from dicomcache.server.telemetry import Telemetry
 from dicomcache.v1 import cache_service_pb2 as pb
@@ -154,12 +161,13 @@ def _streamed(
     method: str,
     call: Call,
     in_flight: InFlight,
-    max_message_bytes: int,
+    limits: tuple[int, int],
     authorizer: Authorizer,
     telemetry: Telemetry,
 ) -> grpc.RpcMethodHandler:
     """A Stream* lookup: the unary lookup ``call`` of the wrapped request, in pieces."""
     function, message_type, _ = call
+    max_message_bytes, max_answer_bytes = limits
     chunk_bytes = min(STREAM_CHUNK_BYTES, max_message_bytes - _STREAM_OVERHEAD)
 
     parse = _parser(message_type)
@@ -182,9 +190,57 @@ def _streamed(
                 seen.failed(exc)
                 status.abort(context, exc, method)
             seen.answered(response)
-            yield from encode.stream(response, chunk_bytes, max_message_bytes)
+            yield from encode.stream(response, chunk_bytes, max_message_bytes, max_answer_bytes)
 
     return grpc.unary_stream_rpc_method_handler(handle)
+
+
+def _stream_store(
+    method: str,
+    call: Call,
+    in_flight: InFlight,
+    limits: tuple[int, int],
+    authorizer: Authorizer,
+    telemetry: Telemetry,
+) -> grpc.RpcMethodHandler:
+    """A StreamStore* store: ``call`` of the pieces, each parsed on the call's thread."""
+    function, message_type, _ = call
+    parse = _parser(message_type)
+    name = message_type.DESCRIPTOR.full_name
+    max_message_bytes, max_answer_bytes = limits
+    # Room for the first piece's own fields and the pieces' framing beside the answer.
+    most = max_answer_bytes + max_message_bytes
+
+    def pieces(raw: Iterable[bytes], access: Access) -> Iterator[Any]:
+        total = 0
+        try:
+            for index, data in enumerate(raw):
+                total += len(data)
+                if total > most:
+                    raise AnswerTooLarge(total, max_answer_bytes, what="answer")
+                piece = parse(data)
+                if isinstance(piece, _Malformed):
+                    raise InvalidArgument.single(f"pieces[{index}]", f"must be a serialized {name}")
+                if index == 0:
+                    if not piece.HasField("store"):
+                        raise InvalidArgument.single("pieces[0].store", "must be set first")
+                    authorizer.authorize(method, piece, access)
+                yield piece
+        except grpc.RpcError as exc:  # the client cancelled, its deadline passed, it went away
+            raise StreamBroken(f"{method}: the stream broke off; nothing was stored") from exc
+
+    def handle(raw: Iterator[bytes], context: grpc.ServicerContext) -> Any:
+        with in_flight, telemetry.call(method, context) as seen:
+            try:
+                access = authorizer.authenticate(context)
+                response = function(pieces(raw, access))
+            except Exception as exc:
+                seen.failed(exc)
+                status.abort(context, exc, method)
+            seen.answered(response)
+            return response
+
+    return grpc.stream_unary_rpc_method_handler(handle, response_serializer=_serialize)
 
 
 def handler(
@@ -213,15 +269,31 @@ def handler(
         "Search": (service.search, search_pb2.SearchRequest, False),
     }
     streams: dict[str, Call] = {
-        "StreamLookupQuery": (service.lookup_query, pb.StreamLookupQueryRequest, False),
-        "StreamLookupStudy": (service.lookup_study, pb.StreamLookupStudyRequest, False),
+        "StreamLookupQuery": (
+            partial(service.lookup_query, streamed=True),
+            pb.StreamLookupQueryRequest,
+            False,
+        ),
+        "StreamLookupStudy": (
+            partial(service.lookup_study, streamed=True),
+            pb.StreamLookupStudyRequest,
+            False,
+        ),
+    }
+    stores: dict[str, Call] = {
+        "StreamStoreQuery": (service.stream_store_query, pb.StreamStoreQueryRequest, False),
+        "StreamStoreStudy": (service.stream_store_study, pb.StreamStoreStudyRequest, False),
     }
     methods = {
         name: _unary(name, call, in_flight, authorizer, telemetry) for name, call in table.items()
     }
-    limit = service.max_message_bytes
+    limits = (service.max_message_bytes, service.max_answer_bytes)
     methods.update(
-        (name, _streamed(name, call, in_flight, limit, authorizer, telemetry))
+        (name, _streamed(name, call, in_flight, limits, authorizer, telemetry))
         for name, call in streams.items()
+    )
+    methods.update(
+        (name, _stream_store(name, call, in_flight, limits, authorizer, telemetry))
+        for name, call in stores.items()
     )
     return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)

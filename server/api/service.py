@@ -7,11 +7,11 @@ ready-made bytes of a hit (see ``encode``); ``handler`` serves them over gRPC.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from dicomcache.contract import MAX_MESSAGE_BYTES
+from dicomcache.contract import MAX_ANSWER_BYTES, MAX_MESSAGE_BYTES
 from dicomcache.server.api import encode, pages
 from dicomcache.server.api.decode import study_from_proto
 from dicomcache.server.api.keys import (
@@ -22,10 +22,11 @@ from dicomcache.server.api.keys import (
     query_key,
     request_key,
 )
+from dicomcache.server.api.pieces import Tree, assemble
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.backends import Backend
 from dicomcache.server.errors import AnswerTooLarge, NoUpstreams
-from dicomcache.server.model import Address, Level, NamespaceStats, Stats, release
+from dicomcache.server.model import Address, Level, NamespaceStats, Stats, StudyData, release
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import query_pb2, search_pb2
 
@@ -44,6 +45,10 @@ class CacheService:
 
     Thread-safe when the backend is (every backend is). Holds no clock: time is the
     backend's business.
+
+    Two limits: ``max_message_bytes`` bounds a unary answer (a larger hit fails,
+    naming the streamed lookup), ``max_answer_bytes`` (never below it) every answer,
+    streamed ones included (a store whose hit would be larger is refused).
     """
 
     def __init__(
@@ -52,11 +57,13 @@ class CacheService:
         *,
         max_ttl: float,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         search_engine: SearchEngine | None = None,
     ) -> None:
         self.backend = backend
         self.max_ttl = max_ttl
         self.max_message_bytes = max_message_bytes
+        self.max_answer_bytes = max(max_answer_bytes, max_message_bytes)
         self.search_engine = search_engine  # None: no upstreams configured
 
     def _ttl(self, seconds: int) -> float | None:
@@ -65,22 +72,33 @@ class CacheService:
 
     def _fits(self, hit_size: int) -> bool:
         """Whether a hit of this size can be sent; a store of one that cannot is refused."""
-        if hit_size + FRESH_FOR_BYTES <= self.max_message_bytes:
+        if hit_size + FRESH_FOR_BYTES <= self.max_answer_bytes:
             return True
         log.info(
-            "store refused: its hit of %d bytes would be larger than the largest message (%d)",
+            "store refused: its hit of %d bytes would be larger than the largest answer (%d)",
             hit_size,
-            self.max_message_bytes,
+            self.max_answer_bytes,
         )
         return False
 
-    def _sendable(self, size: int) -> bool:
-        """Whether a hit of ``size`` bytes can be sent: its objects may have grown past the
-        largest message since it was stored. Asked before the hit's bytes are built."""
-        return size + FRESH_FOR_BYTES <= self.max_message_bytes
+    def _limit(self, streamed: bool) -> int:
+        """The largest hit a lookup sends: an answer streamed, a message else."""
+        return self.max_answer_bytes if streamed else self.max_message_bytes
 
-    def lookup_query(self, request: pb.LookupQueryRequest) -> bytes:
-        """LookupQuery: a hit as stored bytes, or a miss."""
+    def _sendable(self, size: int, streamed: bool) -> bool:
+        """Whether a hit of ``size`` bytes can be sent: larger than a message, only
+        streamed; its objects may have grown past the largest answer since it was
+        stored. Asked before the hit's bytes are built."""
+        return size + FRESH_FOR_BYTES <= self._limit(streamed)
+
+    def _too_large(self, size: int, streamed: bool, instead: str) -> AnswerTooLarge:
+        """The error of a hit that cannot be sent; a unary one names its streamed lookup."""
+        if streamed:
+            return AnswerTooLarge(size, self.max_answer_bytes, what="answer")
+        return AnswerTooLarge(size, self.max_message_bytes, instead)
+
+    def lookup_query(self, request: pb.LookupQueryRequest, streamed: bool = False) -> bytes:
+        """LookupQuery (StreamLookupQuery when ``streamed``): a hit as stored bytes, or a miss."""
         check = Checker()
         _check_query_request(check, request)
         check.done()
@@ -93,10 +111,10 @@ class CacheService:
         studies, left = found.studies, found.left
         del found  # ``studies`` is the only reference: see ``release``
         size = encode.query_hit_size(studies)
-        hit = encode.query_hit(studies) if self._sendable(size) else None
+        hit = encode.query_hit(studies) if self._sendable(size, streamed) else None
         release(studies)  # a series at a time, not in one long deallocation
         if hit is None:
-            raise AnswerTooLarge(size, self.max_message_bytes)
+            raise self._too_large(size, streamed, "StreamLookupQuery")
         return hit + _fresh_for(left)
 
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
@@ -105,10 +123,23 @@ class CacheService:
         _check_query_request(check, request)
         check.studies(request.studies, "studies")
         check.done()
-        namespace = partition(request.namespace, request.protocol)
         studies = [study_from_proto(s) for s in request.studies]
+        return pb.StoreQueryResponse(stored=self._store_query(request, studies))
+
+    def stream_store_query(
+        self, pieces: Iterable[pb.StreamStoreQueryRequest]
+    ) -> pb.StreamStoreQueryResponse:
+        """StreamStoreQuery: StoreQuery of the request the pieces make up, each piece
+        checked as it comes (``pieces``); nothing is stored before the last."""
+        request, studies = assemble(pieces, _check_query_request, _query_objects)
+        return pb.StreamStoreQueryResponse(stored=self._store_query(request, studies))
+
+    def _store_query(self, request: pb.StoreQueryRequest, studies: list[StudyData]) -> bool:
+        """Store a checked StoreQuery whose answer is ``studies`` (then emptied)."""
         if not self._fits(encode.query_hit_size(studies)):
-            return pb.StoreQueryResponse(stored=False)
+            release(studies)
+            return False
+        namespace = partition(request.namespace, request.protocol)
         ttl = self._ttl(request.ttl_seconds)
         stored = self.backend.store_query(namespace, _key(request), studies, ttl, request.lease)
         uid = by_id(request.query)
@@ -117,10 +148,11 @@ class CacheService:
             level = _level(request.query)
             stored = self.backend.store_study(namespace, studies[0], level, ttl, request.lease)
         release(studies)
-        return pb.StoreQueryResponse(stored=stored)
+        return stored
 
-    def lookup_study(self, request: pb.LookupStudyRequest) -> bytes:
-        """LookupStudy: the study complete to the level, or a miss."""
+    def lookup_study(self, request: pb.LookupStudyRequest, streamed: bool = False) -> bytes:
+        """LookupStudy (StreamLookupStudy when ``streamed``): the study complete to the
+        level, or a miss."""
         check = Checker()
         check.namespace(request.namespace)
         check.uid(request.study_uid, "study_uid")
@@ -134,10 +166,10 @@ class CacheService:
         found, left = answer.studies, answer.left
         del answer  # ``found`` is the only reference: see ``release``
         size = encode.study_hit_size(found[0])
-        hit = encode.study_hit(found[0]) if self._sendable(size) else None
+        hit = encode.study_hit(found[0]) if self._sendable(size, streamed) else None
         release(found)
         if hit is None:
-            raise AnswerTooLarge(size, self.max_message_bytes)
+            raise self._too_large(size, streamed, "StreamLookupStudy")
         return hit + _fresh_for(left)
 
     def store_study(self, request: pb.StoreStudyRequest) -> pb.StoreStudyResponse:
@@ -151,8 +183,24 @@ class CacheService:
         check.protocol(request.protocol)
         check.done()
         studies = [study_from_proto(request.study)]  # the only reference: see ``release``
+        return pb.StoreStudyResponse(stored=self._store_study(request, level, studies))
+
+    def stream_store_study(
+        self, pieces: Iterable[pb.StreamStoreStudyRequest]
+    ) -> pb.StreamStoreStudyResponse:
+        """StreamStoreStudy: StoreStudy of the request the pieces make up, as
+        ``stream_store_query``."""
+        request, studies = assemble(pieces, _check_study_store, _study_objects)
+        level = Level(request.query_level or Level.STUDY)  # checked: 0 to 3
+        return pb.StreamStoreStudyResponse(stored=self._store_study(request, level, studies))
+
+    def _store_study(
+        self, request: pb.StoreStudyRequest, level: Level, studies: list[StudyData]
+    ) -> bool:
+        """Store a checked StoreStudy whose study is ``studies``' one (then emptied)."""
         if not self._fits(encode.study_hit_size(studies[0])):
-            return pb.StoreStudyResponse(stored=False)
+            release(studies)
+            return False
         stored = self.backend.store_study(
             partition(request.namespace, request.protocol),
             studies[0],
@@ -161,7 +209,7 @@ class CacheService:
             request.lease,
         )
         release(studies)
-        return pb.StoreStudyResponse(stored=stored)
+        return stored
 
     def add_objects(self, request: pb.AddObjectsRequest) -> pb.AddObjectsResponse:
         """AddObjects: objects and their descendants, without a query."""
@@ -336,6 +384,24 @@ def _fresh_for(left: float) -> bytes:
         ms >>= 7
     out.append(ms)
     return bytes(out)
+
+
+def _check_study_store(check: Checker, request: pb.StoreStudyRequest) -> None:
+    """StoreStudy's checks but of its study's content (a streamed store's first piece)."""
+    check.namespace(request.namespace)
+    if not request.HasField("study"):
+        check.fail("study", "must be set")
+    check.level(request.query_level, "query_level")
+    check.protocol(request.protocol)
+
+
+def _query_objects(tree: Tree, check: Checker, request: pb.StoreQueryRequest) -> None:
+    tree.studies(check, request.studies, "studies")
+
+
+def _study_objects(tree: Tree, check: Checker, request: pb.StoreStudyRequest) -> None:
+    if request.HasField("study"):
+        tree.study(check, request.study, "study")
 
 
 def _level(query: query_pb2.Query) -> Level:

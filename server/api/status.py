@@ -4,6 +4,7 @@ InvalidArgument     -> INVALID_ARGUMENT, with google.rpc.BadRequest field violat
                        (at most MAX_LISTED, the last saying how many more: see ``bad_request``)
 BackendUnavailable  -> UNAVAILABLE
 AnswerTooLarge      -> RESOURCE_EXHAUSTED
+StreamBroken        -> CANCELLED (a streamed store whose client went away; nothing stored)
 Unauthenticated     -> UNAUTHENTICATED
 PermissionDenied    -> PERMISSION_DENIED
 UpstreamFailed      -> by reason: unreachable, failed -> UNAVAILABLE (a retry may succeed);
@@ -35,6 +36,7 @@ from dicomcache.server.errors import (
     InvalidArgument,
     NoUpstreams,
     PermissionDenied,
+    StreamBroken,
     Unauthenticated,
     UpstreamFailed,
     Violation,
@@ -60,6 +62,7 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (NoUpstreams, grpc.StatusCode.FAILED_PRECONDITION),
+    (StreamBroken, grpc.StatusCode.CANCELLED),
 )
 
 
@@ -104,6 +107,8 @@ def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoR
         context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
     if isinstance(exc, NoUpstreams):
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    if isinstance(exc, StreamBroken):
+        context.abort(grpc.StatusCode.CANCELLED, str(exc))
     request_id = uuid.uuid4().hex[:12]
     # The exception's type and stack only: its message might quote request data.
     log.error(

@@ -93,14 +93,19 @@ class Checker:
     Not thread-safe: one Checker per request.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
+        """``prefix`` goes before every field named (a streamed store's ``pieces[3].``)."""
         self.violations: list[Violation] = []
         self.omitted = 0
+        self.prefix = prefix
 
-    def fail(self, field: str, rule: str) -> None:
-        """Record one broken rule; past MAX_VIOLATIONS, only count it."""
+    def fail(self, field: str, rule: str, *, whole: bool = False) -> None:
+        """Record one broken rule; past MAX_VIOLATIONS, only count it.
+
+        ``whole``: ``field`` is the whole path already, without the prefix.
+        """
         if len(self.violations) < MAX_VIOLATIONS:
-            self.violations.append(Violation(field, rule))
+            self.violations.append(Violation(field if whole else self.prefix + field, rule))
         else:
             self.omitted += 1
 
@@ -234,6 +239,18 @@ class Checker:
         seen: set[str],
         children: int,
     ) -> None:
+        self.node(obj, path, seen)
+        if not children and not obj.HasField("attributes"):
+            self.childless(path)
+
+    def node(
+        self,
+        obj: objects_pb2.Study | objects_pb2.Series | objects_pb2.Instance,
+        path: str,
+        seen: set[str],
+    ) -> None:
+        """One object of a tree but its children: a valid uid unique in ``seen`` (which
+        it joins), valid attributes. Whether it may lack them is ``childless``'s."""
         self.uid(obj.uid, f"{path}.uid")
         if obj.uid in seen:
             self.fail(f"{path}.uid", "must be unique among its siblings")
@@ -241,8 +258,10 @@ class Checker:
         if obj.HasField("attributes"):
             self.dataset(obj.attributes, f"{path}.attributes", 0)
             self._own_uid(obj, f"{path}.attributes")
-        elif not children:
-            self.fail(f"{path}.attributes", "must be set on an object without children")
+
+    def childless(self, path: str, *, whole: bool = False) -> None:
+        """The object at ``path`` has neither attributes nor children: it says nothing."""
+        self.fail(f"{path}.attributes", "must be set on an object without children", whole=whole)
 
     def _own_uid(
         self, obj: objects_pb2.Study | objects_pb2.Series | objects_pb2.Instance, path: str

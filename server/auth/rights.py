@@ -12,7 +12,7 @@ class Right(Enum):
     """What a grant allows on a namespace."""
 
     READ = "read"  # lookups (unary and streamed), GetObjects, Search (a read-through)
-    WRITE = "write"  # StoreQuery, StoreStudy, AddObjects
+    WRITE = "write"  # StoreQuery, StoreStudy, AddObjects, the streamed stores
     INVALIDATE = "invalidate"  # Invalidate
     STATS = "stats"  # GetStats
 
@@ -27,6 +27,8 @@ RPC_RIGHTS: dict[str, Right] = {
     "StoreQuery": Right.WRITE,
     "StoreStudy": Right.WRITE,
     "AddObjects": Right.WRITE,
+    "StreamStoreQuery": Right.WRITE,  # on the namespace of its first piece's store
+    "StreamStoreStudy": Right.WRITE,
     "Invalidate": Right.INVALIDATE,
     "GetStats": Right.STATS,
     "WatchInvalidations": Right.READ,  # which studies of the namespace change: a read
@@ -36,12 +38,14 @@ RPC_RIGHTS: dict[str, Right] = {
 def namespace_of(request: Any) -> str:
     """The namespace a parsed request asks for ("" for GetStats of all namespaces).
 
-    The streamed lookups wrap the unary request; its namespace is theirs. Search
-    names an upstream, which is its namespace.
+    The streamed lookups wrap the unary request, and a streamed store's first piece
+    the unary store (``store``); its namespace is theirs. Search names an upstream,
+    which is its namespace.
     """
     if isinstance(request, search_pb2.SearchRequest):
         return str(request.upstream)
-    inner = getattr(request, "request", None)
-    if inner is not None and hasattr(inner, "namespace"):
-        return str(inner.namespace)
+    for wrapped in ("request", "store"):
+        inner = getattr(request, wrapped, None)
+        if inner is not None and hasattr(inner, "namespace"):
+            return str(inner.namespace)
     return str(request.namespace)

@@ -10,12 +10,19 @@ rest gets ``timeout`` more plus the answer's announced size at
 ``MIN_TRANSFER_RATE``. A hung or dead cache costs ``timeout``; a 10,000-instance
 hit (about 8 MB) still arrives. Building the answer's objects comes after and is
 this process's own work, under no deadline.
+
+A store larger than ``pieces.PIECE_BYTES`` (1 MiB) goes as its streamed form
+(``StreamStoreQuery``, ``StreamStoreStudy``) in pieces of about that size: the
+server takes a message in one step that holds up its other calls (about 1 ms per
+MB) and refuses one larger than its largest message (4 MiB by default), while a
+piece costs it what a small unary store does, so below 1 MiB one message is
+cheaper and above it pieces are.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -44,9 +51,10 @@ from dicomcache.client.convert.query import LEVELS, query_to_proto
 from dicomcache.client.convert.request import archive_request, protocol_value
 from dicomcache.client.credentials import ClientTLS, Token
 from dicomcache.client.errors import CacheError, CacheUnavailable, translate
+from dicomcache.client.pieces import PIECE_BYTES, query_pieces, study_pieces
 from dicomcache.client.tracing import trace_metadata
 from dicomcache.client.watchdog import Watchdog
-from dicomcache.contract import MAX_MESSAGE_BYTES
+from dicomcache.contract import MAX_ANSWER_BYTES, MAX_MESSAGE_BYTES
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import cache_service_pb2_grpc, objects_pb2, query_pb2
 
@@ -70,6 +78,11 @@ _STREAMED = {
 }
 _STORES = {"StoreQuery": pb.StoreQueryResponse, "StoreStudy": pb.StoreStudyResponse}
 
+# The streamed form of each store: the RPC and the cutter of its request into pieces.
+_STREAMED_STORES: dict[str, tuple[str, Callable[[Any, int], Iterator[Any]]]] = {
+    "StoreQuery": ("StreamStoreQuery", query_pieces),
+    "StoreStudy": ("StreamStoreStudy", study_pieces),
+}
 # Reconnect soon after the server comes back (gRPC's default waits up to 120 s).
 CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -118,10 +131,12 @@ class CacheClient:
             for a lookup, seconds to the first piece of its answer (see above).
         channel: a channel to use instead of an insecure one to ``target``; its
             receive limit should be at least ``max_message_bytes`` and 1 MiB.
-        max_message_bytes: the largest message and answer this client receives,
-            by default the server's default (``contract.MAX_MESSAGE_BYTES``). A
-            larger answer is a CacheUnavailable, never a hit. A store larger than
-            this, or than the server's own limit (learnt from each lookup), is not
+        max_message_bytes: the largest message this client receives (a unary
+            answer), by default the server's default (``contract.MAX_MESSAGE_BYTES``).
+        max_answer_bytes: the largest answer this client receives, streamed, by
+            default the server's default (``contract.MAX_ANSWER_BYTES``). A larger
+            answer is a CacheUnavailable, never a hit. A store larger than this, or
+            than the server's own largest answer (learnt from each lookup), is not
             sent: it could never come back, and ``store_*`` return False.
         clock: the watchdog's monotonic clock.
         tls: TLS towards the server (its CA, and a client certificate for mutual
@@ -144,6 +159,7 @@ class CacheClient:
         timeout: float = DEFAULT_TIMEOUT,
         channel: grpc.Channel | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         clock: Callable[[], float] = time.monotonic,
         tls: ClientTLS | None = None,
         token: Token | str | None = None,
@@ -155,7 +171,10 @@ class CacheClient:
         self._token = Token(token) if isinstance(token, str) else token
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
-        self.server_max_message_bytes: int | None = None  # learnt from the first lookup
+        self.max_answer_bytes = max_answer_bytes
+        # The server's limits, learnt from the first lookup.
+        self.server_max_message_bytes: int | None = None
+        self.server_max_answer_bytes: int | None = None
         self._watchdog = Watchdog(clock)
         self._own_channel = channel is None
         receive = max(max_message_bytes, STREAM_PIECE_BYTES)  # the limit on answers is ours
@@ -181,8 +200,9 @@ class CacheClient:
     def _call(self, method: str, request: Any) -> Any:
         """Call one RPC with the deadline; the only place gRPC errors are translated.
 
-        A lookup goes as its streamed form. A store gets ``timeout`` plus its size at
-        ``MIN_STORE_RATE``; one too large to come back is not sent.
+        A lookup goes as its streamed form, and so does a store larger than a piece
+        (or than the server's largest message). A store gets ``timeout`` plus its
+        size at ``MIN_STORE_RATE``; one too large to come back is not sent.
         """
         if method in _STREAMED:
             return self._streamed(method, request)
@@ -192,6 +212,10 @@ class CacheClient:
             if size > self._store_limit():
                 return _STORES[method](stored=False)
             timeout += size / MIN_STORE_RATE
+            piece = min(PIECE_BYTES, self.server_max_message_bytes or PIECE_BYTES)
+            if size > piece:
+                name, cut = _STREAMED_STORES[method]
+                method, request = name, cut(request, piece)
         metadata = self._metadata()
         try:
             return getattr(self._stub, method)(request, timeout=timeout, metadata=metadata)
@@ -219,13 +243,13 @@ class CacheClient:
 
     def _store_limit(self) -> int:
         """The largest store worth sending: its hit must fit this client and the server."""
-        server = self.server_max_message_bytes
-        return self.max_message_bytes if server is None else min(server, self.max_message_bytes)
+        server = self.server_max_answer_bytes
+        return self.max_answer_bytes if server is None else min(server, self.max_answer_bytes)
 
     def _streamed(self, method: str, request: Any) -> Any:
         """A lookup's response, streamed: the first piece within ``timeout``, the rest by size."""
         name, wrapper, response_type = _STREAMED[method]
-        backstop = 2 * self.timeout + self.max_message_bytes / MIN_TRANSFER_RATE
+        backstop = 2 * self.timeout + self.max_answer_bytes / MIN_TRANSFER_RATE
         metadata = self._metadata()
         call = getattr(self._stub, name)(
             wrapper(request=request), timeout=backstop, metadata=metadata
@@ -237,11 +261,13 @@ class CacheClient:
                 raise CacheError(f"cache sent no answer to {name}")
             total = first.total_bytes
             self.server_max_message_bytes = first.max_message_bytes or None
-            if total > self.max_message_bytes:
+            # A server older than max_answer_bytes kept answers up to its largest message.
+            self.server_max_answer_bytes = first.max_answer_bytes or first.max_message_bytes or None
+            if total > self.max_answer_bytes:
                 call.cancel()
                 raise CacheUnavailable(
                     f"cache answer of {total} bytes is larger than this client's limit "
-                    f"({self.max_message_bytes}); make the two max_message_bytes agree",
+                    f"({self.max_answer_bytes}); make the two max_answer_bytes agree",
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                 )
             watch.move(self._watchdog.now() + self.timeout + total / MIN_TRANSFER_RATE)

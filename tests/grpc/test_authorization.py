@@ -57,6 +57,13 @@ def requests(namespace: str) -> dict[str, Any]:
             upstream=namespace, level=search_pb2.SEARCH_LEVEL_STUDIES
         ),
         "WatchInvalidations": invalidations_pb2.WatchInvalidationsRequest(namespace=namespace),
+        "StreamStoreQuery": pb.StreamStoreQueryRequest(
+            store=pb.StoreQueryRequest(namespace=namespace, query=query, studies=[STUDY]),
+            last=True,
+        ),
+        "StreamStoreStudy": pb.StreamStoreStudyRequest(
+            store=pb.StoreStudyRequest(namespace=namespace, study=STUDY, query_level=1), last=True
+        ),
     }
 
 
@@ -69,6 +76,8 @@ def call(running: RunningServer, method: str, request: Any, token: str | None = 
     """Call ``method`` with the bearer token; a stream is read to its end."""
     metadata = (("authorization", f"Bearer {token}"),) if token is not None else ()
     rpc = getattr(running.stub, method)
+    if method.startswith("StreamStore"):  # a stream of one piece in, one answer out
+        return rpc(iter([request]), metadata=metadata, timeout=10)
     answer = rpc(request, metadata=metadata, timeout=10)
     if method == "WatchInvalidations":  # a stream that never ends: its first message
         try:

@@ -17,7 +17,7 @@ from dicomcache.client import CacheClient, CachedSearcher
 from dicomcache.client.breaker import State
 from dicomcache.client.convert.objects import study_from_proto
 from dicomcache.client.errors import CacheUnavailable
-from dicomcache.contract import MAX_MESSAGE_BYTES
+from dicomcache.contract import MAX_ANSWER_BYTES, MAX_MESSAGE_BYTES
 from dicomcache.server.api import encode
 from dicomcache.server.api.decode import study_from_proto as model_of
 from dicomcache.server.app import CacheServer
@@ -105,6 +105,7 @@ def test_the_pieces_of_a_streamed_lookup_make_up_the_unary_response():
         assert len(pieces) == 3
         assert pieces[0].total_bytes == len(whole)
         assert pieces[0].max_message_bytes == MAX_MESSAGE_BYTES
+        assert pieces[0].max_answer_bytes == MAX_ANSWER_BYTES
         assert all(not p.total_bytes for p in pieces[1:])
         assert pb.LookupStudyResponse.FromString(whole) == running.stub.LookupStudy(lookup)
         fresh_for = pb.LookupStudyResponse(
@@ -185,7 +186,7 @@ def test_a_hung_cache_is_a_counted_fallback_within_the_default_deadline():
 
 
 def test_a_server_with_a_small_limit_is_never_sent_a_store_it_could_not_return():
-    running = start_server(max_message_bytes=64 * KIB)
+    running = start_server(max_message_bytes=64 * KIB, max_answer_bytes=64 * KIB)
     study = study_from_proto(big_study(1, 1, 200))  # about 150 KB
     upstream = CountingArchive(study)
     searcher = CachedSearcher(upstream, target=running.target, namespace="ns")
@@ -193,7 +194,7 @@ def test_a_server_with_a_small_limit_is_never_sent_a_store_it_could_not_return()
         for _ in range(2):
             searcher.find_study_by_id(study.uid, QueryLevels.INSTANCE)
         assert upstream.calls == 2  # both misses: nothing was stored
-        assert searcher.client.server_max_message_bytes == 64 * KIB  # learnt at the miss
+        assert searcher.client.server_max_answer_bytes == 64 * KIB  # learnt at the miss
         assert searcher.breaker.state is State.CLOSED  # and no store failed
         (stats,) = running.stub.GetStats(pb.GetStatsRequest(namespace="ns")).namespaces
         assert stats.studies == 0 and stats.hits == 0
@@ -206,7 +207,7 @@ def test_an_answer_larger_than_the_clients_limit_is_a_fault_never_a_hit(server):
     study = study_from_proto(big_study(1, 1, 200))
     with CacheClient(server.target, timeout=5) as writer:
         assert writer.store_study("ns", study, QueryLevels.INSTANCE)
-    small = CacheClient(server.target, max_message_bytes=64 * KIB)
+    small = CacheClient(server.target, max_answer_bytes=64 * KIB)
     upstream = CountingArchive(study)
     searcher = CachedSearcher(upstream, namespace="ns", client=small, failure_threshold=1)
     try:

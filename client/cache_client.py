@@ -39,12 +39,14 @@ from dicomtrolley.core import (
 )
 from pydicom.dataset import Dataset
 
+from dicomcache.client.convert import view
 from dicomcache.client.convert.objects import (
     instance_from_proto,
     rooted_tree_to_proto,
     series_from_proto,
-    studies_from_proto,
+    studies_from_view,
     study_from_proto,
+    study_from_view,
     study_to_proto,
 )
 from dicomcache.client.convert.query import LEVELS, query_to_proto
@@ -71,10 +73,11 @@ MIN_STORE_RATE = 2 * 1024**2
 STREAM_PIECE_BYTES = 1024**2 + 64
 
 # The streamed form of each lookup: the RPC, its request wrapping the unary
-# request, and the unary response that its pieces make up.
+# request, and the unary response that its pieces make up, read through this
+# client's view of it (``convert.view``: each object's attributes as their bytes).
 _STREAMED = {
-    "LookupQuery": ("StreamLookupQuery", pb.StreamLookupQueryRequest, pb.LookupQueryResponse),
-    "LookupStudy": ("StreamLookupStudy", pb.StreamLookupStudyRequest, pb.LookupStudyResponse),
+    "LookupQuery": ("StreamLookupQuery", pb.StreamLookupQueryRequest, view.LookupQueryResponse),
+    "LookupStudy": ("StreamLookupStudy", pb.StreamLookupStudyRequest, view.LookupStudyResponse),
 }
 _STORES = {"StoreQuery": pb.StoreQueryResponse, "StoreStudy": pb.StoreStudyResponse}
 
@@ -333,7 +336,7 @@ class CacheClient:
         response = self._call("LookupQuery", lookup)
         if not response.hit:
             return None, int(response.lease)
-        return studies_from_proto(response.studies, pause_gc=pause_gc), 0
+        return studies_from_view(response.studies, pause_gc=pause_gc), 0
 
     def store_query(
         self,
@@ -394,7 +397,7 @@ class CacheClient:
         response = self._call("LookupStudy", request)
         if not response.hit:
             return None, int(response.lease)
-        return study_from_proto(response.study, pause_gc=pause_gc), 0
+        return study_from_view(response.study, pause_gc=pause_gc), 0
 
     def store_study(
         self,

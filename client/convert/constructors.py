@@ -200,6 +200,13 @@ dataset: Callable[[], Dataset] = (
 )
 """A new empty Dataset, as ``Dataset()`` builds it."""
 
+DATASET_ATTRIBUTES: tuple[dict[str, Any], tuple[str, ...]] | None = (
+    _DATASET_TEMPLATE if dataset is _dataset_shortcut else None
+)
+"""For code that makes Datasets itself: an empty Dataset's ``__dict__`` and the names
+in it whose values must be fresh (shallow) copies; None when that does not build
+what ``Dataset()`` builds."""
+
 person_name: Callable[[str, int], PersonName] = _checked(
     _person_name_shortcut,
     _person_name_by_pydicom,

@@ -43,6 +43,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
+from dicomcache.client.convert.constructors import DATASET_ATTRIBUTES
 from dicomcache.client.convert.constructors import dataset as new_dataset
 from dicomcache.client.convert.dataset import to_pydicom
 from dicomcache.v1 import dataset_pb2
@@ -51,6 +52,19 @@ Elements = MutableMapping[BaseTag, DataElement | RawDataElement]  # a Dataset's 
 
 _WIRE = "_dicomcache_wire"  # the instance attribute that holds the bytes until the build
 _set = object.__setattr__  # Dataset overrides __setattr__; go around it
+_new = object.__new__
+
+
+def _template() -> tuple[dict[str, Any], tuple[str, ...]] | None:
+    """An unbuilt dataset's state without its wire, and the names to copy, if plain data."""
+    if DATASET_ATTRIBUTES is None:
+        return None
+    attributes, fresh = DATASET_ATTRIBUTES
+    state = {name: value for name, value in attributes.items() if name != "_dict"}
+    return state, tuple(name for name in fresh if name != "_dict")
+
+
+_TEMPLATE = _template()
 
 
 class DeferredDataset(Dataset):
@@ -82,6 +96,15 @@ class DeferredDataset(Dataset):
 
 def deferred_dataset(wire: bytes) -> Dataset:
     """A Dataset that builds its elements from ``wire`` (a serialized proto Dataset) when read."""
+    if _TEMPLATE is not None:  # the state the lines below give, in one step
+        template, fresh = _TEMPLATE
+        state = template.copy()
+        for name in fresh:
+            state[name] = state[name].copy()
+        state[_WIRE] = wire
+        made: Dataset = _new(DeferredDataset)
+        _set(made, "__dict__", state)
+        return made
     dataset = new_dataset()
     state = vars(dataset)
     del state["_dict"]

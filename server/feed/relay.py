@@ -9,8 +9,9 @@ subscribe through any node.
 
 Pub/sub keeps nothing for a subscriber while it is disconnected, so a subscription
 that may have missed a message ends every watcher of this server (their clients
-flush) and lets none start until it is subscribed again: a lost connection, and a
-connection that answers no PING for ``deadline`` seconds (a stalled Redis or
+flush) and lets none start until it is subscribed again: a lost connection (also
+one redis-py reconnects by itself, subscribing again: seen by its connect callback),
+and a connection that answers no PING for ``deadline`` seconds (a stalled Redis or
 network; PINGs go every ``interval``). A change whose PUBLISH fails fails its call
 (UNAVAILABLE): other servers' watchers could not hear of it.
 
@@ -114,12 +115,18 @@ class RedisRelay:
             self._feed.out_of_sync("subscription to the other servers' changes lost")
             self._closing.wait(RETRY_SECONDS)
 
+    def _reconnected(self, connection: Any) -> None:
+        """redis-py reconnected the subscription by itself (and subscribes again):
+        what was published meanwhile is lost. In sync again at its confirmation."""
+        self._feed.out_of_sync("subscription to the other servers' changes reconnected")
+
     def _subscribed(self) -> None:
         """Subscribe, then deliver until the subscription fails or misses its deadline."""
         client = self._connect()
         pubsub = client.pubsub()
         try:
             pubsub.subscribe(CHANNEL)
+            first = self.subscriptions
             heard = time.monotonic()
             pinged = 0.0
             while not self._closing.is_set():
@@ -136,6 +143,8 @@ class RedisRelay:
                 heard = time.monotonic()
                 kind = message["type"]
                 if kind == "subscribe":
+                    if self.subscriptions == first and pubsub.connection is not None:
+                        pubsub.connection.register_connect_callback(self._reconnected)
                     self.subscriptions += 1
                     self._feed.in_sync()
                 elif kind == "message":

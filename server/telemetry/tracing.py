@@ -13,31 +13,51 @@ content.
 
 from __future__ import annotations
 
+import contextvars
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 SERVER_PREFIX = "dicomcache.v1.CacheService/"
 
+# A W3C traceparent as OpenTelemetry's propagator takes it (``tracecontext.py``):
+# version, trace id, parent id, flags, and for a later version more fields.
+_TRACEPARENT = re.compile(
+    r"[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)"
+)
+_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+
+# The metadata of a call whose caller did not sample, when nothing was made of it
+# yet: read only if the call goes on to the archive (``upstream_span``).
+_UNSAMPLED_CALLER: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "dicomcache_unsampled_caller", default=None
+)
+
 
 class Span:
     """One started span, current until it ends when it came with a context token.
 
-    Not thread-safe: one call's thread.
+    Not thread-safe: one call's thread. A Span of no span (``None``) records
+    nothing: an unsampled call's, whose ``caller`` token restores the context.
     """
 
-    __slots__ = ("_span", "_token")
+    __slots__ = ("_caller", "_span", "_token")
 
-    def __init__(self, span: Any, token: Any = None) -> None:
+    def __init__(self, span: Any, token: Any = None, caller: Any = None) -> None:
         self._span = span
         self._token = token
+        self._caller = caller
 
     def set(self, name: str, value: str | int) -> None:
         """Set one attribute (no PHI: counts, sizes, codes, namespace names)."""
-        self._span.set_attribute(name, value)
+        if self._span is not None:
+            self._span.set_attribute(name, value)
 
     def fail(self, exc: BaseException, code: str | None = None) -> None:
         """Mark the span failed with the exception's type (not its message: it may quote data)."""
+        if self._span is None:
+            return
         from opentelemetry.trace import Status, StatusCode
 
         self._span.set_attribute("error.type", type(exc).__name__)
@@ -47,12 +67,41 @@ class Span:
 
     def end(self) -> None:
         """End the span and restore the context that was current before it."""
+        if self._caller is not None:
+            _UNSAMPLED_CALLER.reset(self._caller)
+        if self._span is None:
+            return
         from opentelemetry import context
 
         if self._span.is_recording():
             self._span.end()
         if self._token is not None:
             context.detach(self._token)
+
+
+_NO_SPAN = Span(None)
+
+
+def _unsampled(carrier: dict[str, str]) -> bool:
+    """Whether ``carrier`` holds a valid W3C traceparent whose caller did not sample.
+
+    The propagator's own rules (a valid parent, flags without the sampled bit), in
+    one match: extracting costs a hit more than all else its tracing does.
+    """
+    header = carrier.get("traceparent")
+    if header is None or len(header) > 512:
+        return False
+    match = _TRACEPARENT.fullmatch(header)
+    if match is None:
+        return False
+    version, trace_id, span_id, flags, rest = match.groups()
+    return (
+        version != "ff"
+        and not (version == "00" and rest)
+        and trace_id != "0" * 32
+        and span_id != "0" * 16
+        and not int(flags, 16) & 1
+    )
 
 
 class Tracer:
@@ -67,12 +116,21 @@ class Tracer:
 
         self._tracer = provider.get_tracer("dicomcache.server")
         self._propagator = get_global_textmap()
+        # Only the W3C headers carry a trace: a traceparent says it all.
+        self._w3c = set(self._propagator.fields) <= _W3C_FIELDS
 
     def server_span(self, method: str, metadata: Sequence[tuple[str, Any]]) -> Span:
-        """The span of one call, child of the caller's trace when its metadata carries one."""
+        """The span of one call, child of the caller's trace when its metadata carries one.
+
+        A caller that did not sample gets no span, and nothing of OpenTelemetry runs
+        for its call unless the call asks the archive: then ``upstream_span``
+        continues the caller's context, as it came.
+        """
+        carrier = {key: value for key, value in metadata if isinstance(value, str)}
+        if self._w3c and _unsampled(carrier):
+            return Span(None, caller=_UNSAMPLED_CALLER.set(carrier))
         from opentelemetry import context, trace
 
-        carrier = {key: value for key, value in metadata if isinstance(value, str)}
         parent = self._propagator.extract(carrier)
         caller = trace.get_current_span(parent).get_span_context()
         if caller.is_valid and not caller.trace_flags.sampled:
@@ -94,11 +152,13 @@ class Tracer:
         Not made current: nothing of ours runs below it, and attaching a context
         costs as much as a third of the span.
         """
+        if _UNSAMPLED_CALLER.get() is not None:
+            return _NO_SPAN  # an unsampled call: its children would not be sampled either
         from opentelemetry import trace
 
         current = trace.get_current_span()
-        if not current.is_recording():  # an unsampled call: its children would not be either
-            return Span(current)
+        if not current.is_recording():
+            return _NO_SPAN
         # The operation is in the name: each attribute costs the SDK as much as a
         # tenth of a span.
         span = self._tracer.start_span(f"backend {operation}", kind=trace.SpanKind.INTERNAL)
@@ -110,12 +170,15 @@ class Tracer:
         context to the archive (``trace_headers``), so the archive's spans join the trace."""
         from opentelemetry import context, trace
 
+        caller = _UNSAMPLED_CALLER.get()
+        parent = self._propagator.extract(caller) if caller is not None else None
         span = self._tracer.start_span(
             "upstream fetch",
+            context=parent,
             kind=trace.SpanKind.CLIENT,
             attributes={"dicomcache.upstream": upstream},
         )
-        token = context.attach(trace.set_span_in_context(span))
+        token = context.attach(trace.set_span_in_context(span, parent))
         return Span(span, token)
 
 

@@ -49,3 +49,31 @@ def test_the_archive_request_carries_the_callers_trace(orthanc: LoadedOrthanc) -
     (fetch,) = [s for s in exporter.get_finished_spans() if s.name == "upstream fetch"]
     assert fetch.context.trace_id == int(TRACE_ID, 16)
     assert sent == [f"00-{TRACE_ID}-{fetch.context.span_id:016x}-01"]
+
+
+def test_an_unsampled_callers_trace_reaches_the_archive_unsampled(orthanc: LoadedOrthanc) -> None:
+    """The server makes nothing of a caller that did not sample until the call asks the
+    archive: then the caller's trace goes on, still not sampled, and no span is recorded."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with counting_proxy(orthanc.dicomweb_url) as proxy:
+        upstream = QidoRsUpstream("pacs", proxy.url)
+        server = CacheServer(
+            Settings(listen="127.0.0.1:0"), upstreams={"pacs": upstream}, tracer_provider=provider
+        ).start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+                request = search_pb2.SearchRequest(
+                    upstream="pacs", level=search_pb2.SEARCH_LEVEL_SERIES
+                )
+                metadata = (("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-00"),)
+                stub.Search(request, timeout=30, metadata=metadata)  # a miss: the archive asked
+        finally:
+            server.stop(grace=0)
+        (sent,) = proxy.traceparents
+    assert sent is not None
+    version, trace_id, _, flags = sent.split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "00")
+    assert exporter.get_finished_spans() == ()

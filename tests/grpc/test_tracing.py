@@ -15,12 +15,16 @@ from concurrent import futures
 import grpc
 import pytest
 from dicomtrolley.core import Query, QueryLevels
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagate import get_global_textmap, set_global_textmap
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from dicomcache.client import CachedSearcher
 from dicomcache.client.convert.objects import study_from_proto
@@ -28,7 +32,7 @@ from dicomcache.server.app import CacheServer
 from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.server.config import Settings
 from dicomcache.v1 import cache_service_pb2 as pb
-from dicomcache.v1 import cache_service_pb2_grpc
+from dicomcache.v1 import cache_service_pb2_grpc, query_pb2
 from tests.grpc.test_searcher import FakeArchive
 from tests.support.messages import make_study
 from tests.support.serve_process import started
@@ -200,3 +204,65 @@ def test_an_unsampled_search_makes_no_spans_on_either_side(server):
     searcher.find_studies(query)
     assert exporter.get_finished_spans() == ()
     assert server_spans.get_finished_spans() == ()
+
+
+class CountingPropagator(CompositePropagator):
+    """The default W3C propagator (trace context and baggage), counting its extractions."""
+
+    def __init__(self) -> None:
+        super().__init__([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+        self.extracted = 0
+
+    def extract(self, *args, **kwargs):
+        self.extracted += 1
+        return super().extract(*args, **kwargs)
+
+
+@pytest.fixture
+def counting_server() -> Iterator[tuple[CacheServer, InMemorySpanExporter, CountingPropagator]]:
+    propagator = CountingPropagator()
+    previous = get_global_textmap()
+    set_global_textmap(propagator)  # the server's tracer reads it once, at its start
+    try:
+        provider, exporter = traced()
+        settings = Settings(listen="127.0.0.1:0")
+        backend = MemoryBackend(ttl=600, negative_ttl=60, max_bytes=2**26)
+        server = CacheServer(settings, backend=backend, tracer_provider=provider).start()
+    finally:
+        set_global_textmap(previous)
+    yield server, exporter, propagator
+    server.stop(grace=0)
+
+
+def test_an_unsampled_callers_hit_extracts_no_trace_context(counting_server):
+    """A caller that did not sample costs the server no extraction (the context is read
+    only if the call goes on to the archive); a sampled caller's is, once."""
+    server, exporter, propagator = counting_server
+    study = make_study(7, 1, 2)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+        stored = pb.StoreStudyRequest(
+            namespace="pacs-a", study=study, query_level=query_pb2.QUERY_LEVEL_INSTANCE
+        )
+        stub.StoreStudy(stored, timeout=10)
+        propagator.extracted = 0
+        lookup = pb.LookupStudyRequest(
+            namespace="pacs-a", study_uid=study.uid, query_level=query_pb2.QUERY_LEVEL_INSTANCE
+        )
+        unsampled = (("traceparent", f"00-{trace_id}-00f067aa0ba902b7-00"),)
+        for _ in range(3):
+            assert stub.LookupStudy(lookup, timeout=10, metadata=unsampled).hit
+        assert propagator.extracted == 0
+        assert not [
+            s for s in exporter.get_finished_spans() if s.context.trace_id == int(trace_id, 16)
+        ]
+        sampled = (("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),)
+        assert stub.LookupStudy(lookup, timeout=10, metadata=sampled).hit
+    assert propagator.extracted == 1
+    (span,) = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.kind == SpanKind.SERVER and s.context.trace_id == int(trace_id, 16)
+    ]
+    assert span.parent is not None and span.parent.span_id == 0x00F067AA0BA902B7

@@ -1,0 +1,83 @@
+"""The trace context a CachedSearcher sends: the same headers as the global propagator's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import baggage, context, propagate, trace
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import TraceState
+
+from dicomcache.client.tracing import SearchTracer, trace_metadata
+
+
+def injected() -> tuple[tuple[str, str], ...]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return tuple(carrier.items())
+
+
+@pytest.fixture
+def remote_parent() -> Iterator[None]:
+    """A caller's unsampled context with a tracestate, current for the test."""
+    parent = trace.SpanContext(
+        0x4BF92F3577B34DA6A3CE929D0E0E4736,
+        0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=trace.TraceFlags(0),
+        trace_state=TraceState([("vendor", "x1"), ("other", "y")]),
+    )
+    token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(parent)))
+    yield
+    context.detach(token)
+
+
+def test_no_current_span_sends_nothing():
+    assert trace_metadata() == injected() == ()
+
+
+@pytest.mark.parametrize("sampler", [None, ALWAYS_OFF])
+def test_a_span_of_ours_is_sent_as_the_propagator_sends_it(sampler):
+    provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
+    with provider.get_tracer("test").start_as_current_span("app request"):
+        assert trace_metadata() == injected()
+        assert [name for name, _ in trace_metadata()] == ["traceparent"]
+
+
+def test_a_tracestate_and_baggage_go_as_the_propagator_sends_them(remote_parent):
+    assert trace_metadata() == injected()
+    assert dict(trace_metadata())["tracestate"] == "vendor=x1,other=y"
+    token = context.attach(baggage.set_baggage("team", "radiology a"))
+    try:
+        assert trace_metadata() == injected()
+        assert dict(trace_metadata())["baggage"] == "team=radiology+a"
+    finally:
+        context.detach(token)
+
+
+def test_another_propagator_is_used_as_configured(remote_parent):
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([]))  # OTEL_PROPAGATORS=none
+    try:
+        assert trace_metadata() == injected() == ()
+        propagate.set_global_textmap(TraceContextTextMapPropagator())  # not in a composite
+        assert trace_metadata() == injected()
+    finally:
+        propagate.set_global_textmap(previous)
+
+
+def test_inside_an_unsampled_span_a_search_makes_no_span():
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    tracer = SearchTracer(TracerProvider())  # its own sampler would record
+    app = provider.get_tracer("app")
+    with (
+        app.start_as_current_span("app request") as request,
+        tracer.span("CachedSearcher.find_studies", namespace="pacs-a") as span,  # inside it
+    ):
+        assert span is None and trace.get_current_span() is request
+    with tracer.span("CachedSearcher.find_studies", namespace="pacs-a") as span:
+        assert span.is_recording()  # no caller: a search of its own, sampled

@@ -35,6 +35,7 @@ from .rows import (
     security,
     telemetry,
     transport,
+    wire_path,
 )
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -62,6 +63,7 @@ SUITES: list[tuple[tuple[str, ...], str, Callable[[Plan], list[Row]]]] = [
         search_hits.run,
     ),
     (("16a", "16b"), "archive requests for 100 concurrent identical Search misses", coalescing.run),
+    (("17a", "17b", "17c", "17d"), "the wire path of a hit vs an echo of its bytes", wire_path.run),
 ]
 
 ROW_KEYS = [key for keys, _, _ in SUITES for key in keys]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dicomcache.server.api import encode as wire
 from dicomcache.server.api.decode import study_from_proto
+from dicomcache.server.model import InstanceData, SeriesData, StudyData
 from dicomcache.v1 import cache_service_pb2 as pb
+from dicomcache.v1 import dataset_pb2, objects_pb2
 from tests.support.messages import make_study
 
 
@@ -56,3 +60,72 @@ def test_path_only_objects_are_encoded_without_attributes():
     parsed = pb.LookupStudyResponse.FromString(wire.study_hit(study_from_proto(study)))
     assert not parsed.study.HasField("attributes")
     assert parsed.study.series[0].HasField("attributes")
+
+
+# Attributes of any size around the one- and two-byte length prefixes and the 16 KiB
+# table of ready-made ones, or none (a path).
+def _dataset(text: int) -> bytes:
+    """A serialized Dataset of one LO element holding ``text`` characters."""
+    element = dataset_pb2.Element(
+        vr="LO", values=dataset_pb2.Values(items=[dataset_pb2.Value(text="a" * text)])
+    )
+    return dataset_pb2.Dataset(elements={0x00100020: element}).SerializeToString()
+
+
+_BLOBS = st.one_of(
+    st.none(),
+    st.just(b""),
+    st.integers(0, 200).map(_dataset),
+    st.sampled_from([127, 128, 16383, 16384, 20000]).map(lambda size: _sized(size)),
+)
+
+
+def _sized(size: int) -> bytes:
+    """A serialized Dataset of about ``size`` bytes: exactly, where one is."""
+    blobs = [_dataset(n) for n in range(max(0, size - 40), size)]
+    return next((b for b in blobs if len(b) == size), blobs[-1])
+
+
+@st.composite
+def _studies(draw: st.DrawFn) -> StudyData:
+    def uid(*path: int) -> str:
+        return ".".join(["1", *map(str, path)]) + "9" * draw(st.integers(0, 60))
+
+    series = []
+    for s in range(draw(st.integers(0, 3))):
+        instances = tuple(
+            InstanceData(uid(s, i), draw(_BLOBS)) for i in range(draw(st.integers(0, 4)))
+        )
+        series.append(SeriesData(uid(s), draw(_BLOBS), instances))
+    return StudyData(uid(), draw(_BLOBS), tuple(series))
+
+
+def _reference(study: StudyData) -> objects_pb2.Study:
+    """The study as protobuf builds it (attributes as opaque Dataset bytes)."""
+
+    def attributes(message: Any, data: bytes | None) -> None:
+        if data is not None:
+            message.attributes.MergeFromString(data)
+            message.attributes.SetInParent()
+
+    out = objects_pb2.Study(uid=study.uid)
+    attributes(out, study.attributes)
+    for series in study.series:
+        one = out.series.add(uid=series.uid)
+        attributes(one, series.attributes)
+        for instance in series.instances:
+            attributes(one.instances.add(uid=instance.uid), instance.attributes)
+    return out
+
+
+@given(st.lists(_studies(), max_size=3))
+def test_any_tree_encodes_as_protobuf_would_and_its_size_is_told(studies: list[StudyData]) -> None:
+    for study in studies:
+        assert wire.study_size(study) == len(wire.study(study))
+        assert objects_pb2.Study.FromString(wire.study(study)) == _reference(study)
+        assert wire.study_hit_size(study) == len(wire.study_hit(study))
+    encoded = wire.query_hit(studies)
+    assert wire.query_hit_size(studies) == len(encoded)
+    assert pb.LookupQueryResponse.FromString(encoded) == pb.LookupQueryResponse(
+        hit=True, studies=[_reference(s) for s in studies]
+    )

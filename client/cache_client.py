@@ -81,11 +81,14 @@ _STREAMED = {
 }
 _STORES = {"StoreQuery": pb.StoreQueryResponse, "StoreStudy": pb.StoreStudyResponse}
 
-# The streamed form of each store: the RPC and the cutter of its request into pieces.
-_STREAMED_STORES: dict[str, tuple[str, Callable[[Any, int], Iterator[Any]]]] = {
-    "StoreQuery": ("StreamStoreQuery", query_pieces),
-    "StoreStudy": ("StreamStoreStudy", study_pieces),
+# The streamed form of each store: its method, the cutter of its request into pieces
+# (wire bytes, see ``pieces``) and its response.
+_SERVICE = pb.DESCRIPTOR.services_by_name["CacheService"].full_name
+_STREAMED_STORES: dict[str, tuple[str, Callable[[Any, int], Iterator[bytes]], Any]] = {
+    "StoreQuery": (f"/{_SERVICE}/StreamStoreQuery", query_pieces, pb.StreamStoreQueryResponse),
+    "StoreStudy": (f"/{_SERVICE}/StreamStoreStudy", study_pieces, pb.StreamStoreStudyResponse),
 }
+
 # Reconnect soon after the server comes back (gRPC's default waits up to 120 s).
 CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -210,6 +213,7 @@ class CacheClient:
         if method in _STREAMED:
             return self._streamed(method, request)
         timeout = self.timeout
+        stub = getattr(self._stub, method)
         if method in _STORES:
             size = request.ByteSize()
             if size > self._store_limit():
@@ -217,11 +221,12 @@ class CacheClient:
             timeout += size / MIN_STORE_RATE
             piece = min(PIECE_BYTES, self.server_max_message_bytes or PIECE_BYTES)
             if size > piece:
-                name, cut = _STREAMED_STORES[method]
-                method, request = name, cut(request, piece)
+                path, cut, response = _STREAMED_STORES[method]
+                stub = self.channel.stream_unary(path, None, response.FromString)
+                request = cut(request, piece)
         metadata = self._metadata()
         try:
-            return getattr(self._stub, method)(request, timeout=timeout, metadata=metadata)
+            return stub(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 

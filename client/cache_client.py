@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from dicomtrolley.core import (
@@ -58,7 +58,7 @@ from dicomcache.client.tracing import trace_metadata
 from dicomcache.client.watchdog import Watchdog
 from dicomcache.contract import MAX_ANSWER_BYTES, MAX_MESSAGE_BYTES
 from dicomcache.v1 import cache_service_pb2 as pb
-from dicomcache.v1 import cache_service_pb2_grpc, objects_pb2, query_pb2
+from dicomcache.v1 import cache_service_pb2_grpc, invalidations_pb2, objects_pb2, query_pb2
 
 DEFAULT_TIMEOUT = 0.25  # seconds; a cache that takes longer is no use as a cache
 # Bytes per second that the rest of a streamed answer must at least arrive at: 8
@@ -80,7 +80,6 @@ _STREAMED = {
     "LookupStudy": ("StreamLookupStudy", pb.StreamLookupStudyRequest, view.LookupStudyResponse),
 }
 _STORES = {"StoreQuery": pb.StoreQueryResponse, "StoreStudy": pb.StoreStudyResponse}
-
 # The streamed form of each store: its method, the cutter of its request into pieces
 # (wire bytes, see ``pieces``) and its response.
 _SERVICE = pb.DESCRIPTOR.services_by_name["CacheService"].full_name
@@ -122,6 +121,20 @@ def reference_to_proto(reference: DICOMObjectReference) -> objects_pb2.ObjectRef
             study=objects_pb2.StudyReference(study_uid=reference.study_uid)
         )
     raise TypeError(f"not a dicomtrolley reference: {type(reference).__name__}")
+
+
+class Fresh(NamedTuple):
+    """A lookup's answer (None on a miss), its lease, and how long a hit may be kept."""
+
+    value: Any
+    lease: int
+    fresh_for: float  # seconds, from before the call: the server's fresh_for_ms
+    response: Any  # the response message, for its size
+
+    @property
+    def wire_bytes(self) -> int:
+        """The response's serialized size."""
+        return int(self.response.ByteSize())
 
 
 class CacheClient:
@@ -182,6 +195,8 @@ class CacheClient:
         self.server_max_message_bytes: int | None = None
         self.server_max_answer_bytes: int | None = None
         self._watchdog = Watchdog(clock)
+        # Called with (namespace, study uid or None) after each Invalidate: near caches.
+        self.invalidation_listeners: list[Callable[[str, str | None], None]] = []
         self._own_channel = channel is None
         receive = max(max_message_bytes, STREAM_PIECE_BYTES)  # the limit on answers is ours
         options = (*CHANNEL_OPTIONS, ("grpc.max_receive_message_length", receive))
@@ -331,6 +346,21 @@ class CacheClient:
             request: the request the query becomes at the archive, the cache key;
                 built from a dicomtrolley query for QIDO-RS and DICOM-QR when not given.
         """
+        found = self.lookup_query_fresh(
+            namespace, query, pause_gc=pause_gc, protocol=protocol, request=request
+        )
+        return found.value, found.lease
+
+    def lookup_query_fresh(
+        self,
+        namespace: str,
+        query: Query | query_pb2.Query,
+        *,
+        pause_gc: bool = False,
+        protocol: str | None = None,
+        request: query_pb2.ArchiveRequest | None = None,
+    ) -> Fresh:
+        """As ``lookup_query_leased``, with how long a hit may be kept (a near cache's)."""
         message = query if isinstance(query, query_pb2.Query) else query_to_proto(query)
         lookup = pb.LookupQueryRequest(
             namespace=namespace, query=message, protocol=protocol_value(protocol)
@@ -340,8 +370,9 @@ class CacheClient:
             lookup.archive_request.CopyFrom(request)
         response = self._call("LookupQuery", lookup)
         if not response.hit:
-            return None, int(response.lease)
-        return studies_from_view(response.studies, pause_gc=pause_gc), 0
+            return Fresh(None, int(response.lease), 0.0, response)
+        studies = studies_from_view(response.studies, pause_gc=pause_gc)
+        return Fresh(studies, 0, response.fresh_for_ms / 1000, response)
 
     def store_query(
         self,
@@ -393,6 +424,21 @@ class CacheClient:
         protocol: str | None = None,
     ) -> tuple[Study | None, int]:
         """As ``lookup_study``, with the lease of a miss (0 on a hit) for ``store_study``."""
+        found = self.lookup_study_fresh(
+            namespace, study_uid, level, pause_gc=pause_gc, protocol=protocol
+        )
+        return found.value, found.lease
+
+    def lookup_study_fresh(
+        self,
+        namespace: str,
+        study_uid: str,
+        level: QueryLevels,
+        *,
+        pause_gc: bool = False,
+        protocol: str | None = None,
+    ) -> Fresh:
+        """As ``lookup_study_leased``, with how long a hit may be kept (a near cache's)."""
         request = pb.LookupStudyRequest(
             namespace=namespace,
             study_uid=study_uid,
@@ -401,8 +447,9 @@ class CacheClient:
         )
         response = self._call("LookupStudy", request)
         if not response.hit:
-            return None, int(response.lease)
-        return study_from_view(response.study, pause_gc=pause_gc), 0
+            return Fresh(None, int(response.lease), 0.0, response)
+        study = study_from_view(response.study, pause_gc=pause_gc)
+        return Fresh(study, 0, response.fresh_for_ms / 1000, response)
 
     def store_study(
         self,
@@ -477,7 +524,22 @@ class CacheClient:
         request = pb.InvalidateRequest(namespace=namespace)
         if reference is not None:
             request.reference.CopyFrom(reference_to_proto(reference))
-        return int(self._call("Invalidate", request).objects_removed)
+        removed = int(self._call("Invalidate", request).objects_removed)
+        study_uid = None if reference is None else str(reference.study_uid)
+        for listener in self.invalidation_listeners:  # near caches: dropped before we return
+            listener(namespace, study_uid)
+        return removed
+
+    def watch_invalidations(self, namespace: str) -> Any:
+        """The WatchInvalidations stream of ``namespace`` (``client.near``): an iterator
+        of WatchInvalidationsResponse that never ends by itself, with ``cancel``.
+
+        Raises:
+            CacheUnavailable: the token cannot be read. The stream's own errors are
+                ``grpc.RpcError``, raised as it is read: its reader handles them.
+        """
+        request = invalidations_pb2.WatchInvalidationsRequest(namespace=namespace)
+        return self._stub.WatchInvalidations(request, metadata=self._metadata())
 
     def stats(self, namespace: str = "", *, page_size: int = 0) -> pb.GetStatsResponse:
         """Counters of one namespace, or of all when namespace is empty.

@@ -24,12 +24,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from dicomtrolley.core import Query, QueryLevels, Searcher, Study
 
 from dicomcache.client.breaker import Breaker
-from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient
+from dicomcache.client.cache_client import DEFAULT_TIMEOUT, CacheClient, Fresh
 from dicomcache.client.convert.query import query_to_proto
 from dicomcache.client.convert.request import Requests, protocol_of, protocol_value
 from dicomcache.client.credentials import ClientTLS, Token
@@ -42,8 +42,12 @@ from dicomcache.client.errors import (
 )
 from dicomcache.client.metrics import ClientMetrics
 from dicomcache.client.namespace import derive_namespace
+from dicomcache.client.near import metrics as near_metrics
 from dicomcache.client.tracing import SearchTracer
 from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
+
+if TYPE_CHECKING:
+    from dicomcache.client.near import NearCache
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,11 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         tracer_provider: an OpenTelemetry ``TracerProvider``: each search becomes a
             span with its cache calls and its upstream call as children, and the trace
             context goes to the server (``client.tracing``); None for none.
+        near_cache: a ``client.near.NearCache`` to answer repeated searches from this
+            process's memory, kept coherent with the server by its invalidation
+            stream; None (the default) for none. Its hits hand out the very objects
+            an earlier search returned: treat them as read-only (``client.near.cache``).
+            Counted in ``metrics`` as ``dicomcache_client_near_*``.
 
     Raises:
         ValueError: the namespace breaks the contract's rule, or none was given
@@ -125,6 +134,7 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         token: Token | str | None = None,
         metrics: Any = None,
         tracer_provider: Any = None,
+        near_cache: NearCache | None = None,
     ) -> None:
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
             # Checked here, once: a bad ttl would otherwise fail every store, silently.
@@ -164,6 +174,11 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             self._metrics.breakers.add(self.namespace, "all", self.breaker)
             self._metrics.breakers.add(self.namespace, "stores", self.store_breaker)
         self._tracer = SearchTracer(tracer_provider) if traced else None
+        self.near = near_cache
+        if near_cache is not None:
+            near_cache.attach(self.client, self.namespace, protocol_value(self.protocol))
+            if metrics is not None:
+                near_metrics.register(metrics, near_cache)
 
     def __str__(self) -> str:
         return f"CachedSearcher for {self.upstream}"
@@ -182,19 +197,20 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             self._counted("skipped")
             return self._upstream("find_studies", lambda: self.upstream.find_studies(query))
         request = self._requests.get(query, message)
-        found = self._try(
-            lambda: self.client.lookup_query_leased(
-                self.namespace,
-                message,
-                pause_gc=self.pause_gc,
-                protocol=self.protocol,
-                request=request,
-            )
-        )
-        cached, lease = found or (None, 0)
+        near, key, ticket = self.near, None, None
+        if near is not None:
+            key = ("query", message.SerializeToString(deterministic=True))
+            if (kept := near.get(key)) is not None:
+                return cast(Sequence[Study], kept)
+            ticket = near.ticket()
+        found = self._try(lambda: self._lookup_query(message, request, fresh=near is not None))
+        cached, lease = (found.value, found.lease) if found else (None, 0)
         self._counted("hit" if cached is not None else "miss" if found else "skipped")
         if cached is not None:
-            return cached
+            if near is not None and ticket is not None and found is not None and key:
+                uids = [study.uid for study in cached]
+                near.put(ticket, key, cached, uids, found.fresh_for, found.wire_bytes)
+            return cast(Sequence[Study], cached)
         studies: Sequence[Study] = self._upstream(
             "find_studies", lambda: self.upstream.find_studies(query)
         )
@@ -221,19 +237,19 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             return self._find_study_by_id(study_uid, query_level)
 
     def _find_study_by_id(self, study_uid: str, query_level: QueryLevels) -> Study:
+        near, key = self.near, ("study", study_uid, QueryLevels(query_level).value)
+        if near is not None and (kept := near.get(key)) is not None:
+            return cast(Study, kept)
+        ticket = near.ticket() if near is not None else None
         found = self._try(
-            lambda: self.client.lookup_study_leased(
-                self.namespace,
-                study_uid,
-                query_level,
-                pause_gc=self.pause_gc,
-                protocol=self.protocol,
-            )
+            lambda: self._lookup_study(study_uid, query_level, fresh=near is not None)
         )
-        cached, lease = found or (None, 0)
+        cached, lease = (found.value, found.lease) if found else (None, 0)
         self._counted("hit" if cached is not None else "miss" if found else "skipped")
         if cached is not None:
-            return cached
+            if near is not None and ticket is not None and found is not None:
+                near.put(ticket, key, cached, [study_uid], found.fresh_for, found.wire_bytes)
+            return cast(Study, cached)
         study: Study = self._upstream(
             "find_study_by_id",
             lambda: self.upstream.find_study_by_id(study_uid, query_level=query_level),
@@ -246,6 +262,30 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
                 store=True,
             )
         return study
+
+    def _lookup_query(self, message: Any, request: Any, fresh: bool) -> Fresh:
+        """The lookup of a query; ``fresh``: with its fresh_for, for the near cache."""
+        client, namespace, gc, protocol = self.client, self.namespace, self.pause_gc, self.protocol
+        if fresh:
+            return client.lookup_query_fresh(
+                namespace, message, pause_gc=gc, protocol=protocol, request=request
+            )
+        found = client.lookup_query_leased(
+            namespace, message, pause_gc=gc, protocol=protocol, request=request
+        )
+        return Fresh(*found, 0.0, None)
+
+    def _lookup_study(self, study_uid: str, level: QueryLevels, fresh: bool) -> Fresh:
+        """The lookup of a study by id, as ``_lookup_query``."""
+        client, namespace, gc, protocol = self.client, self.namespace, self.pause_gc, self.protocol
+        if fresh:
+            return client.lookup_study_fresh(
+                namespace, study_uid, level, pause_gc=gc, protocol=protocol
+            )
+        found = client.lookup_study_leased(
+            namespace, study_uid, level, pause_gc=gc, protocol=protocol
+        )
+        return Fresh(*found, 0.0, None)
 
     def _try(self, call: Callable[[], T], store: bool = False) -> T | None:
         """Run one cache call if the breaker allows; any failure is swallowed.

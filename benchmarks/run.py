@@ -27,6 +27,7 @@ from .rows import (
     expiry,
     large_study,
     memory,
+    near_cache,
     overhead,
     redis_hits,
     scaling,
@@ -64,6 +65,11 @@ SUITES: list[tuple[tuple[str, ...], str, Callable[[Plan], list[Row]]]] = [
     ),
     (("16a", "16b"), "archive requests for 100 concurrent identical Search misses", coalescing.run),
     (("17a", "17b", "17c", "17d"), "the wire path of a hit vs an echo of its bytes", wire_path.run),
+    (
+        ("18a", "18b", "18c", "18d", "18e", "18f"),
+        "near cache: hits vs dicomtrolley's cache, invalidation propagation, 8 threads",
+        near_cache.run,
+    ),
 ]
 
 ROW_KEYS = [key for keys, _, _ in SUITES for key in keys]

@@ -219,6 +219,8 @@ class CacheServer:
 
     def start(self) -> CacheServer:
         """Start serving; returns self. Changes nothing process-wide (see ``cli.serve``)."""
+        if self.relay is not None:
+            self.relay.start()
         self.grpc_server.start()
         if self.health_server is not None:
             self.health_server.start()

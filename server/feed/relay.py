@@ -82,7 +82,11 @@ class RedisRelay:
         feed.out_of_sync("not yet subscribed to the other servers' changes")
         feed.relay = self
         self._thread = threading.Thread(target=self._run, name="feed-relay", daemon=True)
+
+    def start(self) -> RedisRelay:
+        """Start subscribing (the feed is out of sync until the first subscription)."""
         self._thread.start()
+        return self
 
     def send(self, changes: list[Change]) -> None:
         """PUBLISH the changes; raises BackendUnavailable when Redis cannot take them."""
@@ -107,11 +111,15 @@ class RedisRelay:
                 self._publisher = None
 
     def _run(self) -> None:
+        told = False  # a failure is logged once, not at every attempt while Redis is down
         while not self._closing.is_set():
+            subscriptions = self.subscriptions
             try:
                 self._subscribed()
             except Exception as exc:  # a lost subscription, whatever redis-py raised
-                log.warning("invalidation feed: subscription lost (%s)", type(exc).__name__)
+                if not told or self.subscriptions != subscriptions:
+                    log.warning("invalidation feed: subscription lost (%s)", type(exc).__name__)
+                told = True
             self._feed.out_of_sync("subscription to the other servers' changes lost")
             self._closing.wait(RETRY_SECONDS)
 

@@ -37,8 +37,9 @@ from dicomcache.server.backends.memory.packing import (
     unpack_object,
     unpack_studies,
 )
+from dicomcache.server.backends.memory.readings import Reading, Readings, listings_of, nodes_read
 from dicomcache.server.backends.memory.stale import StaleCopies
-from dicomcache.server.backends.memory.tree import Node, find, lineage, snapshot
+from dicomcache.server.backends.memory.tree import Branch, Node, find, lineage, snapshot
 from dicomcache.server.clock import Clock, monotonic
 from dicomcache.server.model import (
     Address,
@@ -67,6 +68,8 @@ CHUNK_ITEMS = 256
 CHUNK_PAUSE = 0.0002
 # Reads of an answer that a concurrent change spoilt before the lookup gives up: a miss.
 READ_TRIES = 3
+# The most bytes of readings (``readings``) of a backend without a bound.
+READINGS_BYTES = 64 * 1024**2
 
 R = TypeVar("R")
 
@@ -84,6 +87,13 @@ def _unpacked(read: Studies) -> list[StudyData]:
     if unpacked is not studies:
         release(studies)
     return unpacked
+
+
+def _left(ns: Namespace, study_uid: str, level: Level, now: float) -> float:
+    """Seconds to the earliest expiry of the study's listings at least ``level`` deep."""
+    listings = (ns.listings.get(study_uid) or {}).items()
+    ends = [listing.expires_at for depth, listing in listings if depth >= level]
+    return max(0.0, min(ends, default=now) - now)
 
 
 def _let_go(packed: list[tuple[StudyData, bytes | None]]) -> None:
@@ -127,6 +137,7 @@ class MemoryBackend:
         clock: Clock = monotonic,
         chunk: int = CHUNK_ITEMS,
         pause: Callable[[], None] = _pause,
+        readings_bytes: int | None = None,
     ) -> None:
         """A cache keeping objects ``ttl`` seconds, empty answers ``negative_ttl`` (at most ttl).
 
@@ -138,6 +149,9 @@ class MemoryBackend:
             chunk: objects a request handles under the lock at a time (at least 1).
             pause: called between two chunks, with the lock free, when another
                 thread waited for it.
+            readings_bytes: the most bytes of studies kept as read, unpacked, for the
+                hits that follow (``readings``), on top of ``max_bytes``; None: a
+                thirty-second of max_bytes (64 MiB without a bound); 0: none.
         Raises:
             ValueError: a TTL is not positive, max_bytes is negative or chunk below 1.
         """
@@ -160,6 +174,9 @@ class MemoryBackend:
         self._lru: Lru[Unit] = Lru()
         self._leases = Leases()
         self._stale = StaleCopies()  # counted in _bytes, evicted first
+        if readings_bytes is None:
+            readings_bytes = max_bytes // 32 if max_bytes is not None else READINGS_BYTES
+        self._readings = Readings(readings_bytes)
         self._bytes = 0
 
     # -- queries -------------------------------------------------------------------------
@@ -302,8 +319,15 @@ class MemoryBackend:
         it may have read (those at least ``level`` deep), on this backend's clock."""
         with self._lock:
             now = self._clock()
+            ns = self._namespaces.get(namespace)
+            kept = self._readings.get(ns, study_uid, level, now, namespace)
+            if kept is not None and ns is not None:  # what a read would give: see ``readings``
+                ns.hits += 1
+                self._lru.refresh((namespace, study_uid))
+                return Found([kept], _left(ns, study_uid, level, now))
+            answered: list[Answer] = []
             for _ in range(READ_TRIES):
-                read = self._read_listing(namespace, study_uid, level, now)
+                read = self._read_listing(namespace, study_uid, level, now, answered)
                 if read is not Failure.CHANGED:
                     break
             ns = self._namespaces.get(namespace)
@@ -314,15 +338,25 @@ class MemoryBackend:
                 return None
             ns.hits += 1
             self._lru.refresh((namespace, study_uid))
-            listings = (ns.listings.get(study_uid) or {}).items()
-            ends = [listing.expires_at for depth, listing in listings if depth >= level]
-            left = max(0.0, min(ends, default=now) - now)
-        return Found(_unpacked(read)[:1], left)
+            left = _left(ns, study_uid, level, now)
+            study_node = ns.children.get(study_uid)
+            keep = self._readings.max_bytes > 0 and isinstance(study_node, Branch)
+            if keep:
+                listings = listings_of(ns, study_uid, level)
+                nodes = nodes_read(answered[-1], ns)
+        study = _unpacked(read)[0]
+        if keep:
+            assert isinstance(study_node, Branch)
+            reading = Reading(ns, study_node, listings, answered[-1], nodes, study)
+            with self._lock:  # checked at each use: a change meanwhile only voids it
+                self._readings.keep(namespace, level, reading)
+        return Found([study], left)
 
     def _read_listing(
-        self, name: str, study_uid: str, level: Level, now: float
+        self, name: str, study_uid: str, level: Level, now: float, answered: list[Answer]
     ) -> Studies | Failure:
-        """The study from its shallowest good listing at least ``level`` deep."""
+        """The study from its shallowest good listing at least ``level`` deep, which is
+        appended to ``answered``."""
         ns = self._namespaces.get(name)
         if ns is None:
             return Failure.DEAD
@@ -330,6 +364,7 @@ class MemoryBackend:
             if depth >= level:
                 read = self._read_one_listing(name, ns, listing, level, now)
                 if read is not Failure.DEAD:
+                    answered.append(listing)
                     return read
         return Failure.DEAD
 

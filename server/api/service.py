@@ -115,7 +115,7 @@ class CacheService:
         release(studies)  # a series at a time, not in one long deallocation
         if hit is None:
             raise self._too_large(size, streamed, "StreamLookupQuery")
-        return hit + _fresh_for(left)
+        return _with_fresh_for(hit, left)
 
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
         """StoreQuery: the answer's objects, then the answer."""
@@ -170,7 +170,7 @@ class CacheService:
         release(found)
         if hit is None:
             raise self._too_large(size, streamed, "StreamLookupStudy")
-        return hit + _fresh_for(left)
+        return _with_fresh_for(hit, left)
 
     def store_study(self, request: pb.StoreStudyRequest) -> pb.StoreStudyResponse:
         """StoreStudy: a study-by-id answer, complete to its level."""
@@ -373,6 +373,13 @@ def _check_query_request(
 # ms, 139 years), counted in every hit's size.
 _FRESH_FOR_MS = b"\x20"
 FRESH_FOR_BYTES = 7
+
+
+def _with_fresh_for(hit: bytes, left: float) -> bytes:
+    """A hit's bytes with its fresh_for_ms field after them. Joined, not added: ``a + b``
+    of a 250 MB hit copies it holding the interpreter lock (0.2 s in which no other
+    call ran: stall row S2 went from 33 ms to 208 ms), where a large join lets go of it."""
+    return b"".join((hit, _fresh_for(left)))
 
 
 def _fresh_for(left: float) -> bytes:

@@ -6,7 +6,7 @@ import pytest
 
 from dicomcache.server.api import encode
 from dicomcache.server.api.decode import study_from_proto
-from dicomcache.server.api.service import CacheService
+from dicomcache.server.api.service import FRESH_FOR_BYTES, CacheService
 from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.server.errors import AnswerTooLarge
 from dicomcache.v1 import cache_service_pb2 as pb
@@ -15,13 +15,17 @@ from tests.support.messages import make_study
 
 
 def service(limit: int) -> CacheService:
-    return CacheService(MemoryBackend(), max_ttl=600, max_message_bytes=limit)
+    """A service whose largest message and answer are both ``limit`` (the hit's size and
+    its fresh_for_ms field)."""
+    return CacheService(
+        MemoryBackend(), max_ttl=600, max_message_bytes=limit, max_answer_bytes=limit
+    )
 
 
 def test_a_store_whose_hit_would_be_too_large_is_refused_and_stays_a_miss():
     study = make_study(1, 2, 20)
     hit_size = encode.study_hit_size(study_from_proto(study))
-    cache = service(hit_size - 1)
+    cache = service(hit_size + FRESH_FOR_BYTES - 1)
     lookup = pb.LookupStudyRequest(namespace="ns", study_uid=study.uid, query_level=3)
     assert not cache.store_study(
         pb.StoreStudyRequest(namespace="ns", study=study, query_level=3)
@@ -35,7 +39,7 @@ def test_a_store_whose_hit_would_be_too_large_is_refused_and_stays_a_miss():
 
 def test_a_store_whose_hit_just_fits_is_kept():
     study = make_study(1, 2, 20)
-    cache = service(encode.study_hit_size(study_from_proto(study)))
+    cache = service(encode.study_hit_size(study_from_proto(study)) + FRESH_FOR_BYTES)
     assert cache.store_study(
         pb.StoreStudyRequest(namespace="ns", study=study, query_level=3)
     ).stored
@@ -45,7 +49,7 @@ def test_a_store_whose_hit_just_fits_is_kept():
 
 def test_a_hit_that_grew_past_the_limit_is_not_sent():
     study = make_study(1, 2, 20)
-    cache = service(encode.study_hit_size(study_from_proto(study)))
+    cache = service(encode.study_hit_size(study_from_proto(study)) + FRESH_FOR_BYTES)
     assert cache.store_study(
         pb.StoreStudyRequest(namespace="ns", study=study, query_level=3)
     ).stored

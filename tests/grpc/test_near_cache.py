@@ -6,6 +6,7 @@ sync, an invalidation counted) with generous timeouts.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from tests.grpc.conftest import RunningServer, start_server
 from tests.grpc.test_searcher import FakeArchive
 from tests.support.clock import FakeClock
 from tests.support.messages import make_study, text_element
+from tests.support.serve_process import serve_process
 
 WAIT = 10.0  # seconds: generous, only ever waited for a state
 INSTANCE = QueryLevels.INSTANCE
@@ -241,3 +243,78 @@ def test_an_empty_answer_is_dropped_by_a_namespace_invalidation_only(near: Near)
     assert near.near.counts().entries == 1
     stub.Invalidate(pb.InvalidateRequest(namespace="ns"))
     assert near.near.wait(lambda n: n.counts().entries == 0, WAIT)
+
+
+def test_a_server_process_killed_mid_stream_flushes_and_the_searcher_falls_back():
+    with serve_process() as served:
+        archive = FakeArchive([study_from_proto(make_study(1, 2, 3))])
+        near = NearCache(max_bytes=10_000_000)
+        target = f"127.0.0.1:{served.port}"
+        searcher = CachedSearcher(archive, target=target, namespace="ns", near_cache=near)
+        case = Near(None, archive, near, searcher)  # type: ignore[arg-type]  # no in-process server
+        try:
+            assert near.wait(lambda n: n.in_sync, WAIT)
+            warmed(case)
+            served.process.kill()  # SIGKILL: no goodbye on the stream
+            served.process.wait()
+            assert near.wait(lambda n: not n.in_sync, WAIT)
+            assert near.counts().entries == 0
+            calls = archive.calls
+            assert case.find().uid == case.uid and archive.calls == calls + 1
+        finally:
+            near.close()
+            searcher.client.close()
+
+
+class GatedAnswers(MemoryBackend):
+    """A backend whose study lookups, once armed, wait at a gate after reading."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self.read = threading.Event()
+        self.gate = threading.Event()
+
+    def study_answer(self, namespace, study_uid, level):  # type: ignore[no-untyped-def]  # an override; the base is typed
+        found = super().study_answer(namespace, study_uid, level)
+        if self.armed:
+            self.read.set()
+            self.gate.wait(WAIT)
+        return found
+
+
+def test_an_answer_read_before_an_invalidation_that_arrives_during_its_lookup_is_not_kept():
+    backend = GatedAnswers()
+    server = CacheServer(Settings(listen="127.0.0.1:0"), backend=backend).start()
+    archive = FakeArchive([study_from_proto(make_study(1, 2, 3))])
+    near = NearCache(max_bytes=10_000_000)
+    target = f"127.0.0.1:{server.port}"
+    searcher = CachedSearcher(archive, target=target, namespace="ns", near_cache=near, timeout=5)
+    other = CachedSearcher(archive, target=target, namespace="ns")
+    uid = next(iter(archive.studies))
+    try:
+        assert near.wait(lambda n: n.in_sync, WAIT)
+        searcher.find_study_by_id(uid, INSTANCE)  # the miss that stores it
+        seen = near.invalidations
+        assert near.wait(lambda n: n.invalidations > seen, WAIT)  # the store's own message
+        backend.armed = True
+        found: list[Study] = []
+        lookup = threading.Thread(
+            target=lambda: found.append(searcher.find_study_by_id(uid, INSTANCE))
+        )
+        lookup.start()
+        assert backend.read.wait(WAIT)  # the old answer is read, not yet returned
+        backend.armed = False
+        seen = near.invalidations
+        other.client.invalidate("ns", StudyReference(study_uid=uid))
+        assert near.wait(lambda n: n.invalidations > seen, WAIT)
+        backend.gate.set()
+        lookup.join(WAIT)
+        assert found and found[0].uid == uid  # the caller got its answer
+        assert near.counts().entries == 0  # but it was not kept: it may predate the invalidation
+    finally:
+        backend.gate.set()
+        near.close()
+        searcher.client.close()
+        other.client.close()
+        server.stop(grace=0)

@@ -3,9 +3,11 @@
 Registered as a generic handler of its own for CacheService's one streaming method
 that never ends by itself (``CacheServer`` adds it beside the service's handler).
 The caller is authenticated and authorized (read, on the namespace) as every call
-is, once, when the stream starts. The stream holds one of the server's worker
-threads while it lasts, as a health Watch does; it is not counted in flight (it
-never finishes), so a stopping server ends it, and its client flushes.
+is when the stream starts, and again every second against the policy as it is then
+(a reloaded policy that took the right away ends the stream: PERMISSION_DENIED).
+The stream holds one of the server's worker threads while it lasts, as a health
+Watch does; it is not counted in flight (it never finishes), so a stopping server
+ends it, and its client flushes.
 
 Numbering (``invalidations.proto``): the first message is a heartbeat with sequence
 0; each Invalidation gets the next number; a heartbeat repeats the last. A client
@@ -15,6 +17,7 @@ tells a lost message by a gap and a stalled stream by the deadline.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -24,7 +27,12 @@ from dicomcache.server.api import status
 from dicomcache.server.api.service import SERVICE_NAME
 from dicomcache.server.api.validation import Checker
 from dicomcache.server.auth.authorizer import Authorizer
-from dicomcache.server.errors import BackendUnavailable, InvalidArgument
+from dicomcache.server.errors import (
+    BackendUnavailable,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+)
 from dicomcache.server.feed.hub import Change, Ended, Feed, TooManyWatchers
 from dicomcache.v1 import invalidations_pb2 as pb
 
@@ -36,6 +44,9 @@ METHOD = "WatchInvalidations"
 # it bounds how long a client whose stream silently stalled can go on serving.
 HEARTBEAT_INTERVAL = 0.05
 HEARTBEAT_DEADLINE = 0.25
+# How often a stream's caller is authorized again: a policy reloaded to take the read
+# right away ends the stream within about this (plus the policy's own reload pacing).
+RECHECK_SECONDS = 1.0
 
 
 def _invalidation(sequence: int, change: Change) -> bytes:
@@ -51,6 +62,17 @@ def _heartbeat(sequence: int, interval: float, deadline: float) -> bytes:
         heartbeat_deadline_ms=round(deadline * 1000), heartbeat_interval_ms=round(interval * 1000)
     )
     return pb.WatchInvalidationsResponse(sequence=sequence, heartbeat=beat).SerializeToString()
+
+
+def _still_allowed(
+    authorizer: Authorizer, context: grpc.ServicerContext, request: pb.WatchInvalidationsRequest
+) -> None:
+    """The caller again, against the policy as it is now (it may have been reloaded).
+
+    Raises:
+        Unauthenticated, PermissionDenied: the caller lost the right meanwhile.
+    """
+    authorizer.authorize(METHOD, request, authorizer.authenticate(context))
 
 
 def watch_handler(
@@ -89,9 +111,13 @@ def watch_handler(
             status.abort(context, exc, METHOD)
         context.add_callback(watcher.end)  # a cancelled call wakes its thread at once
         sequence = 0
+        checked = time.monotonic()
         try:
             yield _heartbeat(sequence, interval, deadline)
             while True:
+                if time.monotonic() - checked >= RECHECK_SECONDS:
+                    _still_allowed(authorizer, context, request)
+                    checked = time.monotonic()
                 changes = watcher.take(interval)
                 for change in changes:
                     sequence += 1
@@ -101,6 +127,8 @@ def watch_handler(
         except Ended as exc:
             if context.is_active():
                 status.abort(context, BackendUnavailable(str(exc)), METHOD)
+        except (Unauthenticated, PermissionDenied) as exc:
+            status.abort(context, exc, METHOD)
         finally:
             feed.unwatch(watcher)
 

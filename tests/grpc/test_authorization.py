@@ -403,3 +403,19 @@ def test_tokens_and_their_digests_are_never_logged(
         assert token not in caplog.text
         assert sha256(token) not in caplog.text
         assert sha256(token)[:16] not in caplog.text
+
+
+def test_a_watch_stream_ends_when_a_reloaded_policy_takes_the_read_right_away(
+    policy_file: Path, guarded: RunningServer
+):
+    reader = TOKENS[Right.READ]
+    request = requests(NS)["WatchInvalidations"]
+    metadata = (("authorization", f"Bearer {reader}"),)
+    stream = guarded.stub.WatchInvalidations(request, metadata=metadata, timeout=60)
+    assert next(stream).sequence == 0
+    write(policy_file, [Principal("read", tokens=[reader], grants=[([OTHER], ["read"])])])
+    with pytest.raises(grpc.RpcError) as caught:
+        for _ in stream:  # heartbeats until the reloaded policy is applied
+            pass
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.details() == f"no read right on namespace '{NS}'"

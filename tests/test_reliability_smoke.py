@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.reliability import __main__ as suite
-from benchmarks.reliability import faults, hostile
+from benchmarks.reliability import faults, hostile, stall
 from benchmarks.report import Row
 
 TINY_FAULTS = faults.Plan(
@@ -41,6 +41,21 @@ def test_a_server_fault_and_a_redis_fault_give_their_rows() -> None:
 
 def test_hostile_input_gives_its_rows() -> None:
     _measured(hostile.measure_server(TINY_HOSTILE), ["H1", "H2", "H3", "H4", "H5", "H6"])
+
+
+TINY_STALL = stall.Sizes(  # a study of about 5 MB: past the server's largest message
+    study_series=3, series_instances=2000, query_studies=3000, namespace_objects=2000
+)
+
+
+def test_the_stall_rows_measure_what_clients_send() -> None:
+    """The stores go streamed, and both unary forms of the study are refused, as in a
+    full run."""
+    rows = stall.run_sizes(TINY_STALL, True, 0.3)
+    _measured(rows, ["S1", "S2", "S3", "S4", "S5", "S6"])
+    assert "StreamStoreStudy" in rows[0].measure and "StreamStoreQuery" in rows[2].measure
+    codes = [row.figures["code"] for row in rows]
+    assert codes == ["OK"] * 4 + ["RESOURCE_EXHAUSTED"] * 2
 
 
 def test_a_short_atheris_run_counts_executions() -> None:

@@ -1,16 +1,20 @@
 """Stall: the worst delay one large request imposes on concurrent small ones (goal <= 20 ms).
 
-A real ``dicomcache serve`` process (memory backend) serves small study-level
-LookupStudy hits continuously, from threads of a separate process, while this
-process sends, one at a time, each large request of issue 11: a StoreStudy of a
-300,000-instance study (100 series of 3,000), a hit of that study at instance
-level as ``CachedSearcher`` asks for it (StreamLookupStudy: 1 MiB pieces), a
-StoreQuery of a 100,000-study answer (study level), an Invalidate of a namespace
-holding 400,000 objects, and last the same hit as one unary LookupStudy, whose
-250 MB reply grpcio copies in one call (``quick``: a tenth of each).
-Each row reports the worst latency of the small calls that overlapped the large
-request (and the 200 ms after it) minus the worst latency of the same calls
-while nothing large ran, measured just before in the same run.
+A real ``dicomcache serve`` process (memory backend, default --max-message-bytes,
+--max-answer-bytes large enough for the study) serves small study-level LookupStudy
+hits continuously, from threads of a separate process, while this process sends,
+one at a time, each large request of issue 11 as ``CacheClient`` sends it: a
+StoreStudy of a 300,000-instance study (100 series of 3,000) as StreamStoreStudy in
+pieces of about 1 MiB, a hit of that study at instance level (StreamLookupStudy: 1
+MiB pieces), a StoreQuery of a 100,000-study answer (study level) as
+StreamStoreQuery, an Invalidate of a namespace holding 400,000 objects; and last
+what the same hit as one unary LookupStudy, and the same study as one unary
+StoreStudy (250 MB), now cost the others: the server refuses both
+(RESOURCE_EXHAUSTED; the store in grpc core, before Python sees it), where grpcio
+used to copy such a message in one call holding the interpreter lock (``quick``: a
+tenth of each). Each row reports the worst latency of the small calls that
+overlapped the large request (and the 200 ms after it) minus the worst latency of
+the same calls while nothing large ran, measured just before in the same run.
 
 The large requests are built as wire bytes by stamping uids into serialized
 templates of the benchmark's 18-attribute instances (``benchmarks.corpus``), at
@@ -36,6 +40,7 @@ from typing import Any
 
 import grpc
 
+from dicomcache.client.pieces import PIECE_BYTES
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import objects_pb2, query_pb2
 
@@ -82,7 +87,11 @@ QUICK = Sizes(
 
 def run(quick: bool) -> list[Row]:
     """The stall rows: one per large request."""
-    sizes = QUICK if quick else FULL
+    return run_sizes(QUICK if quick else FULL, quick, IDLE_S / 3 if quick else IDLE_S)
+
+
+def run_sizes(sizes: Sizes, quick: bool, idle_s: float) -> list[Row]:
+    """The stall rows of requests of ``sizes``, after ``idle_s`` of the idle baseline."""
     built = Requests(sizes, check=quick)
     context = multiprocessing.get_context("spawn")
     with _serve() as target, grpc.insecure_channel(target, options=_OPTIONS) as channel:
@@ -90,12 +99,13 @@ def run(quick: bool) -> list[Row]:
         _call(channel, "StoreStudy", built.hot_study())
         _load(channel, built)
         with _Probe(context, target, built.hot_lookup()) as probe:
-            time.sleep(IDLE_S / 3 if quick else IDLE_S)
+            time.sleep(idle_s)
             idle = probe.mark()
-            windows = [
-                (name, *_timed(lambda r=request, m=method: _call(channel, m, r)))
-                for name, method, request in built.large()
-            ]
+            windows = []
+            for name, method, request in built.large():
+                data = request()  # built before the window opens, let go of after it
+                windows.append((name, *_timed(lambda m=method, d=data: _call(channel, m, d))))
+                del data
             time.sleep(AFTER_S * 2)
         samples = probe.samples
     quiet = sorted(lat for start, lat in samples if start < idle)
@@ -110,7 +120,7 @@ def _row(
     name: str,
     t0: float,
     t1: float,
-    reply: bytes,
+    reply: tuple[bytes, str],
     samples: list[tuple[float, float]],
     idle: list[float],
     quick: bool,
@@ -120,6 +130,8 @@ def _row(
     worst = max(during, default=0.0)
     p99 = _p99(sorted(during))
     added = max(0.0, worst - idle_worst)
+    data, code = reply
+    answered = f"reply {len(data)} B" if code == "OK" else f"refused {code}"
     return Row(
         key=f"S{index}",
         measure=f"stall: worst added delay of small hits during {name}",
@@ -130,7 +142,7 @@ def _row(
         target=Target("<=", GOAL_S * 1e3, " ms"),
         note=(
             f"p99 {seconds(p99)} vs idle p99 {seconds(_p99(idle))}; "
-            f"the large request took {seconds(t1 - t0)}, reply {len(reply)} B"
+            f"the large request took {seconds(t1 - t0)}, {answered}"
             + (", quick: a tenth of the size" if quick and index == 1 else "")
         ),
         figures={
@@ -139,7 +151,8 @@ def _row(
             "idle_worst_s": idle_worst,
             "calls_during": len(during),
             "request_s": t1 - t0,
-            "reply_bytes": len(reply),
+            "reply_bytes": len(data),
+            "code": code,
             "p99_s": p99,
             "idle_p99_s": _p99(idle),
         },
@@ -150,7 +163,7 @@ def _p99(ordered: list[float]) -> float:
     return ordered[int(len(ordered) * 0.99)] if ordered else 0.0
 
 
-def _timed(call: Callable[[], bytes]) -> tuple[float, float, bytes]:
+def _timed(call: Callable[[], tuple[bytes, str]]) -> tuple[float, float, tuple[bytes, str]]:
     start = time.monotonic()
     reply = call()
     end = time.monotonic()
@@ -158,14 +171,21 @@ def _timed(call: Callable[[], bytes]) -> tuple[float, float, bytes]:
     return start, end, reply
 
 
-def _call(channel: grpc.Channel, method: str, request: bytes) -> bytes:
-    if method.startswith("Stream"):
-        pieces: Callable[..., Iterator[bytes]] = channel.unary_stream(f"{SERVICE}/{method}")
-        return b"".join(
-            pb.StreamLookupStudyResponse.FromString(p).chunk for p in pieces(request, timeout=600)
-        )
-    stub: Callable[..., bytes] = channel.unary_unary(f"{SERVICE}/{method}")
-    return stub(request, timeout=600)
+def _call(channel: grpc.Channel, method: str, request: Any) -> tuple[bytes, str]:
+    """The reply's bytes and its status code's name (a refusal is a measured outcome)."""
+    try:
+        if method.startswith("StreamStore"):  # ``request``: the pieces, as wire bytes
+            store: Callable[..., bytes] = channel.stream_unary(f"{SERVICE}/{method}")
+            return store(iter(request), timeout=600), "OK"
+        if method.startswith("Stream"):
+            pieces: Callable[..., Iterator[bytes]] = channel.unary_stream(f"{SERVICE}/{method}")
+            answer = pieces(request, timeout=600)
+            chunks = (pb.StreamLookupStudyResponse.FromString(p).chunk for p in answer)
+            return b"".join(chunks), "OK"
+        stub: Callable[..., bytes] = channel.unary_unary(f"{SERVICE}/{method}")
+        return stub(request, timeout=600), "OK"
+    except grpc.RpcError as exc:
+        return b"", exc.code().name
 
 
 def _load(channel: grpc.Channel, built: Requests) -> None:
@@ -181,7 +201,7 @@ def _load(channel: grpc.Channel, built: Requests) -> None:
 def _serve() -> Iterator[str]:
     """``dicomcache serve`` with room for the large messages; yields its address."""
     command = [sys.executable, "-m", "dicomcache.server.cli", "serve", "--listen", "127.0.0.1:0"]
-    command += ["--max-message-bytes", str(MESSAGE_BYTES), "--max-memory", str(16 * 1024**3)]
+    command += ["--max-answer-bytes", str(MESSAGE_BYTES), "--max-memory", str(16 * 1024**3)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
@@ -285,46 +305,56 @@ class Requests:
             query_level=query_pb2.QUERY_LEVEL_STUDY,
         ).SerializeToString()
 
-    def large(self) -> list[tuple[str, str, bytes]]:
-        """(what, method, request) of each large request, in the order they are sent."""
+    def large(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        """(what, method, its request's builder) of each large request, in the order sent."""
         s = self.sizes
         hit = pb.LookupStudyRequest(
             namespace=_BIG_NAMESPACE,
             study_uid=study_uid(2),
             query_level=query_pb2.QUERY_LEVEL_INSTANCE,
         )
+        level = query_pb2.QUERY_LEVEL_INSTANCE
+        big = (_BIG_NAMESPACE, 2, s.study_series, s.series_instances, level)
         return [
             (
-                f"StoreStudy, {s.study_instances:,} instances",
-                "StoreStudy",
-                self._store_study(
-                    _BIG_NAMESPACE,
-                    2,
-                    s.study_series,
-                    s.series_instances,
-                    query_pb2.QUERY_LEVEL_INSTANCE,
-                ),
+                f"StoreStudy, {s.study_instances:,} instances (StreamStoreStudy, 1 MiB pieces)",
+                "StreamStoreStudy",
+                lambda: self._store_study_pieces(*big),
             ),
             (
                 "its hit (StreamLookupStudy, as CachedSearcher asks; instance level)",
                 "StreamLookupStudy",
-                pb.StreamLookupStudyRequest(request=hit).SerializeToString(),
+                pb.StreamLookupStudyRequest(request=hit).SerializeToString,
             ),
-            (f"StoreQuery, {s.query_studies:,} studies", "StoreQuery", self._store_query()),
+            (
+                f"StoreQuery, {s.query_studies:,} studies (StreamStoreQuery, 1 MiB pieces)",
+                "StreamStoreQuery",
+                self._store_query_pieces,
+            ),
             (
                 f"Invalidate of a namespace of {s.namespace_objects:,} objects",
                 "Invalidate",
-                pb.InvalidateRequest(namespace=_DROP_NAMESPACE).SerializeToString(),
+                pb.InvalidateRequest(namespace=_DROP_NAMESPACE).SerializeToString,
             ),
-            ("the study's hit as one unary LookupStudy", "LookupStudy", hit.SerializeToString()),
+            (
+                "the study's hit as one unary LookupStudy (refused: larger than a message)",
+                "LookupStudy",
+                hit.SerializeToString,
+            ),
+            (
+                f"the study as one unary StoreStudy, {s.study_instances:,} instances (refused)",
+                "StoreStudy",
+                lambda: self._store_study(*big),
+            ),
         ]
 
     def namespace_batches(self) -> Iterator[bytes]:
-        """AddObjects requests filling the namespace to drop: studies of 4 series of 20."""
+        """AddObjects requests filling the namespace to drop: studies of 4 series of 20,
+        20 studies (about 1.4 MB) a request, within the server's largest message."""
         per_study = 1 + 4 + 4 * 20
         studies = max(1, self.sizes.namespace_objects // per_study)
-        for first in range(1000, 1000 + studies, 50):
-            count = min(50, 1000 + studies - first)
+        for first in range(1000, 1000 + studies, 20):
+            count = min(20, 1000 + studies - first)
             head = pb.AddObjectsRequest(namespace=_DROP_NAMESPACE).SerializeToString()
             body = b"".join(_field(2, self._study(i, 4, 20)) for i in range(first, first + count))
             yield head + body
@@ -338,42 +368,96 @@ class Requests:
             self._check(pb.StoreStudyRequest.FromString(request).study, index, series, instances)
         return request
 
-    def _store_query(self) -> bytes:
+    def _store_study_pieces(
+        self, namespace: str, index: int, series: int, instances: int, level: int
+    ) -> list[bytes]:
+        """The StreamStoreStudy pieces of ``_store_study``'s request, cut as the client
+        cuts them: a series starts a piece, runs of instances of about PIECE_BYTES go on."""
+        head = pb.StoreStudyRequest(namespace=namespace, query_level=level).SerializeToString()  # type: ignore[arg-type]  # the enum's int
+        study_head, all_series = self._study_parts(index, series, instances)
+        pieces = [_field(1, head + _field(2, study_head))]
+        for series_head, members in all_series:
+            run: list[bytes] = []
+            size, started = 0, False
+            for instance in members:
+                run.append(instance)
+                size += len(instance) + 4
+                if size >= PIECE_BYTES:
+                    pieces.append(_series_piece(started, series_head, run))
+                    run, size, started = [], 0, True
+            if run or not started:
+                pieces.append(_series_piece(started, series_head, run))
+        pieces[-1] += _LAST_STUDY_PIECE
+        if self.check:
+            self._check_pieces(pieces, head + _field(2, self._study(index, series, instances)))
+        return pieces
+
+    def _check_pieces(self, pieces: list[bytes], unary: bytes) -> None:
+        """The pieces make up exactly the unary request's study (the server's assembly)."""
+        from dicomcache.server.api.decode import study_from_proto
+        from dicomcache.server.api.pieces import assemble
+
+        parsed = [pb.StreamStoreStudyRequest.FromString(p) for p in pieces]
+        _, studies = assemble(
+            parsed, lambda check, store: None, lambda t, c, s: t.study(c, s.study, "study")
+        )
+        assert studies == [study_from_proto(pb.StoreStudyRequest.FromString(unary).study)]
+
+    def _store_query_pieces(self) -> list[bytes]:
+        """StreamStoreQuery pieces of about PIECE_BYTES of studies each."""
         count = self.sizes.query_studies
         query = query_pb2.Query(query_level=query_pb2.QUERY_LEVEL_STUDY, patient_id="STALL*")
         head = pb.StoreQueryRequest(namespace=_BIG_NAMESPACE, query=query).SerializeToString()
         first = 10**6
-        body = b"".join(_field(3, self._study(i, 0, 0)) for i in range(first, first + count))
-        request = head + body
+        pieces = [_field(1, head)]
+        run: list[bytes] = []
+        size = 0
+        for i in range(first, first + count):
+            run.append(_field(4, self._study(i, 0, 0)))
+            size += len(run[-1])
+            if size >= PIECE_BYTES:
+                pieces.append(b"".join(run))
+                run, size = [], 0
+        pieces.append(b"".join(run) + _LAST_QUERY_PIECE)
         if self.check:
-            parsed = pb.StoreQueryRequest.FromString(request)
-            assert len(parsed.studies) == count
-            self._check(parsed.studies[-1], first + count - 1, 0, 0)
-        return request
+            parsed = [pb.StreamStoreQueryRequest.FromString(p) for p in pieces]
+            assert sum(len(p.studies) for p in parsed) == count and parsed[-1].last
+            self._check(parsed[-1].studies[-1], first + count - 1, 0, 0)
+        return pieces
 
     def _study(self, index: int, series: int, instances: int) -> bytes:
+        """A serialized Study: its own fields, then its series with their instances."""
+        head, all_series = self._study_parts(index, series, instances)
+        parts = [head]
+        for series_head, members in all_series:
+            parts.append(_field(3, series_head + b"".join(_field(3, i) for i in members)))
+        return b"".join(parts)
+
+    def _study_parts(
+        self, index: int, series: int, instances: int
+    ) -> tuple[bytes, list[tuple[bytes, list[bytes]]]]:
+        """A study's own fields, and each series' own fields with its serialized instances."""
         uid = study_uid(index).encode()
         template_uid = study_uid(0).encode()
         study_attributes = self._study_attributes.SerializeToString().replace(template_uid, uid)
-        parts = [_field(1, uid), _field(2, study_attributes)]
+        head = _field(1, uid) + _field(2, study_attributes)
         series_template = self._series_template().replace(template_uid, uid)
         instance_template = self._instance_template().replace(template_uid, uid)
+        all_series = []
         for s in range(series):
             number = b"%04d" % (1001 + s)
             series_uid = uid + b"." + number
-            series_parts = [
-                _field(1, series_uid),
-                _field(2, series_template.replace(self._SERIES, number)),
-            ]
+            series_head = _field(1, series_uid) + _field(
+                2, series_template.replace(self._SERIES, number)
+            )
             per_series = instance_template.replace(self._SERIES, number)
+            members = []
             for n in range(instances):
                 stamp = b"%06d" % (100001 + n)
                 attributes = per_series.replace(self._INSTANCE, stamp)
-                series_parts.append(
-                    _field(3, _field(1, series_uid + b"." + stamp) + _field(2, attributes))
-                )
-            parts.append(_field(3, b"".join(series_parts)))
-        return b"".join(parts)
+                members.append(_field(1, series_uid + b"." + stamp) + _field(2, attributes))
+            all_series.append((series_head, members))
+        return head, all_series
 
     def _series_template(self) -> bytes:
         ds = objects_pb2.Series()
@@ -416,6 +500,19 @@ def _retext(ds: Any, series: str, sop: str | None = None) -> None:
         ds.elements[0x00080018].values.items[0].text = sop
         url += f"/instances/{sop}"
     ds.elements[0x00081190].values.items[0].text = url
+
+
+# StreamStoreStudyRequest.last = 4 and StreamStoreQueryRequest.last = 5, true.
+_LAST_STUDY_PIECE = bytes([4 << 3, 1])
+_LAST_QUERY_PIECE = bytes([5 << 3, 1])
+
+
+def _series_piece(started: bool, head: bytes, run: list[bytes]) -> bytes:
+    """A piece of a series: its start (its own fields and first instances, in
+    StreamStoreStudyRequest.series = 3), or more of its instances (instances = 2)."""
+    if not started:
+        return _field(3, head + b"".join(_field(3, i) for i in run))
+    return b"".join(_field(2, i) for i in run)
 
 
 def _varint(n: int) -> bytes:

@@ -36,6 +36,9 @@ METHODS: dict[str, tuple[type[object], bool]] = {
     "GetStats": (pb.GetStatsRequest, False),
     "StreamLookupQuery": (pb.StreamLookupQueryRequest, True),
     "StreamLookupStudy": (pb.StreamLookupStudyRequest, True),
+    # Streamed stores (client streams): a case's bytes are their one piece.
+    "StreamStoreQuery": (pb.StreamStoreQueryRequest, False),
+    "StreamStoreStudy": (pb.StreamStoreStudyRequest, False),
 }
 NAMESPACE = "hostile"
 INVALID = frozenset({grpc.StatusCode.INVALID_ARGUMENT})
@@ -121,6 +124,24 @@ def seeds() -> dict[str, list[bytes]]:
         "GetStats": [pb.GetStatsRequest(namespace=NAMESPACE), pb.GetStatsRequest()],
         "StreamLookupQuery": [pb.StreamLookupQueryRequest(request=lookup_query)],
         "StreamLookupStudy": [pb.StreamLookupStudyRequest(request=lookup_study)],
+        "StreamStoreQuery": [
+            pb.StreamStoreQueryRequest(
+                store=pb.StoreQueryRequest(namespace=NAMESPACE, query=_query()),
+                studies=[study],
+                last=True,
+            )
+        ],
+        "StreamStoreStudy": [
+            pb.StreamStoreStudyRequest(
+                store=pb.StoreStudyRequest(
+                    namespace=NAMESPACE,
+                    study=objects_pb2.Study(uid=study.uid, attributes=study.attributes),
+                    query_level=query_pb2.QUERY_LEVEL_INSTANCE,
+                ),
+                series=study.series,
+                last=True,
+            )
+        ],
     }
     return {m: [msg.SerializeToString() for msg in ms] for m, ms in messages.items()}  # type: ignore[attr-defined]
 

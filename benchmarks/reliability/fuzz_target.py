@@ -35,6 +35,8 @@ METHODS = (
     "GetStats",
     "StreamLookupQuery",
     "StreamLookupStudy",
+    "StreamStoreQuery",
+    "StreamStoreStudy",
 )
 BAD = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL})
 
@@ -83,11 +85,15 @@ def test_one_input(data: bytes) -> None:
     method = METHODS[data[0] % len(METHODS)]
     rpc = HANDLERS[method]
     assert rpc is not None
-    request = rpc.request_deserializer(data[1:])
+    # The handlers take raw bytes and parse them on the call's thread (no deserializer).
+    parse = rpc.request_deserializer
+    request = data[1:] if parse is None else parse(data[1:])
     try:
         if rpc.unary_stream is not None:
             for _ in rpc.unary_stream(request, Context()):
                 pass
+        elif rpc.stream_unary is not None:  # a streamed store: the input as its one piece
+            rpc.response_serializer(rpc.stream_unary(iter([request]), Context()))
         else:
             rpc.response_serializer(rpc.unary_unary(request, Context()))
     except Aborted as aborted:

@@ -98,13 +98,18 @@ def _searcher(
 
 
 def _warm(searcher: CachedSearcher, uid: str) -> None:
-    """Find until the near cache keeps the answer (a store's announcement may refuse one)."""
+    """Find until the near cache keeps the answer, and still does two heartbeats later
+    (the store's own announcement may come after the insert, and drop it)."""
     near = searcher.near
     assert near is not None
     for _ in range(50):
         searcher.find_study_by_id(uid, INSTANCE)
         if near.counts().entries:
-            return
+            beats = near.heartbeats
+            if not near.wait(lambda n, beats=beats: n.heartbeats >= beats + 2, WAIT):
+                raise RuntimeError("no heartbeats")
+            if near.counts().entries:
+                return
     raise RuntimeError("the near cache never kept the answer")
 
 

@@ -15,8 +15,11 @@ The rules, each kept by the code below:
   ``RECENT`` invalidations are remembered to tell; a lookup older than those is not
   kept. An insert after a reconnect (another epoch) is not kept either.
 * Never past the server's expiry: an entry lives ``fresh_for`` seconds (the
-  lookup's ``fresh_for_ms``) counted from the ticket, taken before the lookup was
-  sent, so it ends no later than the server's copy does.
+  lookup's ``fresh_for_ms``) less ``FRESH_MARGIN``, counted from the ticket, taken
+  before the lookup was sent, so it ends before the server's copy does. The margin
+  covers what ``fresh_for_ms`` does not see: on Redis an answer's objects are
+  written (with the same TTL) just before its entry, whose PTTL it is, so they
+  expire up to that write's time earlier.
 * An invalidation through this process's own CacheClient drops at once (``local``):
   when ``invalidate`` returns, nothing it touched is served here. Through any other
   client, it is dropped when the server's message arrives (p99 in the benchmarks).
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECENT = 4096  # invalidations remembered for the race rule
+FRESH_MARGIN = 1.0  # seconds an entry ends before the server's copy of its answer
 # The Python objects of an answer take up to this many times its wire size: an
 # 80-instance hit measured 2.7x as it comes (datasets are built on first read) and
 # 12.8x once every element of every dataset was read (tracemalloc; the figure is in
@@ -109,6 +113,7 @@ class NearCache:
         self.namespace = ""
         self._watcher: StreamWatcher | None = None
         self.hits = self.misses = self.invalidations = self.flushes = 0
+        self.heartbeats = 0  # heard in any stream: a reader can tell the stream moved on
 
     # -- attaching --------------------------------------------------------------------
 
@@ -184,10 +189,11 @@ class NearCache:
         if isinstance(value, list):
             value = tuple(value)
         size = wire_bytes * OBJECT_FACTOR + ENTRY_OVERHEAD
+        lifetime = fresh_for - FRESH_MARGIN
         with self._lock:
-            if not self._keepable(ticket, held) or fresh_for <= 0:
+            if lifetime <= 0 or not self._keepable(ticket, held):
                 return False
-            self._lru.put(key, Entry(value, held, ticket.started + fresh_for, size))
+            self._lru.put(key, Entry(value, held, ticket.started + lifetime, size))
             return True
 
     def _keepable(self, ticket: Ticket, studies: frozenset[str]) -> bool:
@@ -246,7 +252,9 @@ class NearCache:
                 self._lost_locked(f"sequence {sequence} after {self._sequence}")
                 return False
             self._heard = self._clock()
-            if protocol is not None:
+            if protocol is None:
+                self.heartbeats += 1
+            else:
                 self._sequence = sequence
                 self._recent.append((sequence, protocol, study_uid))
                 if protocol == self.protocol:

@@ -47,10 +47,14 @@ class Pair:
         return self.searcher.find_study_by_id(self.uid, QueryLevels.INSTANCE)
 
     def warmed(self) -> None:
+        """Find until kept, and still kept two heartbeats later (the store's message came)."""
         for _ in range(20):
             self.find()
             if self.near.counts().entries:
-                return
+                beats = self.near.heartbeats
+                assert self.near.wait(lambda n, beats=beats: n.heartbeats >= beats + 2, WAIT)
+                if self.near.counts().entries:
+                    return
         raise AssertionError("never kept")
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from dicomcache.client.near.cache import ENTRY_OVERHEAD, OBJECT_FACTOR, RECENT, NearCache
+import pytest
+
+from dicomcache.client.near.cache import (
+    ENTRY_OVERHEAD,
+    FRESH_MARGIN,
+    OBJECT_FACTOR,
+    RECENT,
+    NearCache,
+)
 from dicomcache.client.near.lru import ByteLru, Entry
 from tests.support.clock import FakeClock
 
@@ -133,23 +141,24 @@ def test_a_missed_heartbeat_deadline_flushes_at_the_next_lookup():
     assert near.get("a") is None and not near.in_sync and near.counts().flushes == 1
 
 
-def test_an_entry_ends_at_its_fresh_for_counted_from_before_the_lookup():
+def test_an_entry_ends_a_margin_before_its_fresh_for_counted_from_before_the_lookup():
     near, clock = synced()
     ticket = near.ticket()
     assert ticket is not None
     clock.advance(0.1)  # the lookup took a while: its answer is counted from its start
-    assert near.put(ticket, "a", "answer", ["s1"], 1.0, 10)
+    assert near.put(ticket, "a", "answer", ["s1"], FRESH_MARGIN + 1.0, 10)
     clock.advance(0.85)
     assert near.heard(0, None, "")
     assert near.get("a") == "answer"
-    clock.advance(0.06)  # 1.01 s after the ticket
+    clock.advance(0.06)  # 1.01 s after the ticket: the server's copy has a margin left
     assert near.heard(0, None, "")
     assert near.get("a") is None
 
 
-def test_an_answer_without_time_left_is_not_kept():
+@pytest.mark.parametrize("fresh_for", [0.0, FRESH_MARGIN])
+def test_an_answer_with_no_more_than_the_margin_left_is_not_kept(fresh_for: float):
     near, _ = synced()
-    assert not kept(near, "a", ["s1"], fresh_for=0.0)
+    assert not kept(near, "a", ["s1"], fresh_for=fresh_for)
 
 
 def test_a_new_stream_is_a_new_epoch_the_old_tickets_keep_nothing():

@@ -52,6 +52,18 @@ class FakeChannel:
 
         return call
 
+    def stream_unary(self, method: str, *_: Any, **__: Any) -> Callable[..., Any]:
+        """A streamed store: its pieces read, then the store's answer."""
+        name = method.rsplit("/", 1)[1]
+
+        def call(pieces: Any, timeout: float | None = None, metadata: Any = None) -> Any:
+            self.called.append(name)
+            for _ in pieces:
+                pass
+            return getattr(pb, f"{name}Response")(stored=True)
+
+        return call
+
     def close(self) -> None:
         pass
 

@@ -24,7 +24,7 @@ def watch(running: RunningServer, namespace: str = "ns") -> Any:
 
 
 def invalidations(stream: Any, count: int) -> list[invalidations_pb2.WatchInvalidationsResponse]:
-    """The next ``count`` Invalidation messages; every heartbeat on the way repeats the last number."""
+    """The next ``count`` Invalidation messages; each heartbeat between repeats the last number."""
     found: list[invalidations_pb2.WatchInvalidationsResponse] = []
     last = None
     for message in stream:

@@ -32,10 +32,10 @@ class BlockingBackend(MemoryBackend):
         self.entered = threading.Semaphore(0)
         self.gate = threading.Event()
 
-    def lookup_query(self, namespace, key):  # type: ignore[no-untyped-def]  # an override; the base is typed
+    def lookup_answer(self, namespace, key):  # type: ignore[no-untyped-def]  # an override; the base is typed
         self.entered.release()
         self.gate.wait(30)
-        return super().lookup_query(namespace, key)
+        return super().lookup_answer(namespace, key)
 
 
 def start_blocking(**settings: object):

@@ -89,6 +89,11 @@ def test_wheel_holds_only_the_dicomcache_package(wheel: Path) -> None:
         "dicomcache/v1/py.typed",
     ):
         assert expected in names, f"{expected} is missing from {wheel.name}"
+    for folder, root in (("server", "server"), ("client", "client"), ("protos/dicomcache", "")):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            package = init.relative_to(ROOT / folder).as_posix()
+            installed = "/".join(part for part in ("dicomcache", root, package) if part)
+            assert installed in names, f"{installed} is missing from {wheel.name}: list its package"
     assert any(
         name.startswith("dicomcache/server/backends/redis/scripts/") and name.endswith(".lua")
         for name in names

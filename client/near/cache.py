@@ -112,6 +112,7 @@ class NearCache:
         self.protocol = 0
         self.namespace = ""
         self._watcher: StreamWatcher | None = None
+        self._client: CacheClient | None = None
         self.hits = self.misses = self.invalidations = self.flushes = 0
         self.heartbeats = 0  # heard in any stream: a reader can tell the stream moved on
 
@@ -130,14 +131,17 @@ class NearCache:
                 raise ValueError("this NearCache serves another searcher already: make one each")
             self.namespace, self.protocol = namespace, protocol
             self._watcher = StreamWatcher(self, client, namespace)
+            self._client = client
         client.invalidation_listeners.append(self.local)
         self._watcher.start()
 
     def close(self) -> None:
         """Stop watching and drop everything; serves nothing after."""
-        watcher = self._watcher
+        watcher, client = self._watcher, self._client
         if watcher is not None:
             watcher.stop()
+        if client is not None and self.local in client.invalidation_listeners:
+            client.invalidation_listeners.remove(self.local)
         with self._lock:
             self._lost_locked("closed")
 

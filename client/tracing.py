@@ -73,12 +73,13 @@ class _W3C:
     """
 
     def __init__(self) -> None:
-        from opentelemetry import baggage, propagate, trace
+        from opentelemetry import baggage, context, propagate, trace
         from opentelemetry.baggage.propagation import W3CBaggagePropagator
         from opentelemetry.propagators.composite import CompositePropagator
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self._baggage = baggage
+        self._context = context
         self._propagate = propagate
         self._trace = trace
         self._default_types = (TraceContextTextMapPropagator, W3CBaggagePropagator)
@@ -98,11 +99,12 @@ class _W3C:
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         textmap = self._propagate.get_global_textmap()
-        if not self._default(textmap) or self._baggage.get_all():
+        current = self._context.get_current()  # read once: each reading is a chain of calls
+        if not self._default(textmap) or self._baggage.get_all(current):
             carrier: dict[str, str] = {}
-            textmap.inject(carrier)
+            textmap.inject(carrier, current)
             return tuple(carrier.items())
-        found = self._trace.get_current_span().get_span_context()
+        found = self._trace.get_current_span(current).get_span_context()
         if not found.is_valid:
             return ()
         traceparent = f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"

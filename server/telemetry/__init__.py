@@ -6,6 +6,7 @@
     metrics       the Prometheus metrics (a registry of the server's own) and the
                   collector that reads the cache's sizes from the backend at scrape time
     labels        namespace labels, bounded in number
+    tallies       counters and histograms as plain numbers, exposed as Prometheus metrics
     summary       the periodic INFO line: rates, errors, hit ratio
     tracing       OpenTelemetry spans, when the ``tracing`` extra is installed
 

@@ -30,7 +30,8 @@ _W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
 
 # The metadata of a call whose caller did not sample, when nothing was made of it
 # yet: read only if the call goes on to the archive (``upstream_span``).
-_UNSAMPLED_CALLER: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+Metadata = Sequence[tuple[str, Any]]
+_UNSAMPLED_CALLER: contextvars.ContextVar[Metadata | None] = contextvars.ContextVar(
     "dicomcache_unsampled_caller", default=None
 )
 
@@ -82,13 +83,12 @@ class Span:
 _NO_SPAN = Span(None)
 
 
-def _unsampled(carrier: dict[str, str]) -> bool:
-    """Whether ``carrier`` holds a valid W3C traceparent whose caller did not sample.
+def _unsampled(header: str | None) -> bool:
+    """Whether ``header`` is a valid W3C traceparent whose caller did not sample.
 
     The propagator's own rules (a valid parent, flags without the sampled bit), in
     one match: extracting costs a hit more than all else its tracing does.
     """
-    header = carrier.get("traceparent")
     if header is None or len(header) > 512:
         return False
     match = _TRACEPARENT.fullmatch(header)
@@ -102,6 +102,11 @@ def _unsampled(carrier: dict[str, str]) -> bool:
         and span_id != "0" * 16
         and not int(flags, 16) & 1
     )
+
+
+def _carrier(metadata: Sequence[tuple[str, Any]]) -> dict[str, str]:
+    """A call's text metadata as the propagator reads it."""
+    return {key: value for key, value in metadata if isinstance(value, str)}
 
 
 class Tracer:
@@ -126,12 +131,16 @@ class Tracer:
         for its call unless the call asks the archive: then ``upstream_span``
         continues the caller's context, as it came.
         """
-        carrier = {key: value for key, value in metadata if isinstance(value, str)}
-        if self._w3c and _unsampled(carrier):
-            return Span(None, caller=_UNSAMPLED_CALLER.set(carrier))
+        if self._w3c:
+            header = None
+            for key, value in metadata:
+                if key == "traceparent" and isinstance(value, str):
+                    header = value  # the last, as in the carrier
+            if _unsampled(header):
+                return Span(None, caller=_UNSAMPLED_CALLER.set(metadata))
         from opentelemetry import context, trace
 
-        parent = self._propagator.extract(carrier)
+        parent = self._propagator.extract(_carrier(metadata))
         caller = trace.get_current_span(parent).get_span_context()
         if caller.is_valid and not caller.trace_flags.sampled:
             # The caller decided not to sample: so would the sampler (parent-based),
@@ -171,7 +180,7 @@ class Tracer:
         from opentelemetry import context, trace
 
         caller = _UNSAMPLED_CALLER.get()
-        parent = self._propagator.extract(caller) if caller is not None else None
+        parent = self._propagator.extract(_carrier(caller)) if caller is not None else None
         span = self._tracer.start_span(
             "upstream fetch",
             context=parent,

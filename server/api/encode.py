@@ -11,6 +11,8 @@ against the protobuf library).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
 from dicomcache.server.model import (
@@ -108,6 +110,59 @@ def study(obj: StudyData) -> bytes:
     return b"".join(_study_parts(obj))
 
 
+class _Recent:
+    """The encoded bytes of the single studies encoded last, by the StudyData object itself.
+
+    A StudyData is immutable (frozen, of tuples, str and bytes), so its encoding is
+    a function of the object; each entry holds the object, so it can never answer
+    for another one that took its id. The memory backend serves one object for the
+    repeated hits of a study that did not change (its readings), so such hits are
+    encoded once; a backend that makes new objects for every hit pays a dict entry
+    per hit. Only hits of one study (not query answers of many), of at most
+    ``MAX_STUDY`` bytes each and ``MAX_BYTES`` in all, least recently used out.
+    Thread-safe: one lock.
+    """
+
+    MAX_STUDY = 1024**2
+    MAX_BYTES = 8 * 1024**2
+
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[int, tuple[StudyData, bytes]] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, obj: StudyData) -> bytes | None:
+        """The encoded study, if it is one of those kept."""
+        with self._lock:
+            entry = self._kept.get(id(obj))
+            if entry is None or entry[0] is not obj:
+                return None
+            self._kept.move_to_end(id(obj))
+            return entry[1]
+
+    def encoded(self, obj: StudyData) -> bytes:
+        """``study(obj)``, kept for the next hits when small enough."""
+        found = self.get(obj)
+        if found is not None:
+            return found
+        data = study(obj)
+        if len(data) <= self.MAX_STUDY:
+            with self._lock:
+                old = self._kept.pop(id(obj), None)
+                if old is not None:
+                    self.bytes -= len(old[1])
+                self._kept[id(obj)] = (obj, data)
+                self.bytes += len(data)
+                while self.bytes > self.max_bytes:
+                    _, (_, gone) = self._kept.popitem(last=False)
+                    self.bytes -= len(gone)
+        return data
+
+
+_RECENT = _Recent()
+
+
 def _study_parts(obj: StudyData) -> list[bytes]:
     """An encoded ``Study`` in pieces: its head, then each series' tag, length and body."""
     parts = [_head(obj.uid, obj.attributes)]
@@ -129,7 +184,14 @@ def study_hit(obj: StudyData) -> bytes:
 
 def _hit(studies: Sequence[StudyData]) -> bytes:
     """A hit's bytes, copied once: ``a + b`` of large bytes copies them holding the
-    interpreter lock, where a large join lets go of it while it copies."""
+    interpreter lock, where a large join lets go of it while it copies. A hit of one
+    study small enough to keep goes through ``_RECENT``."""
+    if len(studies) == 1:
+        body = _RECENT.get(studies[0])
+        if body is None and study_size(studies[0]) <= _Recent.MAX_STUDY:
+            body = _RECENT.encoded(studies[0])
+        if body is not None:
+            return b"".join((_HIT, _HIT_PAYLOAD, _length(len(body)), body))
     parts = [_HIT]
     for one in studies:
         pieces = _study_parts(one)
@@ -181,12 +243,15 @@ def study_size(obj: StudyData) -> int:
 
 def query_hit_size(studies: Sequence[StudyData]) -> int:
     """The length of ``query_hit(studies)``: what a store of this answer will cost to serve."""
+    if len(studies) == 1:
+        return study_hit_size(studies[0])
     return len(_HIT) + sum(_field_size(study_size(s)) for s in studies)
 
 
 def study_hit_size(obj: StudyData) -> int:
-    """The length of ``study_hit(obj)``."""
-    return len(_HIT) + _field_size(study_size(obj))
+    """The length of ``study_hit(obj)`` (from its kept bytes, if ``_RECENT`` has them)."""
+    kept = _RECENT.get(obj)
+    return len(_HIT) + _field_size(len(kept) if kept is not None else study_size(obj))
 
 
 # Stream*Response fields: chunk = 1 (bytes), total_bytes = 2, max_message_bytes = 3,

@@ -129,3 +129,23 @@ def test_any_tree_encodes_as_protobuf_would_and_its_size_is_told(studies: list[S
     assert pb.LookupQueryResponse.FromString(encoded) == pb.LookupQueryResponse(
         hit=True, studies=[_reference(s) for s in studies]
     )
+
+
+def test_a_study_hit_again_is_the_same_bytes_from_the_kept_encoding() -> None:
+    study = study_from_proto(make_study(8, 2, 3))
+    first = wire.study_hit(study)
+    assert wire._RECENT.get(study) is not None
+    assert wire.study_hit(study) == first == wire.query_hit([study])
+    assert wire.study_hit_size(study) == len(first) == wire.query_hit_size([study])
+    equal = study_from_proto(make_study(8, 2, 3))  # another object: encoded for itself
+    assert wire._RECENT.get(equal) is None
+    assert wire.study_hit(equal) == first
+
+
+def test_the_kept_encodings_stay_within_their_bound() -> None:
+    studies = [study_from_proto(make_study(n, 1, 2)) for n in range(1, 6)]
+    recent = wire._Recent(max_bytes=3 * len(wire.study(studies[0])))
+    for study in studies:
+        assert recent.encoded(study) == wire.study(study)
+    assert recent.bytes <= recent.max_bytes
+    assert [recent.get(s) is not None for s in studies] == [False, False, True, True, True]

@@ -57,8 +57,9 @@ RECENT = 4096  # invalidations remembered for the race rule
 FRESH_MARGIN = 1.0  # seconds an entry ends before the server's copy of its answer
 # The Python objects of an answer take up to this many times its wire size: an
 # 80-instance hit measured 2.7x as it comes (datasets are built on first read) and
-# 12.8x once every element of every dataset was read (tracemalloc; the figure is in
-# row 18a's JSON), so max_bytes bounds the memory its objects may come to take.
+# 12.8x once every element of every dataset was read (tracemalloc, measured once on
+# this machine, not by the benchmarks), so max_bytes bounds the memory its objects
+# may come to take.
 OBJECT_FACTOR = 13
 
 

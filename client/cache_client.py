@@ -473,13 +473,30 @@ class CacheClient:
         return bool(self._call("StoreStudy", request).stored)
 
     def add_objects(self, namespace: str, objects: Sequence[DICOMObject], ttl: int = 0) -> int:
-        """Add objects with their descendants; returns how many objects the server wrote."""
+        """Add objects with their descendants; returns how many objects the server wrote.
+
+        The objects go in calls of about ``pieces.PIECE_BYTES`` each (whole trees; one
+        larger goes alone), as a large store goes in pieces: the server refuses a
+        message larger than its largest. AddObjects promises nothing across objects,
+        so the calls are not one write: when one fails, the ones before it stay written.
+        """
         if isinstance(objects, DICOMObject):
             raise TypeError("objects must be a sequence of DICOM objects, not one object")
-        request = pb.AddObjectsRequest(
-            namespace=namespace, studies=[rooted_tree_to_proto(o) for o in objects], ttl_seconds=ttl
-        )
-        return int(self._call("AddObjects", request).objects_written)
+        trees = [rooted_tree_to_proto(o) for o in objects]
+        batches: list[list[objects_pb2.Study]] = [[]]
+        size = 0
+        for tree in trees:
+            tree_size = tree.ByteSize()
+            if batches[-1] and size + tree_size > PIECE_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(tree)
+            size += tree_size
+        written = 0
+        for batch in batches:
+            request = pb.AddObjectsRequest(namespace=namespace, studies=batch, ttl_seconds=ttl)
+            written += int(self._call("AddObjects", request).objects_written)
+        return written
 
     def retrieve(
         self, namespace: str, references: Sequence[DICOMObjectReference]

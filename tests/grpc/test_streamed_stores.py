@@ -172,3 +172,17 @@ def test_the_client_streams_a_store_larger_than_a_piece(server: RunningServer):
     assert found is not None
     assert [i.uid for i in found.series[1].instances] == [i.uid for i in large.series[1].instances]
     channel.close()
+
+
+def test_the_client_adds_objects_larger_than_a_message_in_calls_of_a_piece(server: RunningServer):
+    methods = Methods()
+    channel = grpc.intercept_channel(grpc.insecure_channel(server.target), methods)
+    studies = [big_study(n, 1, 500) for n in range(1, 11)]  # about 0.6 MB each, 6 MB in all
+    assert sum(s.ByteSize() for s in studies) > MAX_MESSAGE_BYTES
+    with CacheClient(channel=channel, timeout=30) as client:
+        written = client.add_objects("ns", [study_from_proto(s) for s in studies])
+    assert written == 10 * (1 + 1 + 500)
+    assert set(methods.called) == {"AddObjects"}
+    assert len(methods.called) >= 6  # of at most a piece each: 6 MB in 1 MiB calls
+    assert stored_studies(server) == 10
+    channel.close()

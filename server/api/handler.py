@@ -45,7 +45,7 @@ from dicomcache.v1 import search_pb2
 class InFlight:
     """Counts calls being served, so shutdown can wait for exactly those.
 
-    Thread-safe. Unary calls and the streamed lookups count; other streams (health
+    Thread-safe. Unary calls, the streamed lookups and stores count; other streams (health
     Watch) do not: they never end by themselves.
     """
 

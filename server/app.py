@@ -155,7 +155,8 @@ class CacheServer:
             SearchEngine(
                 seen,
                 self.upstreams,
-                max_message_bytes=limit,
+                # The QIDO-RS endpoint sends any answer; Search, one message (service.search).
+                max_message_bytes=int(settings.max_answer_bytes),
                 metrics=metrics,
                 tracer=tracer,
                 ttl=settings.ttl,

@@ -287,15 +287,21 @@ class CacheService:
         if self.search_engine is None:
             raise NoUpstreams("no upstreams configured (dicomcache serve --upstream NAME=URL)")
         result = self.search_engine.search(request, timeout)
-        if result.stale and trailers is not None:
-            trailers(((STALE_REASON, result.stale_reason),))
-        return search_pb2.SearchResponse(
+        response = search_pb2.SearchResponse(
             dicom_json=result.dicom_json,
             hit=result.hit,
             age_seconds=result.age_seconds,
             stale=result.stale,
             count=result.count,
         )
+        # The engine keeps answers up to the largest answer (the QIDO-RS endpoint sends
+        # them); this reply is one message.
+        size = response.ByteSize()
+        if size > self.max_message_bytes:
+            raise AnswerTooLarge(size, self.max_message_bytes, "the QIDO-RS endpoint")
+        if result.stale and trailers is not None:
+            trailers(((STALE_REASON, result.stale_reason),))
+        return response
 
     def get_stats(
         self, request: pb.GetStatsRequest, visible: Callable[[str], bool] | None = None

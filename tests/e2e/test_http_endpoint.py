@@ -236,6 +236,39 @@ def test_the_endpoint_and_the_search_rpc_share_entries(served, orthanc):
     assert served.pacs.fetches == 1
 
 
+def test_an_answer_larger_than_one_message_is_served_over_http_not_by_the_rpc(orthanc):
+    """The endpoint sends answers up to --max-answer-bytes; the Search RPC's reply is one
+    message (--max-message-bytes), so a larger one is RESOURCE_EXHAUSTED naming the endpoint."""
+    uid = orthanc.study(1).uid
+    direct = requests.get(f"{orthanc.dicomweb_url}/studies/{uid}/instances", timeout=30)
+    limit = len(direct.content) // 2
+    assert limit > 1024  # the study's instance listing is a few KiB at least
+    config = Settings(listen="127.0.0.1:0", http_listen="127.0.0.1:0", max_message_bytes=limit)
+    pacs = CountingUpstream(QidoRsUpstream("pacs", orthanc.dicomweb_url))
+    backend = MemoryBackend(ttl=config.ttl, negative_ttl=config.negative_ttl)
+    server = CacheServer(config, backend=backend, upstreams={"pacs": pacs}).start()
+    try:
+        url = f"http://127.0.0.1:{server.http_port}/dicom-web/pacs/studies/{uid}/instances"
+        miss, hit = (requests.get(url, timeout=30) for _ in range(2))
+        assert (miss.status_code, hit.status_code) == (200, 200)
+        assert hit.headers["X-Cache"] == "HIT"
+        assert miss.json() == hit.json() == direct.json()
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Search(
+                    search_pb2.SearchRequest(
+                        upstream="pacs", level=search_pb2.SEARCH_LEVEL_INSTANCES, study_uid=uid
+                    ),
+                    timeout=30,
+                )
+        assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "QIDO-RS endpoint" in (caught.value.details() or "")
+        assert pacs.fetches == 1
+    finally:
+        server.stop(grace=0)
+
+
 def test_bad_requests_name_the_parameter_and_paths_and_upstreams_404(served):
     bad = served.get("/pacs/studies", params={"limit": "ten", "NoSuchKeyword": "1"})
     assert bad.status_code == 400

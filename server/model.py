@@ -41,7 +41,7 @@ class SeriesData:
     instances: tuple[InstanceData, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weak: encode._Recent
 class StudyData:
     """A study with the series that come with it; ``attributes`` as for SeriesData."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from hypothesis import given
@@ -149,3 +150,19 @@ def test_the_kept_encodings_stay_within_their_bound() -> None:
         assert recent.encoded(study) == wire.study(study)
     assert recent.bytes <= recent.max_bytes
     assert [recent.get(s) is not None for s in studies] == [False, False, True, True, True]
+
+
+def test_the_kept_encodings_let_go_of_the_studies_no_one_else_holds() -> None:
+    # Issue 11's soak: the kept entries held their StudyData objects, so evicted
+    # studies stayed alive outside --max-memory (RSS 1.41x the limit, rising).
+    recent = wire._Recent()
+    alive = study_from_proto(make_study(1, 1, 2))
+    recent.encoded(alive)
+    recent.encoded(study_from_proto(make_study(2, 1, 2)))  # then let go, as an evicted study
+    gc.collect()
+    later = study_from_proto(make_study(3, 1, 2))
+    recent.encoded(later)  # an insertion drops the entries of freed objects
+    assert recent.get(alive) == wire.study(alive)
+    assert recent.get(later) == wire.study(later)
+    assert len(recent._kept) == 2
+    assert recent.bytes == len(wire.study(alive)) + len(wire.study(later))

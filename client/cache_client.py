@@ -206,6 +206,11 @@ class CacheClient:
         self.channel = channel if channel is not None else grpc.insecure_channel(target, options)
         stub = cache_service_pb2_grpc.CacheServiceStub
         self._stub = stub(self.channel)  # type: ignore[no-untyped-call]  # generated, unannotated
+        self._lookup_study_unary = self.channel.unary_unary(
+            "/dicomcache.v1.CacheService/LookupStudy",
+            request_serializer=pb.LookupStudyRequest.SerializeToString,
+            response_deserializer=view.LookupStudyResponse.FromString,  # as _streamed reads it
+        )
 
     def close(self) -> None:
         """Close the channel, if this client opened it."""
@@ -225,6 +230,8 @@ class CacheClient:
         (or than the server's largest message). A store gets ``timeout`` plus its
         size at ``MIN_STORE_RATE``; one too large to come back is not sent.
         """
+        if method == "LookupStudy" and request.query_level <= query_pb2.QUERY_LEVEL_STUDY:
+            return self._study_level(request)
         if method in _STREAMED:
             return self._streamed(method, request)
         timeout = self.timeout
@@ -268,6 +275,20 @@ class CacheClient:
         """The largest store worth sending: its hit must fit this client and the server."""
         server = self.server_max_answer_bytes
         return self.max_answer_bytes if server is None else min(server, self.max_answer_bytes)
+
+    def _study_level(self, request: pb.LookupStudyRequest) -> Any:
+        """A study-level LookupStudy as one unary call: its answer is one dataset, so
+        the stream's bound on the first piece would guard nothing and cost ~0.1 ms a hit.
+        An answer too large for one message (the server refuses it) goes streamed."""
+        try:
+            return self._lookup_study_unary(
+                request, timeout=self.timeout, metadata=self._metadata()
+            )
+        except grpc.RpcError as exc:
+            too_large = "StreamLookupStudy" in (exc.details() or "")  # not a shed call
+            if exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and too_large:
+                return self._streamed("LookupStudy", request)
+            raise translate(exc) from exc
 
     def _streamed(self, method: str, request: Any) -> Any:
         """A lookup's response, streamed: the first piece within ``timeout``, the rest by size."""

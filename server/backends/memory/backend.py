@@ -472,6 +472,7 @@ class MemoryBackend:
             del self._namespaces[namespace]
             self._bytes -= dropped.bytes
             self._leases.revoke_unknown(namespace, now)
+            self._readings.forget(namespace)
         return self._tear_down(namespace, dropped, now)
 
     def _invalidate_object(self, namespace: str, address: Address, now: float) -> int:
@@ -551,6 +552,7 @@ class MemoryBackend:
             del self._namespaces[ns.uid]
             self._bytes -= ns.bytes
             self._leases.revoke_unknown(ns.uid, now)
+            self._readings.forget(ns.uid)
 
     def _pack(
         self, namespace: str, studies: Sequence[StudyData]
@@ -788,6 +790,7 @@ class MemoryBackend:
         elif (node := ns.children.get(key)) is not None:
             alive, _ = self._account(ns, lambda: ns.remove(node, Level.STUDY, now))
             ns.evictions += alive
+            self._readings.forget(name, key)
         self._tidy(ns, now)
 
     def _reap(self, now: float, max_items: int) -> int:

@@ -152,6 +152,20 @@ class Readings:
         while self.bytes > self.max_bytes:
             self._drop(next(iter(self._kept)))
 
+    def forget(self, name: str, study_uid: str | None = None) -> None:
+        """Drop the readings of a study of namespace ``name``, or of the whole namespace.
+
+        Called when the backend lets go of them (a namespace dropped or emptied, a
+        study evicted): a reading holds the nodes it read, so it would keep them alive,
+        outside the backend's bound, until it is looked up or pushed out.
+        """
+        if study_uid is not None:
+            for level in Level:
+                self._drop((name, study_uid, level))
+            return
+        for key in [key for key in self._kept if key[0] == name]:
+            self._drop(key)
+
     def __len__(self) -> int:
         return len(self._kept)
 

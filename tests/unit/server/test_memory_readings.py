@@ -185,3 +185,30 @@ def test_a_listing_that_expires_before_its_objects_voids_the_reading() -> None:
     backend.add_objects(NS, [study], 600.0)  # the objects live on; the listing does not
     clock.advance(10.0)
     assert backend.lookup_study(NS, "1.1", Level.INSTANCE) is None
+
+
+def test_the_readings_of_a_dropped_namespace_go_with_it() -> None:
+    """A reading holds the nodes it read: kept past its namespace's drop, it would keep the
+    whole dropped tree alive, outside the backend's bound."""
+    backend = MemoryBackend(ttl=60, negative_ttl=10, clock=FakeClock())
+    backend.store_study(NS, _study("1.1", 2, 3, "a"), Level.INSTANCE, None)
+    backend.store_study("other", _study("1.2", 1, 1, "b"), Level.INSTANCE, None)
+    assert backend.lookup_study(NS, "1.1", Level.INSTANCE) is not None
+    assert backend.lookup_study("other", "1.2", Level.INSTANCE) is not None
+    assert len(backend._readings) == 2
+    backend.invalidate(NS, None)
+    assert len(backend._readings) == 1  # the other namespace's stays
+
+
+def test_the_reading_of_an_evicted_study_goes_with_it() -> None:
+    study = _study("1.1", 2, 3, "a")
+    backend = MemoryBackend(
+        ttl=60, negative_ttl=10, clock=FakeClock(), max_bytes=6000, readings_bytes=100_000
+    )
+    backend.store_study(NS, study, Level.INSTANCE, None)
+    assert backend.lookup_study(NS, "1.1", Level.INSTANCE) is not None
+    assert len(backend._readings) == 1
+    for n in range(2, 40):  # enough other studies to evict the first
+        backend.store_study(NS, _study(f"1.{n}", 2, 3, "b"), Level.INSTANCE, None)
+    assert (NS, "1.1", Level.INSTANCE) not in backend._readings._kept  # before any read
+    assert backend.lookup_study(NS, "1.1", Level.INSTANCE) is None  # it was evicted

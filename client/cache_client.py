@@ -9,7 +9,9 @@ leaves the server once the answer is ready, must come within ``timeout``; the
 rest gets ``timeout`` more plus the answer's announced size at
 ``MIN_TRANSFER_RATE``. A hung or dead cache costs ``timeout``; a 10,000-instance
 hit (about 8 MB) still arrives. Building the answer's objects comes after and is
-this process's own work, under no deadline.
+this process's own work, under no deadline. A study-level ``LookupStudy`` answers
+one dataset, so it goes as one unary call within ``timeout`` (the stream cost it
+~0.1 ms), and streamed only when the server refuses it as larger than one message.
 
 A store larger than ``pieces.PIECE_BYTES`` (1 MiB) goes as its streamed form
 (``StreamStoreQuery``, ``StreamStoreStudy``) in pieces of about that size: the

@@ -79,8 +79,12 @@ def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
     archive = FakeArchive([study_from_proto(make_study(n, 2, 3)) for n in (1, 2)])
     near = NearCache(max_bytes=10_000_000)
     target = [f"127.0.0.1:{s.port}" for s in servers]
-    searcher = CachedSearcher(archive, target=target[0], namespace="ns", near_cache=near)
-    other = CachedSearcher(archive, target=target[1], namespace="ns")
+    # Deadlines generous for a loaded CI host: what is tested is the feed, not the deadline
+    # (a store through a busy cluster took over the default 0.25 s once).
+    searcher = CachedSearcher(
+        archive, target=target[0], namespace="ns", near_cache=near, timeout=10
+    )
+    other = CachedSearcher(archive, target=target[1], namespace="ns", timeout=10)
     assert near.wait(lambda n: n.in_sync, WAIT)
     yield Pair(servers, clients, archive, near, searcher, other)
     near.close()

@@ -64,6 +64,8 @@ class AnswerTooLarge(DicomCacheError):
 
     def __init__(self, size: int, limit: int, streamed: str = "", what: str = "message") -> None:
         """``streamed``: the RPC that returns it in pieces, when there is one."""
+        self.size = size
+        self.limit = limit
         instead = f"; {streamed} returns it in pieces" if streamed else ""
         super().__init__(
             f"answer of {size} bytes is larger than the largest {what} ({limit}){instead}"

@@ -24,7 +24,7 @@ from dicomcache.server.api.keys import (
 )
 from dicomcache.server.api.pieces import Tree, assemble
 from dicomcache.server.api.validation import Checker
-from dicomcache.server.backends import Backend
+from dicomcache.server.backends import Backend, bound
 from dicomcache.server.errors import AnswerTooLarge, NoUpstreams
 from dicomcache.server.model import Address, Level, NamespaceStats, Stats, StudyData, release
 from dicomcache.v1 import cache_service_pb2 as pb
@@ -160,7 +160,11 @@ class CacheService:
         check.protocol(request.protocol)
         check.done()
         namespace = partition(request.namespace, request.protocol)
-        answer = self.backend.study_answer(namespace, request.study_uid, level)
+        try:  # the backend may refuse what cannot be sent before it reads it: see ``bound``
+            with bound.study_bytes(self._limit(streamed) - FRESH_FOR_BYTES):
+                answer = self.backend.study_answer(namespace, request.study_uid, level)
+        except AnswerTooLarge as exc:
+            raise self._too_large(exc.size, streamed, "StreamLookupStudy") from None
         if answer is None:
             return encode.miss(self.backend.lease(namespace))
         found, left = answer.studies, answer.left

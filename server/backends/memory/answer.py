@@ -14,6 +14,7 @@ from enum import Enum
 from typing import TypeAlias
 
 from dicomcache.server.backends.memory.chunks import Budget, Steps, run
+from dicomcache.server.backends.memory.compression import unpacked_length
 from dicomcache.server.backends.memory.expiry import Bucket
 from dicomcache.server.backends.memory.tree import Node
 from dicomcache.server.model import InstanceData, Level, SeriesData, StudyData
@@ -54,16 +55,25 @@ class Answer:
     reads no clock.
     """
 
-    __slots__ = ("expires_at", "key", "level", "queued", "root", "shape", "size")
+    __slots__ = ("expires_at", "key", "least_bytes", "level", "queued", "root", "shape", "size")
 
     def __init__(
-        self, root: Node, key: bytes | str, level: Level, shape: Shape, expires_at: float
+        self,
+        root: Node,
+        key: bytes | str,
+        level: Level,
+        shape: Shape,
+        expires_at: float,
+        least_bytes: int = 0,
     ) -> None:
         self.root = root
         self.key = key
         self.level = level
         self.shape = shape
         self.expires_at = expires_at
+        # At most what any read of it at ``level`` gives: its uids and, unpacked, the
+        # data of its objects (``least_bytes``); 0 when not worked out.
+        self.least_bytes = least_bytes
         self.queued: Bucket | None = None  # the expiry queue's bucket holding it
         items = sum(1 + len(series) + sum(len(i) for _, i in series) for _, series in shape)
         self.size = ANSWER_OVERHEAD + len(key) + ITEM_OVERHEAD * items
@@ -142,6 +152,35 @@ class Answer:
             else {}
             for study, series_shapes in self.shape
         }
+
+
+def least_bytes(shape: Shape) -> int:
+    """A lower bound of the bytes any successful read of an answer of ``shape`` holds.
+
+    The uids and, unpacked, the data of its objects as written: a node's data never
+    changes while an answer can read it (new data renews the node, which kills the
+    answer), and a path's uid is all a path surely gives. O(objects), no lock needed
+    when the nodes' data is not being dropped meanwhile (a dropped node makes the
+    answer dead, so an overestimate of it is never read).
+    """
+    size = 0
+    for study_item, series_shapes in shape:
+        size += _item_bytes(study_item)
+        for series_item, instance_items in series_shapes:
+            size += _item_bytes(series_item)
+            for item in instance_items:
+                if isinstance(item, str):
+                    size += len(item)
+                else:
+                    data = item.data
+                    size += len(item.uid) + (unpacked_length(data) if data is not None else 0)
+    return size
+
+
+def _item_bytes(item: Item) -> int:
+    if isinstance(item, str):
+        return len(item)
+    return len(item.uid) + (len(item.data) if item.data is not None else 0)
 
 
 def trim(shape: Shape, level: Level) -> Shape:

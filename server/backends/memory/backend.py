@@ -24,8 +24,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeAlias, TypeVar
 
-from dicomcache.server.backends import Flight, Found, StaleCopy, stats_page
-from dicomcache.server.backends.memory.answer import Answer, Failure, Studies, StudyShape, trim
+from dicomcache.server.backends import Flight, Found, StaleCopy, bound, stats_page
+from dicomcache.server.backends.memory.answer import (
+    Answer,
+    Failure,
+    Studies,
+    StudyShape,
+    least_bytes,
+    trim,
+)
 from dicomcache.server.backends.memory.chunks import Budget, Steps, TakingTurns
 from dicomcache.server.backends.memory.expiry import ExpiryQueue, unqueue
 from dicomcache.server.backends.memory.leases import Leases
@@ -41,6 +48,7 @@ from dicomcache.server.backends.memory.readings import Reading, Readings, listin
 from dicomcache.server.backends.memory.stale import StaleCopies
 from dicomcache.server.backends.memory.tree import Branch, Node, find, lineage, snapshot
 from dicomcache.server.clock import Clock, monotonic
+from dicomcache.server.errors import AnswerTooLarge
 from dicomcache.server.model import (
     Address,
     CachedObject,
@@ -317,9 +325,12 @@ class MemoryBackend:
     def study_answer(self, namespace: str, study_uid: str, level: Level) -> Found | None:
         """``lookup_study`` with the seconds left to the earliest expiry of the listings
         it may have read (those at least ``level`` deep), on this backend's clock."""
+        most = bound.STUDY_BYTES.get()
         with self._lock:
             now = self._clock()
             ns = self._namespaces.get(namespace)
+            if most is not None and ns is not None:
+                self._refuse_larger(ns, study_uid, level, now, most)
             kept = self._readings.get(ns, study_uid, level, now, namespace)
             if kept is not None and ns is not None:  # what a read would give: see ``readings``
                 ns.hits += 1
@@ -351,6 +362,23 @@ class MemoryBackend:
             with self._lock:  # checked at each use: a change meanwhile only voids it
                 self._readings.keep(namespace, level, reading)
         return Found([study], left)
+
+    def _refuse_larger(
+        self, ns: Namespace, study_uid: str, level: Level, now: float, most: int
+    ) -> None:
+        """Raise AnswerTooLarge, before reading, when the listing a read would try first
+        holds more than ``most`` bytes at the level asked for (see ``bound``).
+
+        That listing may turn out dead when read (an object of it expired before it):
+        the streamed lookup a refused caller turns to then gives the miss.
+        """
+        listings = sorted((ns.listings.get(study_uid) or {}).items())
+        first = next((listing for depth, listing in listings if depth >= level), None)
+        if first is None or first.level != level or now >= first.expires_at:
+            return
+        if first.least_bytes > most:
+            ns.hits += 1  # found, as before this check: too large to send is no miss
+            raise AnswerTooLarge(first.least_bytes, most)
 
     def _read_listing(
         self, name: str, study_uid: str, level: Level, now: float, answered: list[Answer]
@@ -413,7 +441,8 @@ class MemoryBackend:
             if stored is None:
                 return False
             ns, shapes, start, _ = stored
-        listing = Answer(ns, study.uid, level, trim(tuple(shapes), level), expires_at)
+        shape = trim(tuple(shapes), level)
+        listing = Answer(ns, study.uid, level, shape, expires_at, least_bytes(shape))
         with self._lock:
             if not self._still_allowed(namespace, ns, start, lease, [study], now):
                 return False

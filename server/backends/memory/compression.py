@@ -96,6 +96,15 @@ def packed(blob: bytes | None) -> bool:
     return blob is not None and blob[:1] == _PACKED_PREFIX
 
 
+def unpacked_length(blob: bytes) -> int:
+    """The length of the data ``pack`` was given for ``blob``, without unpacking it."""
+    if not blob:
+        return 0
+    if blob[0] == _PACKED:
+        return blob[1] | blob[2] << 8
+    return len(blob) - 1 if blob[0] == _AS_GIVEN else len(blob)
+
+
 def unpack(blob: bytes, dictionary: bytes | None) -> bytes:
     """The data ``pack`` was given for ``blob``.
 

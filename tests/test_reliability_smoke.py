@@ -49,13 +49,14 @@ TINY_STALL = stall.Sizes(  # a study of about 5 MB: past the server's largest me
 
 
 def test_the_stall_rows_measure_what_clients_send() -> None:
-    """The stores go streamed, and both unary forms of the study are refused, as in a
-    full run."""
+    """The control row first; the stores go streamed, and both unary forms of the study
+    are refused, as in a full run."""
     rows = stall.run_sizes(TINY_STALL, True, 0.3)
-    _measured(rows, ["S1", "S2", "S3", "S4", "S5", "S6"])
-    assert "StreamStoreStudy" in rows[0].measure and "StreamStoreQuery" in rows[2].measure
+    _measured(rows, ["S0", "S1", "S2", "S3", "S4", "S5", "S6"])
+    assert "control" in rows[0].measure and rows[0].target is None
+    assert "StreamStoreStudy" in rows[1].measure and "StreamStoreQuery" in rows[3].measure
     codes = [row.figures["code"] for row in rows]
-    assert codes == ["OK"] * 4 + ["RESOURCE_EXHAUSTED"] * 2
+    assert codes == ["OK"] * 5 + ["RESOURCE_EXHAUSTED"] * 2
 
 
 def test_a_short_atheris_run_counts_executions() -> None:

@@ -4,7 +4,7 @@ What the app's operators want from their side of the cache: how often it hits,
 how often it was skipped and why, whether the breaker is open, and what the cache
 costs each call (the time in cache calls, conversions included: on a miss this
 is added to the archive's time). ``prometheus-client`` is imported only when a
-registry is given.
+registry is scraped: a search counts plain numbers (``client.tallies``).
 
 Every searcher that registers into one registry shares its metrics (labelled by
 namespace), so an app may run several.
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dicomcache.client.breaker import Breaker, State
+from dicomcache.client.tallies import Count, Counters, Family, Histograms, S, Timing
 
 # Seconds: a study-level hit is about a millisecond, a deadline 0.25 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -27,53 +28,39 @@ _SHARED_LOCK = threading.Lock()
 
 
 class ClientMetrics:
-    """The metrics of every CachedSearcher of one registry. Thread-safe. No clock."""
+    """The metrics of every CachedSearcher of one registry. Thread-safe. No clock of its own.
+
+    Counted in ``client.tallies`` (plain numbers, read when scraped); the
+    exposition is that of prometheus_client's Counter and Histogram.
+    """
 
     def __init__(self, registry: Any) -> None:
-        from prometheus_client import Counter, Histogram
-
-        self.lookups = Counter(
+        self.lookups = Counters(
             "dicomcache_client_lookups",
             "Searches by how they were answered: hit, miss (asked the archive, then "
             "stored), or skipped (the cache was not usable: see fallbacks)",
             ["namespace", "result"],
-            registry=registry,
         )
-        self.fallbacks = Counter(
+        self.fallbacks = Counters(
             "dicomcache_client_fallbacks",
             "Cache calls that failed or were not made, so the archive answered alone, by reason",
             ["namespace", "reason"],
-            registry=registry,
         )
-        self.cache_seconds = Histogram(
+        self.cache_seconds = Histograms(
             "dicomcache_client_cache_seconds",
             "Time spent in cache calls per search, conversions included (added latency on a miss)",
             ["namespace", "operation"],
             buckets=LATENCY_BUCKETS,
-            registry=registry,
         )
+        registry.register(_TalliesCollector(self.lookups, self.fallbacks, self.cache_seconds))
         self.breakers = _BreakerCollector()
         registry.register(self.breakers)
-        self._children: dict[tuple[Any, ...], Any] = {}  # labels() once per label set
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children.setdefault(key, metric.labels(*labels))
-        return child
-
-    def lookup(self, namespace: str, result: str) -> None:
-        """Count one search by how it was answered."""
-        self._child(self.lookups, namespace, result).inc()
-
-    def fallback(self, namespace: str, reason: str) -> None:
-        """Count one cache call that failed or was not made."""
-        self._child(self.fallbacks, namespace, reason).inc()
-
-    def cache_time(self, namespace: str, operation: str, seconds: float) -> None:
-        """Record the time of one cache call."""
-        self._child(self.cache_seconds, namespace, operation).observe(seconds)
+    def searcher(self, namespace: str, breakers: dict[str, Breaker]) -> SearcherMetrics:
+        """The series of one searcher of ``namespace``, whose ``breakers`` are by gate."""
+        for gate, breaker in breakers.items():
+            self.breakers.add(namespace, gate, breaker)
+        return SearcherMetrics(self, namespace)
 
     @classmethod
     def of(cls, registry: Any) -> ClientMetrics:
@@ -83,6 +70,53 @@ class ClientMetrics:
             if metrics is None:
                 metrics = _SHARED[registry] = cls(registry)
             return metrics
+
+
+class SearcherMetrics:
+    """One searcher's series, by the label after its namespace. Thread-safe. No clock.
+
+    ``lookups["hit"].inc()``, ``fallbacks[reason].inc()``,
+    ``cache_seconds["lookup"].observe(seconds)``: a dict look-up and the count,
+    the series made (and then shown) on first use, as a labelled child is.
+    Searchers of one namespace share its series.
+    """
+
+    def __init__(self, metrics: ClientMetrics, namespace: str) -> None:
+        self.lookups: _Series[Count] = _Series(metrics.lookups, namespace)
+        self.fallbacks: _Series[Count] = _Series(metrics.fallbacks, namespace)
+        self.cache_seconds: _Series[Timing] = _Series(metrics.cache_seconds, namespace)
+
+
+class _Series(dict[str, S]):
+    """A family's series of one namespace by the second label; a missing one is fetched."""
+
+    def __init__(self, family: Family[S], namespace: str) -> None:
+        super().__init__()
+        self._family: Family[S] = family
+        self._namespace = namespace
+
+    def __missing__(self, label: str) -> S:
+        series = self._family.series((self._namespace, label))
+        self[label] = series
+        return series
+
+
+class _TalliesCollector:
+    """The tallied families, in one registry, in the order they were made."""
+
+    def __init__(self, *families: Counters | Histograms) -> None:
+        self._families = families
+
+    def describe(self) -> Iterator[Any]:
+        """The families without series: their names are claimed in the registry."""
+        for family in self._families:
+            metric = family.collect()
+            metric.samples = []
+            yield metric
+
+    def collect(self) -> Iterator[Any]:
+        for family in self._families:
+            yield family.collect()
 
 
 class _BreakerCollector:

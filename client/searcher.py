@@ -169,10 +169,13 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             name=f"dicomcache at {self.client.target} (stores)",
             **breaker_options,
         )
-        self._metrics = ClientMetrics.of(metrics) if metrics is not None else None
-        if self._metrics is not None:
-            self._metrics.breakers.add(self.namespace, "all", self.breaker)
-            self._metrics.breakers.add(self.namespace, "stores", self.store_breaker)
+        self._metrics = (
+            ClientMetrics.of(metrics).searcher(
+                self.namespace, {"all": self.breaker, "stores": self.store_breaker}
+            )
+            if metrics is not None
+            else None
+        )
         self._tracer = SearchTracer(tracer_provider) if traced else None
         self.near = near_cache
         if near_cache is not None:
@@ -365,16 +368,15 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
 
     def _counted(self, result: str) -> None:
         if self._metrics is not None:
-            self._metrics.lookup(self.namespace, result)
+            self._metrics.lookups[result].inc()
 
     def _fell_back(self, reason: str) -> None:
         if self._metrics is not None:
-            self._metrics.fallback(self.namespace, reason)
+            self._metrics.fallbacks[reason].inc()
 
     def _timed(self, operation: str, start: float) -> None:
         if self._metrics is not None:
-            seconds = time.perf_counter() - start
-            self._metrics.cache_time(self.namespace, operation, seconds)
+            self._metrics.cache_seconds[operation].observe(time.perf_counter() - start)
 
     def _store_done(self, store: bool) -> None:
         """A store's call ended without a word on the write right: a trial hands its turn back."""

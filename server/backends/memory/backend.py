@@ -158,7 +158,7 @@ class MemoryBackend:
             pause: called between two chunks, with the lock free, when another
                 thread waited for it.
             readings_bytes: the most bytes of studies kept as read, unpacked, for the
-                hits that follow (``readings``), on top of ``max_bytes``; None: a
+                hits that follow (``readings``), counted within ``max_bytes``; None: a
                 thirty-second of max_bytes (64 MiB without a bound); 0: none.
         Raises:
             ValueError: a TTL is not positive, max_bytes is negative or chunk below 1.
@@ -361,6 +361,7 @@ class MemoryBackend:
             reading = Reading(ns, study_node, listings, answered[-1], nodes, study)
             with self._lock:  # checked at each use: a change meanwhile only voids it
                 self._readings.keep(namespace, level, reading)
+                self._fit(now)  # the readings count in the bound
         return Found([study], left)
 
     def _refuse_larger(
@@ -796,14 +797,15 @@ class MemoryBackend:
         self._fit(now)
 
     def _fit(self, now: float) -> None:
-        """Evict until within the bound."""
+        """Evict until within the bound, the readings' bytes counted with the rest."""
         if self.max_bytes is None:
             return
-        while self._bytes > self.max_bytes and len(self._stale):
+        most = self.max_bytes
+        while self._bytes + self._readings.bytes > most and len(self._stale):
             before = self._stale.bytes
             self._stale.evict_oldest()  # stale copies go first: they serve only failures
             self._bytes += self._stale.bytes - before
-        while self._bytes > self.max_bytes:
+        while self._bytes + self._readings.bytes > most:
             unit = self._lru.pop_oldest()
             if unit is None:
                 return

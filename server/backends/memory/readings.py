@@ -20,10 +20,15 @@ Anything else means the reading is dropped and the study read again. A reading
 is an answer exactly as the read would give it then, never an approximation: it
 holds the very bytes the nodes hold, unpacked.
 
-Bounded: readings are kept least recently used first out, within ``max_bytes``
-(their unpacked attributes plus ``OVERHEAD`` per object); a study larger than a
-quarter of that is not kept. They are not counted in the backend's own bound:
-this is memory on top of it, by default a thirty-second of it.
+Bounded: readings are kept least recently used first out, within ``max_bytes``;
+a study larger than a quarter of that is not kept. A reading is charged for its
+unpacked attributes plus ``OVERHEAD`` per object, and for the encoded copy of its
+study that the service keeps (``api.encode._Recent`` holds the study weakly, so
+its encoding lives exactly as long as the reading does): its uids, attributes
+and ``ENCODED_OVERHEAD`` per object. The backend counts the readings' bytes in
+its own bound (by default they may take a thirty-second of it), so that what a
+hit keeps stays within ``--max-memory`` (issue 11: outside it, readings and
+encodings took about 4 MiB over a 64 MiB limit, in the soak's first two minutes).
 
 Not thread-safe: the backend's lock guards it. Reads no clock: ``now`` is passed in.
 """
@@ -41,6 +46,11 @@ from dicomcache.server.model import Level, StudyData
 # its uid's share, the node reference); and per reading.
 OVERHEAD = 120
 READING_OVERHEAD = 400
+# Bytes of the kept encoding per object besides its uid and attributes (tags and
+# lengths), and per reading (the bytes object, its weak reference and callback,
+# its entry in the least recently used order).
+ENCODED_OVERHEAD = 8
+ENCODED_READING_OVERHEAD = 400
 
 Key = tuple[str, str, Level]  # namespace, study uid, level
 
@@ -66,12 +76,7 @@ class Reading:
         self.read = read
         self.nodes = nodes
         self.study = study
-        objects = 1 + sum(1 + len(s.instances) for s in study.series)
-        data = len(study.attributes or b"") + sum(
-            len(s.attributes or b"") + sum(len(i.attributes or b"") for i in s.instances)
-            for s in study.series
-        )
-        self.size = READING_OVERHEAD + OVERHEAD * objects + data
+        self.size = charge(study)
 
     def holds(self, namespace: Namespace | None, study_uid: str, level: Level, now: float) -> bool:
         """Whether a read now would give exactly this reading's study (see the module)."""
@@ -85,6 +90,21 @@ class Reading:
         if listings_of(namespace, study_uid, level) != self.listings:
             return False
         return all(now < each.expires_at and each.data is not None for each in self.nodes)
+
+
+def charge(study: StudyData) -> int:
+    """The bytes a reading of ``study`` is charged: itself and its kept encoding."""
+    objects = 1 + sum(1 + len(s.instances) for s in study.series)
+    data = len(study.attributes or b"") + sum(
+        len(s.attributes or b"") + sum(len(i.attributes or b"") for i in s.instances)
+        for s in study.series
+    )
+    uids = len(study.uid) + sum(
+        len(s.uid) + sum(len(i.uid) for i in s.instances) for s in study.series
+    )
+    reading = READING_OVERHEAD + OVERHEAD * objects + data
+    encoded = ENCODED_READING_OVERHEAD + ENCODED_OVERHEAD * objects + uids + data
+    return reading + encoded
 
 
 def listings_of(namespace: Namespace, study_uid: str, level: Level) -> tuple[Answer, ...]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dicomcache.server.api import encode
 from dicomcache.server.backends.memory import MemoryBackend
 from dicomcache.server.model import InstanceData, Level, SeriesData, StudyData
 from tests.support.clock import FakeClock
@@ -203,8 +205,8 @@ def test_the_readings_of_a_dropped_namespace_go_with_it() -> None:
 def test_the_reading_of_an_evicted_study_goes_with_it() -> None:
     study = _study("1.1", 2, 3, "a")
     backend = MemoryBackend(
-        ttl=60, negative_ttl=10, clock=FakeClock(), max_bytes=6000, readings_bytes=100_000
-    )
+        ttl=60, negative_ttl=10, clock=FakeClock(), max_bytes=9000, readings_bytes=100_000
+    )  # room for one study (3930 B) and its reading (2259 B), not for two and the reading
     backend.store_study(NS, study, Level.INSTANCE, None)
     assert backend.lookup_study(NS, "1.1", Level.INSTANCE) is not None
     assert len(backend._readings) == 1
@@ -212,3 +214,46 @@ def test_the_reading_of_an_evicted_study_goes_with_it() -> None:
         backend.store_study(NS, _study(f"1.{n}", 2, 3, "b"), Level.INSTANCE, None)
     assert (NS, "1.1", Level.INSTANCE) not in backend._readings._kept  # before any read
     assert backend.lookup_study(NS, "1.1", Level.INSTANCE) is None  # it was evicted
+
+
+def test_the_readings_count_in_the_bound() -> None:
+    """Readings (and the encodings kept of them) are memory too: the tree makes room for
+    them, so the total stays within ``max_bytes`` (before: readings came on top of it)."""
+    backend = MemoryBackend(clock=FakeClock(), max_bytes=200_000, readings_bytes=50_000)
+    for n in range(200):  # far more than the bound holds
+        uid = f"1.{n}"
+        assert backend.store_study(NS, _study(uid, 2, 10, "a"), Level.INSTANCE, None)
+        assert backend.lookup_study(NS, uid, Level.INSTANCE) is not None
+        assert backend._bytes + backend._readings.bytes <= 200_000
+    assert backend._readings.bytes > 0
+
+
+def test_a_reading_is_charged_for_the_encoding_the_service_keeps() -> None:
+    """The service keeps each hit's encoding while its study lives (``encode._Recent``),
+    and the memory backend's study lives as long as its reading: so the reading pays for
+    both copies (before: for the unpacked one only)."""
+    backend = MemoryBackend(clock=FakeClock())
+    small = _study("1.2.3", 2, 10, "a")
+    study = StudyData(  # instances of 700 bytes, as a QIDO-RS instance's are
+        small.uid,
+        small.attributes,
+        tuple(
+            SeriesData(
+                s.uid, s.attributes, tuple(InstanceData(i.uid, _long(i.uid)) for i in s.instances)
+            )
+            for s in small.series
+        ),
+    )
+    assert backend.store_study(NS, study, Level.INSTANCE, None)
+    hit = backend.lookup_study(NS, "1.2.3", Level.INSTANCE)
+    assert hit is not None
+    data = len(hit.attributes or b"") + sum(
+        len(s.attributes or b"") + sum(len(i.attributes or b"") for i in s.instances)
+        for s in hit.series
+    )
+    assert backend._readings.bytes >= data + len(encode.study(hit))
+
+
+def _long(uid: str) -> bytes:
+    """700 bytes that differ from uid to uid."""
+    return (hashlib.sha256(uid.encode()).hexdigest() * 11)[:700].encode()

@@ -22,7 +22,9 @@ the server has nothing else to do. On a host with no core to spare it is the flo
 under every other row: what the probes' own waiting for a CPU adds, which no
 server change removes. Each small call also records how long its thread waited
 for a CPU while it ran (Linux's ``/proc/thread-self/schedstat``, run-queue time;
-0 elsewhere), and each row says how much of its worst call that was.
+0 elsewhere), and each row says how much of its worst call that was, and how much
+CPU time the hypervisor took from the VM meanwhile ("steal" in ``/proc/stat``,
+read every ``STEAL_EVERY_S``; its ticks are 10 ms).
 
 The large requests are built as wire bytes by stamping uids into serialized
 templates of the benchmark's 18-attribute instances (``benchmarks.corpus``), at
@@ -33,8 +35,10 @@ Clock: ``time.monotonic`` in both processes (one clock on Linux) for every sampl
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import multiprocessing
+import os
 import re
 import subprocess
 import sys
@@ -62,6 +66,7 @@ IDLE_S = 3.0
 AFTER_S = 0.2  # small calls that start this soon after the large request still count
 SPINNERS = 2  # processes of the control row: a large request's sender and server worker
 CONTROL_S = 3.0
+STEAL_EVERY_S = 0.005  # how often the probe process reads the host's steal
 MESSAGE_BYTES = 1024**3
 _OPTIONS = [
     ("grpc.max_send_message_length", MESSAGE_BYTES),
@@ -111,21 +116,17 @@ def run_sizes(sizes: Sizes, quick: bool, idle_s: float) -> list[Row]:
         with _Probe(context, target, built.hot_lookup()) as probe:
             time.sleep(idle_s)
             idle = probe.mark()
-            windows = [
-                (
-                    f"nothing large, while {SPINNERS} processes spin (control)",
-                    *_timed(lambda: _spin(context, idle_s * CONTROL_S / IDLE_S)),
-                )
-            ]
+            spin = _spinners(context, idle_s * CONTROL_S / IDLE_S)  # started, not yet spinning
+            windows = [(f"nothing large, while {SPINNERS} processes spin (control)", *_timed(spin))]
             for name, method, request in built.large():
                 data = request()  # built before the window opens, let go of after it
                 windows.append((name, *_timed(lambda m=method, d=data: _call(channel, m, d))))
                 del data
             time.sleep(AFTER_S * 2)
-        samples = probe.samples
+        samples, steal = probe.samples, probe.steal
     quiet = sorted(lat for start, lat, _ in samples if start < idle)
     return [
-        _row(i, name, t0, t1, reply, samples, quiet, quick)
+        _row(i, name, t0, t1, reply, samples, quiet, quick, steal)
         for i, (name, t0, t1, reply) in enumerate(windows)
     ]
 
@@ -139,13 +140,17 @@ def _row(
     samples: list[tuple[float, float, float]],
     idle: list[float],
     quick: bool,
+    steal: list[tuple[float, float]],
 ) -> Row:
     idle_worst = idle[-1] if idle else 0.0
     overlapping = [
-        (lat, wait) for start, lat, wait in samples if start + lat > t0 and start < t1 + AFTER_S
+        (lat, wait, start)
+        for start, lat, wait in samples
+        if start + lat > t0 and start < t1 + AFTER_S
     ]
-    during = [lat for lat, _ in overlapping]
-    worst, worst_wait = max(overlapping, default=(0.0, 0.0))
+    during = [lat for lat, _, _ in overlapping]
+    worst, worst_wait, worst_start = max(overlapping, default=(0.0, 0.0, 0.0))
+    stolen = _stolen(steal, worst_start, worst_start + worst)
     p99 = _p99(sorted(during))
     added = max(0.0, worst - idle_worst)
     data, code = reply
@@ -167,11 +172,13 @@ def _row(
         target=None if index == 0 else Target("<=", GOAL_S * 1e3, " ms"),
         note=(
             f"p99 {seconds(p99)} vs idle p99 {seconds(_p99(idle))}; "
-            f"the worst call's own wait for a CPU {seconds(worst_wait)}; {answered}"
+            f"the worst call's own wait for a CPU {seconds(worst_wait)}, the host's steal "
+            f"of the VM's CPUs meanwhile {seconds(stolen)}; {answered}"
             + (", quick: a tenth of the size" if quick and index == 1 else "")
         ),
         figures={
             "probe_cpu_wait_s": worst_wait,
+            "steal_during_worst_s": stolen,
             "added_s": added,
             "worst_s": worst,
             "idle_worst_s": idle_worst,
@@ -214,19 +221,32 @@ def _call(channel: grpc.Channel, method: str, request: Any) -> tuple[bytes, str]
         return b"", exc.code().name
 
 
-def _spin(context: SpawnContext, seconds: float) -> tuple[bytes, str]:
-    """Keep SPINNERS processes busy for ``seconds`` (the control row)."""
+def _spinners(context: SpawnContext, seconds: float) -> Callable[[], tuple[bytes, str]]:
+    """SPINNERS processes, started and ready; the call makes them spin ``seconds`` and
+    returns once they stopped (the control row: their start-up stays out of its window)."""
+    go = context.Event()
+    ready: Any = context.Queue()
     spinners = [
-        context.Process(target=_busy, args=(seconds,), daemon=True) for _ in range(SPINNERS)
+        context.Process(target=_busy, args=(seconds, go, ready), daemon=True)
+        for _ in range(SPINNERS)
     ]
     for spinner in spinners:
         spinner.start()
-    for spinner in spinners:
-        spinner.join()
-    return b"", "OK"
+    for _ in spinners:
+        ready.get(timeout=60)
+
+    def spin() -> tuple[bytes, str]:
+        go.set()
+        for spinner in spinners:
+            spinner.join()
+        return b"", "OK"
+
+    return spin
 
 
-def _busy(seconds: float) -> None:
+def _busy(seconds: float, go: Event, ready: Any) -> None:
+    ready.put("ready")
+    go.wait()
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
@@ -279,6 +299,7 @@ class _Probe:
             target=_probe, args=(target, request, self._stop, self._queue), daemon=True
         )
         self.samples: list[tuple[float, float, float]] = []
+        self.steal: list[tuple[float, float]] = []
 
     def __enter__(self) -> _Probe:
         self._process.start()
@@ -292,7 +313,7 @@ class _Probe:
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self.samples = self._queue.get(timeout=120)
+        self.samples, self.steal = self._queue.get(timeout=120)
         self._process.join(timeout=30)
 
 
@@ -314,12 +335,41 @@ def _probe(target: str, request: bytes, stop: Event, queue: Any) -> None:
                 end = time.monotonic()
                 samples.append((start, end - start, _cpu_wait() - waited))
 
+        steal: list[tuple[float, float]] = []
+
+        def watch_steal() -> None:
+            while not stop.is_set():
+                steal.append((time.monotonic(), _steal()))
+                time.sleep(STEAL_EVERY_S)
+
         threads = [threading.Thread(target=loop) for _ in range(PROBE_THREADS)]
+        threads.append(threading.Thread(target=watch_steal))
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    queue.put(samples)
+    queue.put((samples, steal))
+
+
+def _steal() -> float:
+    """CPU seconds the hypervisor has taken from this VM's CPUs, all summed (Linux's
+    /proc/stat "steal", in clock ticks of 10 ms); 0 where there is none to read."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _stolen(steal: list[tuple[float, float]], start: float, end: float) -> float:
+    """The steal between the samples around [start, end] (so at least that interval)."""
+    if not steal:
+        return 0.0
+    times = [t for t, _ in steal]
+    first = max(0, bisect.bisect_right(times, start) - 1)
+    last = min(len(steal) - 1, bisect.bisect_left(times, end))
+    return steal[last][1] - steal[first][1]
 
 
 def _cpu_wait() -> float:

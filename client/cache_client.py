@@ -56,12 +56,16 @@ from dicomcache.client.convert.request import archive_request, protocol_value
 from dicomcache.client.credentials import ClientTLS, Token
 from dicomcache.client.errors import CacheError, CacheUnavailable, translate
 from dicomcache.client.pieces import PIECE_BYTES, query_pieces, study_pieces
-from dicomcache.client.tracing import trace_metadata
+from dicomcache.client.tracing import carry_trace, trace_metadata
 from dicomcache.client.watchdog import Watchdog
 from dicomcache.contract import MAX_ANSWER_BYTES, MAX_MESSAGE_BYTES
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import cache_service_pb2_grpc, invalidations_pb2, objects_pb2, query_pb2
 
+# The requests whose own fields carry the trace context (traceparent, tracestate).
+_TRACED = frozenset(
+    {pb.LookupQueryRequest, pb.StoreQueryRequest, pb.LookupStudyRequest, pb.StoreStudyRequest}
+)
 DEFAULT_TIMEOUT = 0.25  # seconds; a cache that takes longer is no use as a cache
 # Bytes per second that the rest of a streamed answer must at least arrive at: 8
 # MiB/s gives an 8 MB answer one second, 100 times what loopback needs, and still
@@ -164,9 +168,12 @@ class CacheClient:
             TLS); None talks plaintext, which the server allows on loopback only.
         token: a bearer token sent with every call, as a string or a ``Token``
             (which can read it from a file, re-read when it changes).
-        trace_context: send the current OpenTelemetry trace context with every call
-            (W3C ``traceparent`` metadata), so the server's spans join the caller's
-            trace; needs the ``tracing`` extra.
+        trace_context: send the current OpenTelemetry trace context with every call,
+            so the server's spans join the caller's trace; needs the ``tracing``
+            extra. The lookups and stores carry it in their requests' ``traceparent``
+            and ``tracestate`` fields (cheaper than metadata), other calls as W3C
+            metadata; with a propagator other than the default, or baggage, all
+            calls send the propagator's metadata.
 
     Raises:
         OSError: a TLS file cannot be read.
@@ -238,6 +245,7 @@ class CacheClient:
             return self._streamed(method, request)
         timeout = self.timeout
         stub = getattr(self._stub, method)
+        metadata = self._metadata(request)  # before a store is measured or cut
         if method in _STORES:
             size = request.ByteSize()
             if size > self._store_limit():
@@ -248,15 +256,16 @@ class CacheClient:
                 path, cut, response = _STREAMED_STORES[method]
                 stub = self.channel.stream_unary(path, None, response.FromString)
                 request = cut(request, piece)
-        metadata = self._metadata()
         try:
             return stub(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
-    def _metadata(self) -> tuple[tuple[str, str], ...] | None:
+    def _metadata(self, request: Any = None) -> tuple[tuple[str, str], ...] | None:
         """The call's metadata: the token and the trace context, when there are.
 
+        The trace context goes in ``request`` itself when it is one of the requests
+        with ``traceparent`` fields (``_TRACED``): then only the token is metadata.
         A token file that cannot be read is a cache fault.
         """
         if self._token is None and not self.trace_context:
@@ -270,8 +279,11 @@ class CacheClient:
                     f"cannot read the cache token: {type(exc).__name__}"
                 ) from exc
         if self.trace_context:
-            metadata = (*metadata, *trace_metadata())
-        return metadata
+            if type(request) in _TRACED:
+                metadata = (*metadata, *carry_trace(request)) if metadata else carry_trace(request)
+            else:
+                metadata = (*metadata, *trace_metadata())
+        return metadata or None
 
     def _store_limit(self) -> int:
         """The largest store worth sending: its hit must fit this client and the server."""
@@ -284,7 +296,7 @@ class CacheClient:
         An answer too large for one message (the server refuses it) goes streamed."""
         try:
             return self._lookup_study_unary(
-                request, timeout=self.timeout, metadata=self._metadata()
+                request, timeout=self.timeout, metadata=self._metadata(request)
             )
         except grpc.RpcError as exc:
             too_large = "StreamLookupStudy" in (exc.details() or "")  # not a shed call
@@ -296,7 +308,7 @@ class CacheClient:
         """A lookup's response, streamed: the first piece within ``timeout``, the rest by size."""
         name, wrapper, response_type = _STREAMED[method]
         backstop = 2 * self.timeout + self.max_answer_bytes / MIN_TRANSFER_RATE
-        metadata = self._metadata()
+        metadata = self._metadata(request)
         call = getattr(self._stub, name)(
             wrapper(request=request), timeout=backstop, metadata=metadata
         )

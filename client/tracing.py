@@ -1,7 +1,8 @@
 """OpenTelemetry spans of CachedSearcher, and the trace context sent to the server.
 
 A search is one span; its cache calls (CLIENT spans, whose context travels to the
-server as W3C ``traceparent`` metadata) and its upstream call are its children, so
+server as the W3C ``traceparent``: in the request's own field where the contract
+has one, else as metadata) and its upstream call are its children, so
 one trace shows the app, the cache server, its backend and the archive request.
 The archive request itself is a child of the upstream span: an app whose HTTP
 client is instrumented (``opentelemetry-instrumentation-requests`` for
@@ -101,25 +102,68 @@ class _W3C:
         textmap = self._propagate.get_global_textmap()
         current = self._context.get_current()  # read once: each reading is a chain of calls
         if not self._default(textmap) or self._baggage.get_all(current):
-            carrier: dict[str, str] = {}
-            textmap.inject(carrier, current)
-            return tuple(carrier.items())
+            return self._injected(textmap, current)
+        return self._headers(current)
+
+    def carry(self, request: Any) -> tuple[tuple[str, str], ...]:
+        """Write the W3C context into ``request``'s ``traceparent`` and ``tracestate``;
+        returns the metadata still to send: none, unless the propagator is not the
+        default or there is baggage (then all of it goes as metadata, as before)."""
+        textmap = self._propagate.get_global_textmap()
+        current = self._context.get_current()
+        if not self._default(textmap) or self._baggage.get_all(current):
+            return self._injected(textmap, current)
+        found = self._trace.get_current_span(current).get_span_context()
+        if found.is_valid:
+            request.traceparent = _traceparent(found)
+            if found.trace_state:
+                request.tracestate = found.trace_state.to_header()
+        return ()
+
+    @staticmethod
+    def _injected(textmap: Any, current: Any) -> tuple[tuple[str, str], ...]:
+        carrier: dict[str, str] = {}
+        textmap.inject(carrier, current)
+        return tuple(carrier.items())
+
+    def _headers(self, current: Any) -> tuple[tuple[str, str], ...]:
         found = self._trace.get_current_span(current).get_span_context()
         if not found.is_valid:
             return ()
-        traceparent = f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"
+        traceparent = _traceparent(found)
         if found.trace_state:
             return (("traceparent", traceparent), ("tracestate", found.trace_state.to_header()))
         return (("traceparent", traceparent),)
 
 
+def _traceparent(found: Any) -> str:
+    """A valid span context as a W3C traceparent (version 00), as the propagator writes it."""
+    return f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"
+
+
 _w3c: _W3C | None = None
+
+
+def _propagation() -> _W3C:
+    global _w3c
+    if _w3c is None:
+        _w3c = _W3C()
+    return _w3c
 
 
 def trace_metadata() -> tuple[tuple[str, str], ...]:
     """The current trace context as gRPC metadata (empty when there is none), as the
     global propagator would inject it."""
-    global _w3c
-    if _w3c is None:
-        _w3c = _W3C()
-    return _w3c.metadata()
+    return _propagation().metadata()
+
+
+def carry_trace(request: Any) -> tuple[tuple[str, str], ...]:
+    """The current trace context in ``request`` (a request with the contract's
+    ``traceparent`` and ``tracestate`` fields), and what must still go as metadata.
+
+    With the default propagator and no baggage the context goes in the request and
+    nothing is left for the metadata: per-call metadata cost a study-level hit about
+    5% here, the fields nothing measurable. Otherwise the request is left alone and
+    the propagator's headers come back, to be sent as metadata.
+    """
+    return _propagation().carry(request)

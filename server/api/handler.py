@@ -38,6 +38,7 @@ from dicomcache.server.auth.rights import Right
 from dicomcache.server.errors import AnswerTooLarge, InvalidArgument, StreamBroken
 from dicomcache.server.search.engine import DEFAULT_TIMEOUT
 from dicomcache.server.telemetry import Telemetry
+from dicomcache.server.telemetry.calls import Observation
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import search_pb2
 
@@ -127,6 +128,7 @@ def _unary(
                     raise InvalidArgument.single(
                         "request", f"must be a serialized {message_type.DESCRIPTOR.full_name}"
                     )
+                seen.begin(request)
                 authorizer.authorize(method, request, access)
                 if takes_access:
                     response = function(request, _visible(access))
@@ -184,6 +186,7 @@ def _streamed(
                     )
                 if not request.HasField("request"):
                     raise InvalidArgument.single("request", "must be set")
+                seen.begin(request.request)
                 authorizer.authorize(method, request, access)
                 response = _serialize(function(request.request))
             except Exception as exc:
@@ -211,7 +214,7 @@ def _stream_store(
     # Room for the first piece's own fields and the pieces' framing beside the answer.
     most = max_answer_bytes + max_message_bytes
 
-    def pieces(raw: Iterable[bytes], access: Access) -> Iterator[Any]:
+    def pieces(raw: Iterable[bytes], access: Access, seen: Observation) -> Iterator[Any]:
         total = 0
         try:
             for index, data in enumerate(raw):
@@ -224,6 +227,7 @@ def _stream_store(
                 if index == 0:
                     if not piece.HasField("store"):
                         raise InvalidArgument.single("pieces[0].store", "must be set first")
+                    seen.begin(piece.store)
                     authorizer.authorize(method, piece, access)
                 yield piece
         except grpc.RpcError as exc:  # the client cancelled, its deadline passed, it went away
@@ -233,7 +237,7 @@ def _stream_store(
         with in_flight, telemetry.call(method, context) as seen:
             try:
                 access = authorizer.authenticate(context)
-                response = function(pieces(raw, access))
+                response = function(pieces(raw, access, seen))
             except Exception as exc:
                 seen.failed(exc)
                 status.abort(context, exc, method)

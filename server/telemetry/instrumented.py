@@ -9,6 +9,7 @@ the server has them.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -19,6 +20,11 @@ from dicomcache.server.telemetry.metrics import Metrics
 from dicomcache.server.telemetry.tracing import Tracer
 
 T = TypeVar("T")
+
+# The call this thread is serving (an ``Observation``, set by ``calls``), if any: its
+# backend operations and lookups are counted with it, in one go, after its response
+# has gone (see ``Telemetry.observed``); work outside a call is counted at once.
+SERVING = threading.local()
 
 
 class LookupCounts:
@@ -73,7 +79,12 @@ class InstrumentedBackend:
             raise
         finally:
             if metrics is not None:
-                metrics.backend_call(operation, time.perf_counter() - start, error)
+                seconds = time.perf_counter() - start
+                serving = getattr(SERVING, "call", None)
+                if serving is not None:
+                    serving.backend_call(operation, seconds, error)
+                else:
+                    metrics.backend_call(operation, seconds, error)
             if span is not None:
                 span.end()
 
@@ -82,8 +93,14 @@ class InstrumentedBackend:
             self.counts.miss()
         else:
             self.counts.hit()
-        if self.metrics is not None:
-            self.metrics.lookup(namespace, "miss" if found is None else "hit")
+        metrics = self.metrics
+        if metrics is not None:
+            result = "miss" if found is None else "hit"
+            serving = getattr(SERVING, "call", None)
+            if serving is not None:
+                serving.looked_up(namespace, result)
+            else:
+                metrics.lookup(namespace, result)
 
     def lookup_query(self, namespace: str, key: bytes) -> list[StudyData] | None:
         found = self._run("lookup_query", lambda: self.backend.lookup_query(namespace, key))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -110,8 +110,11 @@ class Metrics:
             "Search answers served stale because the archive failed (stale-if-error)",
             ["namespace"],
         )
+        # Waits for the calls answered so far to be counted (``Telemetry.settle``).
+        self.settle: Callable[[], bool] = lambda: True
         self.registry.register(
             _Families(
+                lambda: self.settle(),
                 self.rpc_requests,
                 self.rpc_duration,
                 self.lookups,
@@ -161,10 +164,12 @@ class Metrics:
 class _Families(Collector):
     """The counted families, for the registry. Thread-safe: each family is."""
 
-    def __init__(self, *families: Counters | Histograms) -> None:
+    def __init__(self, settle: Callable[[], bool], *families: Counters | Histograms) -> None:
+        self.settle = settle
         self.families = families
 
     def collect(self) -> Iterator[Metric]:
+        self.settle()  # the calls answered before this scrape are in it
         for family in self.families:
             yield family.collect()
 

@@ -27,11 +27,16 @@ _TRACEPARENT = re.compile(
     r"[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)"
 )
 _W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+_HEX = "0123456789abcdef"
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+_UNSAMPLED_DIGITS = "02468ace"  # a flags byte ending in one of these has no sampled bit
+_LONGEST = 512  # characters of a traceparent or tracestate read at all (W3C's tracestate bound)
 
-# The metadata of a call whose caller did not sample, when nothing was made of it
-# yet: read only if the call goes on to the archive (``upstream_span``).
+# The trace context of a call whose caller did not sample (its metadata, or its
+# request's fields, and the propagator that reads them), when nothing was made of
+# it yet: read only if the call goes on to the archive (``upstream_span``).
 Metadata = Sequence[tuple[str, Any]]
-_UNSAMPLED_CALLER: contextvars.ContextVar[Metadata | None] = contextvars.ContextVar(
+_UNSAMPLED_CALLER: contextvars.ContextVar[tuple[Metadata, Any] | None] = contextvars.ContextVar(
     "dicomcache_unsampled_caller", default=None
 )
 
@@ -89,8 +94,18 @@ def _unsampled(header: str | None) -> bool:
     The propagator's own rules (a valid parent, flags without the sampled bit), in
     one match: extracting costs a hit more than all else its tracing does.
     """
-    if header is None or len(header) > 512:
+    if header is None or len(header) > _LONGEST:
         return False
+    if len(header) == 55 and header[:3] == "00-" and header[35] == "-" and header[52] == "-":
+        # The form every version-00 sender writes, read with string methods: on a
+        # busy machine the regular expression engine's code is cold between calls.
+        trace_id, span_id, flags = header[3:35], header[36:52], header[53:]
+        return (
+            not (trace_id.strip(_HEX) or span_id.strip(_HEX) or flags.strip(_HEX))
+            and trace_id != _ZERO_TRACE
+            and span_id != _ZERO_SPAN
+            and flags[1] in _UNSAMPLED_DIGITS
+        )
     match = _TRACEPARENT.fullmatch(header)
     if match is None:
         return False
@@ -118,9 +133,11 @@ class Tracer:
 
     def __init__(self, provider: Any) -> None:
         from opentelemetry.propagate import get_global_textmap
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self._tracer = provider.get_tracer("dicomcache.server")
         self._propagator = get_global_textmap()
+        self._w3c_propagator = TraceContextTextMapPropagator()
         # Only the W3C headers carry a trace: a traceparent says it all.
         self._w3c = set(self._propagator.fields) <= _W3C_FIELDS
 
@@ -131,16 +148,21 @@ class Tracer:
         for its call unless the call asks the archive: then ``upstream_span``
         continues the caller's context, as it came.
         """
-        if self._w3c:
+        return self._span_of(method, metadata, self._propagator, self._w3c)
+
+    def _span_of(
+        self, method: str, metadata: Sequence[tuple[str, Any]], propagator: Any, w3c: bool
+    ) -> Span:
+        if w3c:
             header = None
             for key, value in metadata:
                 if key == "traceparent" and isinstance(value, str):
                     header = value  # the last, as in the carrier
             if _unsampled(header):
-                return Span(None, caller=_UNSAMPLED_CALLER.set(metadata))
+                return Span(None, caller=_UNSAMPLED_CALLER.set((metadata, propagator)))
         from opentelemetry import context, trace
 
-        parent = self._propagator.extract(_carrier(metadata))
+        parent = propagator.extract(_carrier(metadata))
         caller = trace.get_current_span(parent).get_span_context()
         if caller.is_valid and not caller.trace_flags.sampled:
             # The caller decided not to sample: so would the sampler (parent-based),
@@ -154,6 +176,18 @@ class Tracer:
         )
         token = context.attach(trace.set_span_in_context(span, parent))
         return Span(span, token)
+
+    def carried_span(self, method: str, traceparent: str, tracestate: str = "") -> Span:
+        """The span of one call whose request carries the caller's W3C trace context in
+        its own fields (``traceparent``, ``tracestate``), as ``server_span`` makes it
+        from metadata. Read as W3C whatever the global propagator is: the fields are
+        W3C's headers by the contract."""
+        if len(traceparent) > _LONGEST:  # no valid one is this long: a new trace
+            traceparent = ""
+        carrier: tuple[tuple[str, str], ...] = (("traceparent", traceparent),)
+        if tracestate and len(tracestate) <= _LONGEST:  # longer: dropped, as W3C allows
+            carrier += (("tracestate", tracestate),)
+        return self._span_of(method, carrier, self._w3c_propagator, True)
 
     def backend_span(self, operation: str) -> Span:
         """A child of the current span for one backend operation.
@@ -180,7 +214,10 @@ class Tracer:
         from opentelemetry import context, trace
 
         caller = _UNSAMPLED_CALLER.get()
-        parent = self._propagator.extract(_carrier(caller)) if caller is not None else None
+        parent = None
+        if caller is not None:
+            metadata, propagator = caller
+            parent = propagator.extract(_carrier(metadata))
         span = self._tracer.start_span(
             "upstream fetch",
             context=parent,

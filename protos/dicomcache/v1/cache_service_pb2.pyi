@@ -11,16 +11,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LookupQueryRequest(_message.Message):
-    __slots__ = ("namespace", "query", "protocol", "archive_request")
+    __slots__ = ("namespace", "query", "protocol", "archive_request", "traceparent", "tracestate")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    TRACESTATE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     query: _query_pb2.Query
     protocol: _query_pb2.Protocol
     archive_request: _query_pb2.ArchiveRequest
-    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ..., archive_request: _Optional[_Union[_query_pb2.ArchiveRequest, _Mapping]] = ...) -> None: ...
+    traceparent: str
+    tracestate: str
+    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ..., archive_request: _Optional[_Union[_query_pb2.ArchiveRequest, _Mapping]] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
 
 class LookupQueryResponse(_message.Message):
     __slots__ = ("hit", "studies", "lease", "fresh_for_ms")
@@ -35,7 +39,7 @@ class LookupQueryResponse(_message.Message):
     def __init__(self, hit: _Optional[bool] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., lease: _Optional[int] = ..., fresh_for_ms: _Optional[int] = ...) -> None: ...
 
 class StoreQueryRequest(_message.Message):
-    __slots__ = ("namespace", "query", "studies", "ttl_seconds", "lease", "protocol", "archive_request")
+    __slots__ = ("namespace", "query", "studies", "ttl_seconds", "lease", "protocol", "archive_request", "traceparent", "tracestate")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     STUDIES_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +47,8 @@ class StoreQueryRequest(_message.Message):
     LEASE_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    TRACESTATE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     query: _query_pb2.Query
     studies: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Study]
@@ -50,7 +56,9 @@ class StoreQueryRequest(_message.Message):
     lease: int
     protocol: _query_pb2.Protocol
     archive_request: _query_pb2.ArchiveRequest
-    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ..., archive_request: _Optional[_Union[_query_pb2.ArchiveRequest, _Mapping]] = ...) -> None: ...
+    traceparent: str
+    tracestate: str
+    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ..., studies: _Optional[_Iterable[_Union[_objects_pb2.Study, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ..., archive_request: _Optional[_Union[_query_pb2.ArchiveRequest, _Mapping]] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
 
 class StoreQueryResponse(_message.Message):
     __slots__ = ("stored",)
@@ -59,16 +67,20 @@ class StoreQueryResponse(_message.Message):
     def __init__(self, stored: _Optional[bool] = ...) -> None: ...
 
 class LookupStudyRequest(_message.Message):
-    __slots__ = ("namespace", "study_uid", "query_level", "protocol")
+    __slots__ = ("namespace", "study_uid", "query_level", "protocol", "traceparent", "tracestate")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     STUDY_UID_FIELD_NUMBER: _ClassVar[int]
     QUERY_LEVEL_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    TRACESTATE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     study_uid: str
     query_level: _query_pb2.QueryLevel
     protocol: _query_pb2.Protocol
-    def __init__(self, namespace: _Optional[str] = ..., study_uid: _Optional[str] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ...) -> None: ...
+    traceparent: str
+    tracestate: str
+    def __init__(self, namespace: _Optional[str] = ..., study_uid: _Optional[str] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
 
 class LookupStudyResponse(_message.Message):
     __slots__ = ("hit", "study", "lease", "fresh_for_ms")
@@ -83,20 +95,24 @@ class LookupStudyResponse(_message.Message):
     def __init__(self, hit: _Optional[bool] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., lease: _Optional[int] = ..., fresh_for_ms: _Optional[int] = ...) -> None: ...
 
 class StoreStudyRequest(_message.Message):
-    __slots__ = ("namespace", "study", "query_level", "ttl_seconds", "lease", "protocol")
+    __slots__ = ("namespace", "study", "query_level", "ttl_seconds", "lease", "protocol", "traceparent", "tracestate")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
     QUERY_LEVEL_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    TRACESTATE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     study: _objects_pb2.Study
     query_level: _query_pb2.QueryLevel
     ttl_seconds: int
     lease: int
     protocol: _query_pb2.Protocol
-    def __init__(self, namespace: _Optional[str] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ...) -> None: ...
+    traceparent: str
+    tracestate: str
+    def __init__(self, namespace: _Optional[str] = ..., study: _Optional[_Union[_objects_pb2.Study, _Mapping]] = ..., query_level: _Optional[_Union[_query_pb2.QueryLevel, str]] = ..., ttl_seconds: _Optional[int] = ..., lease: _Optional[int] = ..., protocol: _Optional[_Union[_query_pb2.Protocol, str]] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
 
 class StoreStudyResponse(_message.Message):
     __slots__ = ("stored",)

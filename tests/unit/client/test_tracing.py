@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import TraceState
 
-from dicomcache.client.tracing import SearchTracer, trace_metadata
+from dicomcache.client.tracing import SearchTracer, carry_trace, trace_metadata
+from dicomcache.v1 import cache_service_pb2 as pb
 
 
 def injected() -> tuple[tuple[str, str], ...]:
@@ -81,3 +82,46 @@ def test_inside_an_unsampled_span_a_search_makes_no_span():
         assert span is None and trace.get_current_span() is request
     with tracer.span("CachedSearcher.find_studies", namespace="pacs-a") as span:
         assert span.is_recording()  # no caller: a search of its own, sampled
+
+
+def carried() -> tuple[pb.LookupStudyRequest, tuple[tuple[str, str], ...]]:
+    request = pb.LookupStudyRequest(namespace="pacs-a", study_uid="1.2.3")
+    return request, carry_trace(request)
+
+
+def fields(request: pb.LookupStudyRequest) -> dict[str, str]:
+    found = {"traceparent": request.traceparent, "tracestate": request.tracestate}
+    return {name: value for name, value in found.items() if value}
+
+
+def test_with_the_default_propagator_the_request_carries_the_same_headers(remote_parent):
+    request, metadata = carried()
+    assert metadata == ()
+    assert fields(request) == dict(injected())
+    assert request.traceparent.endswith("-00")
+    with TracerProvider().get_tracer("test").start_as_current_span("app request"):
+        request, metadata = carried()
+        assert metadata == () and fields(request) == dict(injected())
+
+
+def test_no_current_span_carries_nothing():
+    request, metadata = carried()
+    assert metadata == () and fields(request) == {}
+
+
+def test_baggage_or_another_propagator_goes_as_metadata_and_the_request_stays_bare(
+    remote_parent,
+):
+    token = context.attach(baggage.set_baggage("team", "radiology a"))
+    try:
+        request, metadata = carried()
+        assert metadata == injected() and fields(request) == {}
+    finally:
+        context.detach(token)
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(TraceContextTextMapPropagator())  # not in a composite
+    try:
+        request, metadata = carried()
+        assert metadata == injected() and fields(request) == {}
+    finally:
+        propagate.set_global_textmap(previous)

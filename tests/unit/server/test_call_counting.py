@@ -1,0 +1,99 @@
+"""A call's counts are taken after its response has gone, and a scrape waits for them.
+
+The server's metrics of a call (its RPC count and duration, its lookups, its backend
+operations) are counted in one go by a callback gRPC runs once the call is over, so
+the caller does not wait for them (issue 14). These tests stand in for gRPC's
+context with one that keeps the callbacks until told to run them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dicomcache.server.backends.memory.backend import MemoryBackend
+from dicomcache.server.model import Level
+from dicomcache.server.telemetry import Telemetry
+from dicomcache.server.telemetry.labels import NamespaceLabels
+from dicomcache.server.telemetry.metrics import Metrics
+
+
+class HeldContext:
+    """A call's context whose callbacks run only when ``finish`` is called."""
+
+    def __init__(self, terminated: bool = False) -> None:
+        self.callbacks: list[Callable[[], None]] = []
+        self.terminated = terminated
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        if self.terminated:
+            return False
+        self.callbacks.append(callback)
+        return True
+
+    def invocation_metadata(self) -> tuple:
+        return ()
+
+    def finish(self) -> None:
+        for callback in self.callbacks:
+            callback()
+
+
+def scraped(metrics: Metrics) -> dict[tuple[str, tuple], float]:
+    text = generate_latest(metrics.registry).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def served() -> tuple[Telemetry, Metrics, object]:
+    backend = MemoryBackend(ttl=60, negative_ttl=60, max_bytes=2**20)
+    labels = NamespaceLabels()
+    metrics = Metrics(backend, 0, labels)
+    telemetry = Telemetry(metrics, None, labels)
+    return telemetry, metrics, telemetry.backend(backend)
+
+
+def lookups(samples: dict, result: str = "miss") -> float:
+    key = ("dicomcache_lookups_total", (("namespace", "ns"), ("result", result)))
+    return samples.get(key, 0.0)
+
+
+def requests(samples: dict) -> float:
+    key = ("dicomcache_rpc_requests_total", (("code", "OK"), ("method", "LookupStudy")))
+    return samples.get(key, 0.0)
+
+
+def test_a_calls_counts_wait_for_its_end_and_a_scrape_waits_for_them():
+    telemetry, metrics, backend = served()
+    context = HeldContext()
+    with telemetry.call("LookupStudy", context):
+        assert backend.lookup_study("ns", "1.2.3", Level.STUDY) is None
+    assert len(context.callbacks) == 1
+    assert not telemetry.settle(timeout=0.01)  # answered, not yet counted
+    assert telemetry.lookups.misses == 1  # the summary's counts are taken at once
+    context.finish()
+    assert telemetry.settle(timeout=0.01)
+    samples = scraped(metrics)
+    assert requests(samples) == 1
+    assert lookups(samples) == 1
+    operation = (("operation", "lookup_study"),)
+    assert samples[("dicomcache_backend_duration_seconds_count", operation)] == 1
+
+
+def test_a_call_over_already_is_counted_at_once():
+    telemetry, metrics, backend = served()
+    with telemetry.call("LookupStudy", HeldContext(terminated=True)):
+        backend.lookup_study("ns", "1.2.3", Level.STUDY)
+    samples = scraped(metrics)
+    assert requests(samples) == 1 and lookups(samples) == 1
+
+
+def test_backend_work_outside_a_call_is_counted_at_once():
+    _, metrics, backend = served()
+    backend.lookup_study("ns", "1.2.3", Level.STUDY)
+    assert lookups(scraped(metrics)) == 1

@@ -661,7 +661,6 @@ class MemoryBackend:
             self._lock.release()
             try:
                 if self._turns.wanted:  # someone waits: let them in first
-                    self._turns.wanted = False
                     self._pause()
             finally:
                 self._lock.acquire()

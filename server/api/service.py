@@ -85,11 +85,11 @@ class CacheService:
         """The largest hit a lookup sends: an answer streamed, a message else."""
         return self.max_answer_bytes if streamed else self.max_message_bytes
 
-    def _sendable(self, size: int, streamed: bool) -> bool:
-        """Whether a hit of ``size`` bytes can be sent: larger than a message, only
-        streamed; its objects may have grown past the largest answer since it was
-        stored. Asked before the hit's bytes are built."""
-        return size + FRESH_FOR_BYTES <= self._limit(streamed)
+    def _most(self, streamed: bool) -> int:
+        """The largest hit that can be sent, before its fresh_for_ms: larger than a
+        message, only streamed; its objects may have grown past the largest answer
+        since it was stored. Asked before the hit's bytes are built."""
+        return self._limit(streamed) - FRESH_FOR_BYTES
 
     def _too_large(self, size: int, streamed: bool, instead: str) -> AnswerTooLarge:
         """The error of a hit that cannot be sent; a unary one names its streamed lookup."""
@@ -110,12 +110,11 @@ class CacheService:
             return encode.miss(self.backend.lease(namespace))
         studies, left = found.studies, found.left
         del found  # ``studies`` is the only reference: see ``release``
-        size = encode.query_hit_size(studies)
-        hit = encode.query_hit(studies) if self._sendable(size, streamed) else None
+        size, hit = encode.hit_within(studies, self._most(streamed), _fresh_for(left))
         release(studies)  # a series at a time, not in one long deallocation
         if hit is None:
             raise self._too_large(size, streamed, "StreamLookupQuery")
-        return _with_fresh_for(hit, left)
+        return hit
 
     def store_query(self, request: pb.StoreQueryRequest) -> pb.StoreQueryResponse:
         """StoreQuery: the answer's objects, then the answer."""
@@ -160,21 +159,24 @@ class CacheService:
         check.protocol(request.protocol)
         check.done()
         namespace = partition(request.namespace, request.protocol)
-        try:  # the backend may refuse what cannot be sent before it reads it: see ``bound``
-            with bound.study_bytes(self._limit(streamed) - FRESH_FOR_BYTES):
-                answer = self.backend.study_answer(namespace, request.study_uid, level)
+        # The backend may refuse what cannot be sent before it reads it: see ``bound``
+        # (set and reset here, not through ``bound.study_bytes``: a hit's fixed cost).
+        token = bound.STUDY_BYTES.set(self._most(streamed))
+        try:
+            answer = self.backend.study_answer(namespace, request.study_uid, level)
         except AnswerTooLarge as exc:
             raise self._too_large(exc.size, streamed, "StreamLookupStudy") from None
+        finally:
+            bound.STUDY_BYTES.reset(token)
         if answer is None:
             return encode.miss(self.backend.lease(namespace))
         found, left = answer.studies, answer.left
         del answer  # ``found`` is the only reference: see ``release``
-        size = encode.study_hit_size(found[0])
-        hit = encode.study_hit(found[0]) if self._sendable(size, streamed) else None
+        size, hit = encode.hit_within(found, self._most(streamed), _fresh_for(left))
         release(found)
         if hit is None:
             raise self._too_large(size, streamed, "StreamLookupStudy")
-        return _with_fresh_for(hit, left)
+        return hit
 
     def store_study(self, request: pb.StoreStudyRequest) -> pb.StoreStudyResponse:
         """StoreStudy: a study-by-id answer, complete to its level."""
@@ -378,18 +380,13 @@ def _check_query_request(
         check.archive_request(request.archive_request)
 
 
-# Lookup*Response.fresh_for_ms = 4 (varint), appended to a hit's bytes: a field may
-# come after the others in the wire form. At most FRESH_FOR_BYTES long (below 2**42
-# ms, 139 years), counted in every hit's size.
+# Lookup*Response.fresh_for_ms = 4 (varint), after a hit's other fields: a field may
+# come after the others in the wire form. Joined with the hit in its one copy
+# (``encode.hit_within``), never added: ``a + b`` of a 250 MB hit copies it holding
+# the interpreter lock (stall row S2 went from 33 ms to 208 ms). At most
+# FRESH_FOR_BYTES long (below 2**42 ms, 139 years), counted in every hit's size.
 _FRESH_FOR_MS = b"\x20"
 FRESH_FOR_BYTES = 7
-
-
-def _with_fresh_for(hit: bytes, left: float) -> bytes:
-    """A hit's bytes with its fresh_for_ms field after them. Joined, not added: ``a + b``
-    of a 250 MB hit copies it holding the interpreter lock (0.2 s in which no other
-    call ran: stall row S2 went from 33 ms to 208 ms), where a large join lets go of it."""
-    return b"".join((hit, _fresh_for(left)))
 
 
 def _fresh_for(left: float) -> bytes:

@@ -87,6 +87,12 @@ _KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 
 
+# QueryLevel numbers and the levels they read as (unspecified: STUDY); looked up, as
+# ``Level(value)`` costs an enum call per request.
+_LEVELS = {level.value: level for level in Level}
+_LEVELS[query_pb2.QUERY_LEVEL_UNSPECIFIED] = Level.STUDY
+
+
 class Checker:
     """Collects violations over one request; ``done()`` raises if any were found.
 
@@ -126,12 +132,11 @@ class Checker:
 
     def level(self, value: int, field: str) -> Level:
         """A QueryLevel; unspecified reads as STUDY, unknown numbers are rejected."""
-        if value == query_pb2.QUERY_LEVEL_UNSPECIFIED:
-            return Level.STUDY
-        if value not in (1, 2, 3):
+        level = _LEVELS.get(value)
+        if level is None:
             self.fail(field, "must be a known QueryLevel (1 STUDY, 2 SERIES, 3 INSTANCE)")
             return Level.STUDY
-        return Level(value)
+        return level
 
     def protocol(self, value: int, field: str = "protocol") -> None:
         """A known Protocol (unspecified included)."""

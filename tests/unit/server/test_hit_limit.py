@@ -5,7 +5,6 @@ Shown by accounting: the encoder of hits is wrapped to count what it builds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,17 +19,34 @@ from dicomcache.v1 import query_pb2
 from tests.support.messages import make_study
 
 
-def _counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the hits built from now on; a hit refused unbuilt adds none."""
     built: list[int] = []
-    real: Callable[..., bytes] = getattr(encode, name)
+    real = encode.hit_within
 
-    def build(*args: Any) -> bytes:
-        hit = real(*args)
-        built.append(len(hit))
-        return hit
+    def build(*args: Any) -> tuple[int, bytes | None]:
+        size, hit = real(*args)
+        if hit is not None:
+            built.append(size)
+        return size, hit
 
-    monkeypatch.setattr(encode, name, build)
+    monkeypatch.setattr(encode, "hit_within", build)
     return built
+
+
+def test_a_hit_past_its_bound_is_not_built(monkeypatch):
+    """Refused from its size alone: neither its encoding nor its copy is made."""
+    studies = [study_from_proto(make_study(n, 2, 20)) for n in (1, 2)]
+    sizes = [encode.query_hit_size(studies), encode.study_hit_size(studies[0])]
+
+    def never(*_: Any) -> Any:
+        raise AssertionError("built")
+
+    monkeypatch.setattr(encode, "_study_parts", never)
+    monkeypatch.setattr(encode, "_joined", never)
+    monkeypatch.setattr(encode._RECENT, "encoded", never)
+    assert encode.hit_within(studies, sizes[0] - 1, b"tail") == (sizes[0], None)
+    assert encode.hit_within(studies[:1], sizes[1] - 1, b"tail") == (sizes[1], None)
 
 
 def test_a_grown_study_hit_is_refused_unbuilt(monkeypatch):
@@ -40,7 +56,7 @@ def test_a_grown_study_hit_is_refused_unbuilt(monkeypatch):
     assert cache.store_study(
         pb.StoreStudyRequest(namespace="ns", study=study, query_level=3)
     ).stored
-    built = _counted(monkeypatch, "study_hit")
+    built = _counted(monkeypatch)
     lookup = pb.LookupStudyRequest(namespace="ns", study_uid=study.uid, query_level=3)
     assert pb.LookupStudyResponse.FromString(cache.lookup_study(lookup)).hit
     assert built == [size]
@@ -60,7 +76,7 @@ def test_a_grown_query_hit_is_refused_unbuilt(monkeypatch):
     query = query_pb2.Query(patient_id="PAT1", query_level=3)
     store = pb.StoreQueryRequest(namespace="ns", query=query, studies=[study])
     assert cache.store_query(store).stored
-    built = _counted(monkeypatch, "query_hit")
+    built = _counted(monkeypatch)
     cache.max_message_bytes = size - 1
     with pytest.raises(AnswerTooLarge, match="StreamLookupQuery"):
         cache.lookup_query(pb.LookupQueryRequest(namespace="ns", query=query))

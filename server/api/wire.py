@@ -31,6 +31,8 @@ def parse(message_type: type[M], data: bytes, piece: int = PIECE_BYTES) -> M:
     Raises:
         DecodeError: ``data`` is not a valid encoding (as ``FromString``).
     """
+    if len(data) <= piece:  # nearly every request: one call
+        return message_type.FromString(data)
     message = message_type()
     merge(message, memoryview(data), piece)
     return message

@@ -373,8 +373,9 @@ class MemoryBackend:
         That listing may turn out dead when read (an object of it expired before it):
         the streamed lookup a refused caller turns to then gives the miss.
         """
-        listings = sorted((ns.listings.get(study_uid) or {}).items())
-        first = next((listing for depth, listing in listings if depth >= level), None)
+        # The first a read tries is the shallowest at least ``level`` deep; only one at
+        # ``level`` itself can be refused, so that one is looked up (every hit asks).
+        first = (ns.listings.get(study_uid) or {}).get(level)
         if first is None or first.level != level or now >= first.expires_at:
             return
         if first.least_bytes > most:

@@ -23,6 +23,7 @@ before the service sees it: the one place, ``server/auth/authorizer.py``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
@@ -38,7 +39,7 @@ from dicomcache.server.auth.rights import Right
 from dicomcache.server.errors import AnswerTooLarge, InvalidArgument, StreamBroken
 from dicomcache.server.search.engine import DEFAULT_TIMEOUT
 from dicomcache.server.telemetry import Telemetry
-from dicomcache.server.telemetry.calls import Observation
+from dicomcache.server.telemetry.calls import Seen
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import search_pb2
 
@@ -50,24 +51,33 @@ class InFlight:
     Watch) do not: they never end by themselves.
     """
 
+    # Seconds between looks while waiting: shutdown is the only waiter, and a call pays
+    # a plain lock instead of a condition's (a hit's fixed cost, row 17c).
+    POLL = 0.005
+
     def __init__(self) -> None:
         self._count = 0
-        self._idle = threading.Condition()
+        self._lock = threading.Lock()
 
     def __enter__(self) -> None:
-        with self._idle:
+        with self._lock:
             self._count += 1
 
     def __exit__(self, *_: object) -> None:
-        with self._idle:
+        with self._lock:
             self._count -= 1
-            if not self._count:
-                self._idle.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until no call is in flight; False when timeout passed first."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._count, timeout)
+        """Wait until no call is in flight; False when timeout passed first.
+
+        Clock: ``time.monotonic``.
+        """
+        deadline = time.monotonic() + timeout
+        while self._count:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(self.POLL)
+        return True
 
 
 class _Malformed:
@@ -214,7 +224,7 @@ def _stream_store(
     # Room for the first piece's own fields and the pieces' framing beside the answer.
     most = max_answer_bytes + max_message_bytes
 
-    def pieces(raw: Iterable[bytes], access: Access, seen: Observation) -> Iterator[Any]:
+    def pieces(raw: Iterable[bytes], access: Access, seen: Seen) -> Iterator[Any]:
         total = 0
         try:
             for index, data in enumerate(raw):

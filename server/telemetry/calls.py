@@ -130,6 +130,45 @@ class Observation:
             self._span.end()
 
 
+class Counted:
+    """The observation of a call when nothing but the summary's counts watches calls:
+    its code, nothing else (no span, no metrics, no request log). Not thread-safe: it
+    lives on the call's thread."""
+
+    __slots__ = ("_telemetry", "code")
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._telemetry = telemetry
+        self.code = grpc.StatusCode.OK
+
+    def __enter__(self) -> Counted:
+        return self
+
+    def begin(self, request: Message | None = None) -> None:
+        """No span to start."""
+
+    def answered(self, response: bytes | Message) -> None:
+        """No size to note."""
+
+    def failed(self, exc: BaseException) -> None:
+        """The call ends with the status that ``exc`` maps to."""
+        self.code = grpc.StatusCode.CANCELLED if isinstance(exc, GeneratorExit) else code_of(exc)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and self.code == grpc.StatusCode.OK:
+            self.failed(exc)
+        self._telemetry.count(self.code)
+
+
+# One call's observation, full or counts only.
+Seen = Observation | Counted
+
+
 class Telemetry:
     """Metrics, traces, request logs and the summary of one server. Thread-safe.
 
@@ -168,9 +207,19 @@ class Telemetry:
         """``backend`` as the service should see it: timed, counted, traced."""
         return InstrumentedBackend(backend, self.lookups, self.metrics, self.tracer)
 
-    def call(self, method: str, context: grpc.ServicerContext) -> Observation:
-        """Observe one call: use as ``with telemetry.call(...) as seen:``."""
+    def call(self, method: str, context: grpc.ServicerContext) -> Seen:
+        """Observe one call: use as ``with telemetry.call(...) as seen:``. With no
+        metrics, no tracer and no request log, only its code is counted (``Counted``:
+        a hit's fixed cost, row 17c)."""
+        if self.metrics is None and self.tracer is None and not log.isEnabledFor(logging.DEBUG):
+            return Counted(self)
         return Observation(self, method, context)
+
+    def count(self, code: grpc.StatusCode) -> None:
+        """Count one call that ended with ``code``, for the summary."""
+        self.calls = next(self._calls) + 1
+        if code not in _NOT_ERRORS:
+            self.errors = next(self._errors) + 1
 
     def observed(
         self, seen: Observation, seconds: float, context: grpc.ServicerContext | None = None
@@ -214,10 +263,7 @@ class Telemetry:
                 self._counted += 1
 
     def _observe(self, seen: Observation, seconds: float) -> None:
-        self.calls = next(self._calls) + 1
-        failed = seen.code not in _NOT_ERRORS
-        if failed:
-            self.errors = next(self._errors) + 1
+        self.count(seen.code)
         metrics = self.metrics
         if metrics is not None:
             metrics.rpc(seen.method, seen.code.name, seconds)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dicomcache.server.backends.memory.backend import MemoryBackend
+from dicomcache.server.errors import BackendUnavailable, InvalidArgument
 from dicomcache.server.model import Level
 from dicomcache.server.telemetry import Telemetry
+from dicomcache.server.telemetry.calls import Counted
 from dicomcache.server.telemetry.labels import NamespaceLabels
 from dicomcache.server.telemetry.metrics import Metrics
 
@@ -97,3 +100,17 @@ def test_backend_work_outside_a_call_is_counted_at_once():
     _, metrics, backend = served()
     backend.lookup_study("ns", "1.2.3", Level.STUDY)
     assert lookups(scraped(metrics)) == 1
+
+
+def test_with_nothing_watching_a_call_is_only_counted_for_the_summary():
+    telemetry = Telemetry()
+    with telemetry.call("LookupStudy", HeldContext()) as seen:
+        seen.begin()
+    with pytest.raises(BackendUnavailable), telemetry.call("LookupStudy", HeldContext()):
+        raise BackendUnavailable("storage down")
+    with pytest.raises(InvalidArgument), telemetry.call("LookupStudy", HeldContext()):
+        raise InvalidArgument.single("namespace", "must be set")  # the caller's, not an error
+    assert isinstance(seen, Counted)
+    assert (telemetry.calls, telemetry.errors) == (3, 1)
+    summary = telemetry.summary()
+    assert "3 calls" in summary and "1 errors" in summary

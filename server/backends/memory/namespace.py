@@ -185,7 +185,11 @@ class Namespace(Branch):
         if node.data is None:
             self.counts[level] += 1
         elif node.data == data:
-            # The same attributes again: answers that saw them stay good.
+            # The same attributes again: answers that saw them stay good. An expiry
+            # brought nearer is a change a reading must see (it takes its nodes'
+            # earliest expiry once: see ``readings``).
+            if expires_at < node.expires_at:
+                self._changed(study_uid)
             node.expires_at = expires_at
             written.append(node)
             return node

@@ -13,8 +13,11 @@ later hit from it when none of that moved:
 * the study's listings at least that deep are the same objects, in the same
   order (a new listing may answer instead, an old one may be gone);
 * the listing read has not expired, and no node the read used has passed its
-  expiry: a rewrite of the same attributes moves a node's expiry without a stamp,
-  so each is read again, live, at every hit (a float per object).
+  expiry. A rewrite of the same attributes moves a node's expiry without a stamp
+  when it moves it later, and sets the stamp when it brings it nearer; so the
+  earliest expiry of the read's nodes is taken once, when the reading is kept, and
+  a hit looks at none of them (each was a cache miss on a busy host: about 45 us
+  of an 80-instance hit, row 17c). A later expiry only ends the reading early.
 
 Anything else means the reading is dropped and the study read again. A reading
 is an answer exactly as the read would give it then, never an approximation: it
@@ -58,7 +61,16 @@ Key = tuple[str, str, Level]  # namespace, study uid, level
 class Reading:
     """One read of a study's listing at a level, and what it depended on. Immutable."""
 
-    __slots__ = ("changed", "listings", "namespace", "nodes", "read", "size", "study", "study_node")
+    __slots__ = (
+        "changed",
+        "fresh_until",
+        "listings",
+        "namespace",
+        "read",
+        "size",
+        "study",
+        "study_node",
+    )
 
     def __init__(
         self,
@@ -66,15 +78,17 @@ class Reading:
         study_node: Branch,
         listings: tuple[Answer, ...],
         read: Answer,
-        nodes: tuple[Node, ...],
+        depended: tuple[int, float],
         study: StudyData,
     ) -> None:
+        """``depended``: the study node's stamp and ``fresh_until`` of the read, both
+        taken under the backend's lock with the read itself (a change after it must
+        void the reading, not be taken into it)."""
         self.namespace = namespace
         self.study_node = study_node
-        self.changed = study_node.changed
+        self.changed, self.fresh_until = depended
         self.listings = listings
         self.read = read
-        self.nodes = nodes
         self.study = study
         self.size = charge(study)
 
@@ -85,11 +99,10 @@ class Reading:
         node = namespace.children.get(study_uid)
         if node is not self.study_node or node.changed != self.changed:
             return False
-        if now >= self.read.expires_at:
+        if now >= self.fresh_until:
             return False
-        if listings_of(namespace, study_uid, level) != self.listings:
-            return False
-        return all(now < each.expires_at and each.data is not None for each in self.nodes)
+        # A node loses its data only with a stamp (dropped, reaped, renewed).
+        return listings_of(namespace, study_uid, level) == self.listings
 
 
 def charge(study: StudyData) -> int:
@@ -111,6 +124,11 @@ def listings_of(namespace: Namespace, study_uid: str, level: Level) -> tuple[Ans
     """The study's listings at least ``level`` deep, shallowest first: those a read tries."""
     listings = namespace.listings.get(study_uid) or {}
     return tuple(listing for depth, listing in sorted(listings.items()) if depth >= level)
+
+
+def fresh_until(answer: Answer, root: Node) -> float:
+    """When the first of ``answer`` and the nodes a read of it resolves expires."""
+    return min((answer.expires_at, *(node.expires_at for node in nodes_read(answer, root))))
 
 
 def nodes_read(answer: Answer, root: Node) -> tuple[Node, ...]:

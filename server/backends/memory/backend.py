@@ -335,7 +335,7 @@ class MemoryBackend:
             if kept is not None and ns is not None:  # what a read would give: see ``readings``
                 ns.hits += 1
                 self._lru.refresh((namespace, study_uid))
-                return Found([kept], _left(ns, study_uid, level, now))
+                return Found([kept.study], max(0.0, kept.listed_until - now))
             answered: list[Answer] = []
             for _ in range(READ_TRIES):
                 read = self._read_listing(namespace, study_uid, level, now, answered)

@@ -64,6 +64,7 @@ class Reading:
     __slots__ = (
         "changed",
         "fresh_until",
+        "listed_until",
         "listings",
         "namespace",
         "read",
@@ -88,6 +89,9 @@ class Reading:
         self.study_node = study_node
         self.changed, self.fresh_until = depended
         self.listings = listings
+        # The earliest expiry of those listings: a listing's never moves (a rewrite
+        # makes a new one), so a hit's seconds left need not look at them again.
+        self.listed_until = min((listing.expires_at for listing in listings), default=0.0)
         self.read = read
         self.study = study
         self.size = charge(study)
@@ -167,8 +171,9 @@ class Readings:
 
     def get(
         self, namespace: Namespace | None, study_uid: str, level: Level, now: float, name: str
-    ) -> StudyData | None:
-        """The study a read now would give, if a reading of it still holds; else None."""
+    ) -> Reading | None:
+        """The reading of the study, if it still holds (its study is what a read now
+        would give); else None."""
         key = (name, study_uid, level)
         reading = self._kept.get(key)
         if reading is None:
@@ -177,7 +182,7 @@ class Readings:
             self._drop(key)
             return None
         self._kept.move_to_end(key)
-        return reading.study
+        return reading
 
     def keep(self, name: str, level: Level, reading: Reading) -> None:
         """Keep a reading of ``name``'s study at ``level``, in place of any other of it."""

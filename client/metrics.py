@@ -4,7 +4,7 @@ What the app's operators want from their side of the cache: how often it hits,
 how often it was skipped and why, whether the breaker is open, and what the cache
 costs each call (the time in cache calls, conversions included: on a miss this
 is added to the archive's time). ``prometheus-client`` is imported only when a
-registry is scraped: a search counts plain numbers (``client.tallies``).
+registry is scraped: a search counts plain numbers (``dicomcache.tallies``).
 
 Every searcher that registers into one registry shares its metrics (labelled by
 namespace), so an app may run several.
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dicomcache.client.breaker import Breaker, State
-from dicomcache.client.tallies import Count, Counters, Family, Histograms, S, Timing
+from dicomcache.tallies import Collected, Count, Counters, Family, Histograms, S, Timing
 
 # Seconds: a study-level hit is about a millisecond, a deadline 0.25 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -30,7 +30,7 @@ _SHARED_LOCK = threading.Lock()
 class ClientMetrics:
     """The metrics of every CachedSearcher of one registry. Thread-safe. No clock of its own.
 
-    Counted in ``client.tallies`` (plain numbers, read when scraped); the
+    Counted in ``dicomcache.tallies`` (plain numbers, read when scraped); the
     exposition is that of prometheus_client's Counter and Histogram.
     """
 
@@ -52,7 +52,7 @@ class ClientMetrics:
             ["namespace", "operation"],
             buckets=LATENCY_BUCKETS,
         )
-        registry.register(_TalliesCollector(self.lookups, self.fallbacks, self.cache_seconds))
+        registry.register(Collected(self.lookups, self.fallbacks, self.cache_seconds))
         self.breakers = _BreakerCollector()
         registry.register(self.breakers)
 
@@ -99,24 +99,6 @@ class _Series(dict[str, S]):
         series = self._family.series((self._namespace, label))
         self[label] = series
         return series
-
-
-class _TalliesCollector:
-    """The tallied families, in one registry, in the order they were made."""
-
-    def __init__(self, *families: Counters | Histograms) -> None:
-        self._families = families
-
-    def describe(self) -> Iterator[Any]:
-        """The families without series: their names are claimed in the registry."""
-        for family in self._families:
-            metric = family.collect()
-            metric.samples = []
-            yield metric
-
-    def collect(self) -> Iterator[Any]:
-        for family in self._families:
-            yield family.collect()
 
 
 class _BreakerCollector:

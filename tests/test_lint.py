@@ -39,8 +39,9 @@ def test_mypy_strict_is_clean(tmp_path):
     """
     root = tmp_path / "dicomcache"
     root.mkdir()
-    for name in ("__init__.py", "py.typed", "contract.py"):
-        (root / name).symlink_to(ROOT / "protos" / "dicomcache" / name)
+    shared = ROOT / "protos" / "dicomcache"  # the modules both sides import
+    for name in ("py.typed", *(module.name for module in shared.glob("*.py"))):
+        (root / name).symlink_to(shared / name)
     (root / "v1").symlink_to(ROOT / "protos" / "dicomcache" / "v1")
     (root / "server").symlink_to(ROOT / "server")
     (root / "client").symlink_to(ROOT / "client")

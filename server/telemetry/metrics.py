@@ -7,11 +7,12 @@ share counters. ``serve`` exposes it on ``--metrics-listen``.
 Counted as they happen: calls by method and status, their latency, lookups by
 namespace and result, backend operations' latency and failures, upstream
 fetches' latency and failures, misses that waited for an identical one's fetch
-(``Search``), as plain numbers (``tallies``: a counted hit runs little code). Read from the
-backend at scrape time (``CacheCollector``): cached objects, queries and bytes by
-namespace, evictions and expirations by namespace, the cache's total and its
-limit. Process metrics (RSS, CPU, open files) and the garbage collector's come
-with prometheus_client's own collectors, in the same registry.
+(``Search``), as plain numbers (``dicomcache.tallies``: a counted hit runs little
+code). Read from the backend at scrape time (``CacheCollector``): cached objects,
+queries and bytes by namespace, evictions and expirations by namespace, the
+cache's total and its limit. Process metrics (RSS, CPU, open files) and the
+garbage collector's come with prometheus_client's own collectors, in the same
+registry.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from dicomcache.server.backends import Backend
 from dicomcache.server.telemetry.labels import NamespaceLabels
-from dicomcache.server.telemetry.tallies import Counters, Histograms
+from dicomcache.tallies import Collected, Counters, Histograms
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,7 @@ class Metrics:
         # Waits for the calls answered so far to be counted (``Telemetry.settle``).
         self.settle: Callable[[], bool] = lambda: True
         self.registry.register(
-            _Families(
-                lambda: self.settle(),
+            Collected(
                 self.rpc_requests,
                 self.rpc_duration,
                 self.lookups,
@@ -124,6 +124,7 @@ class Metrics:
                 self.upstream_errors,
                 self.coalesced_waits,
                 self.stale_serves,
+                settle=lambda: self.settle(),  # the calls answered before a scrape are in it
             )
         )
         self.registry.register(CacheCollector(backend, max_bytes, labels))
@@ -159,19 +160,6 @@ class Metrics:
     def stale_serve(self, namespace: str) -> None:
         """Count one answer served stale (the archive failed)."""
         self.stale_serves.inc((self.labels(namespace),))
-
-
-class _Families(Collector):
-    """The counted families, for the registry. Thread-safe: each family is."""
-
-    def __init__(self, settle: Callable[[], bool], *families: Counters | Histograms) -> None:
-        self.settle = settle
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        self.settle()  # the calls answered before this scrape are in it
-        for family in self.families:
-            yield family.collect()
 
 
 # Namespace groups read per scrape, as one GetStats page: past the label cap they

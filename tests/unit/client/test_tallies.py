@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dicomcache.client.breaker import Breaker
 from dicomcache.client.metrics import LATENCY_BUCKETS, ClientMetrics
-from dicomcache.client.tallies import Counters, Histograms
+from dicomcache.tallies import Counters, Histograms
 
 # Values on and between the bounds, past the last, zero and negative.
 OBSERVED = [0.0, -1.0, 0.0005, 0.0007, 0.001, 0.003, 0.25, 0.26, 4.9, 5.0, 7.5, 1e9]

@@ -8,7 +8,7 @@ import threading
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.registry import Collector
 
-from dicomcache.server.telemetry.tallies import Counters, Histograms
+from dicomcache.tallies import Counters, Histograms
 
 BUCKETS = (0.0002, 0.0005, 0.001, 2.5, 10.0)
 VALUES = (0.0001, 0.0002, 0.0003, 0.001, 0.01, 20.0)  # on a bound, between, past the last

@@ -1,17 +1,17 @@
 """Counter and histogram series kept as plain numbers, read as Prometheus metrics at scrape.
 
-prometheus_client's own per-call path (a labelled child, its checks, its value
-object, its lock, the bucket loop in Python) cost a CachedSearcher's hit about
-30 us on a busy 2-core machine, where that code is not in the CPU's caches
-between calls; it costs 5 us in a warm loop. Here a series is one small object
-(``Count``, ``Timing``) that a searcher fetches once: a count is one lock and
-one addition, a timing one bisect, one lock and two additions. Nothing else runs
-until a scrape asks. The exposition is prometheus_client's own (``_total`` and
-``_created``; ``_bucket``, ``_count``, ``_sum`` and ``_created``), and a series
-appears when first fetched, as a labelled child does.
-
-The server keeps its own (``server/telemetry/tallies.py``): the client may not
-import the server.
+Both sides count with these: the server its calls and backend operations
+(``server/telemetry/metrics.py``), ``CachedSearcher`` its searches
+(``client/metrics.py``). prometheus_client's own per-call path (a labelled child,
+its checks, its value object, its lock, the bucket loop in Python) cost a hit tens
+of microseconds on a busy 2-core machine, where that code is not in the CPU's
+caches between calls; it costs a few in a warm loop. Here a series is one small
+object (``Count``, ``Timing``) that a caller may fetch once: a count is one lock
+and one addition, a timing one bisect, one lock and two additions. Nothing else
+runs until a scrape asks. The exposition is prometheus_client's own (``_total``
+and ``_created``; ``_bucket``, ``_count``, ``_sum`` and ``_created``), and a
+series appears when first fetched, as a labelled child does. prometheus_client is
+imported only at scrape.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -36,10 +36,10 @@ class Count:
         self.created = created
         self._lock = threading.Lock()
 
-    def inc(self) -> None:
-        """Add one."""
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount``."""
         with self._lock:
-            self.value += 1.0
+            self.value += amount
 
     def read(self) -> float:
         """The value now."""
@@ -121,6 +121,10 @@ class Counters(Family[Count]):
     def _make(self, created: float) -> Count:
         return Count(created)
 
+    def inc(self, labels: tuple[str, ...], amount: float = 1.0) -> None:
+        """Add ``amount`` to the series of ``labels``."""
+        self.series(labels).inc(amount)
+
     def collect(self) -> Metric:
         """The family as it is now."""
         from prometheus_client.core import CounterMetricFamily
@@ -148,6 +152,10 @@ class Histograms(Family[Timing]):
     def _make(self, created: float) -> Timing:
         return Timing(self.bounds, created)
 
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        """Count ``value`` in the series of ``labels``."""
+        self.series(labels).observe(value)
+
     def collect(self) -> Metric:
         """The family as it is now (cumulative buckets, as the exposition has them)."""
         from prometheus_client.core import HistogramMetricFamily
@@ -167,3 +175,29 @@ class Histograms(Family[Timing]):
             named = dict(zip(self.labelnames, labels, strict=True))
             family.samples.append(Sample(f"{self.name}_created", named, timing.created))
         return family
+
+
+class Collected:
+    """Tallied families as one collector for a prometheus_client registry, in order.
+
+    ``settle`` runs before each scrape's collection (the server waits there for the
+    calls it answered to be counted). Registering claims the families' names.
+    """
+
+    def __init__(
+        self, *families: Counters | Histograms, settle: Callable[[], object] = lambda: None
+    ) -> None:
+        self._families = families
+        self._settle = settle
+
+    def describe(self) -> Iterator[Metric]:
+        """The families without series: their names are claimed in the registry."""
+        for family in self._families:
+            metric = family.collect()
+            metric.samples = []
+            yield metric
+
+    def collect(self) -> Iterator[Metric]:
+        self._settle()
+        for family in self._families:
+            yield family.collect()

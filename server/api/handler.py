@@ -39,7 +39,7 @@ from dicomcache.server.auth.rights import Right
 from dicomcache.server.errors import AnswerTooLarge, InvalidArgument, StreamBroken
 from dicomcache.server.search.engine import DEFAULT_TIMEOUT
 from dicomcache.server.telemetry import Telemetry
-from dicomcache.server.telemetry.calls import Seen
+from dicomcache.server.telemetry.calls import Counted
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import search_pb2
 
@@ -224,7 +224,7 @@ def _stream_store(
     # Room for the first piece's own fields and the pieces' framing beside the answer.
     most = max_answer_bytes + max_message_bytes
 
-    def pieces(raw: Iterable[bytes], access: Access, seen: Seen) -> Iterator[Any]:
+    def pieces(raw: Iterable[bytes], access: Access, seen: Counted) -> Iterator[Any]:
         total = 0
         try:
             for index, data in enumerate(raw):

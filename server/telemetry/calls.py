@@ -32,7 +32,47 @@ log = logging.getLogger("dicomcache.calls")
 SETTLE_SECONDS = 1.0  # the longest a scrape waits for answered calls to be counted
 
 
-class Observation:
+class Counted:
+    """A call seen: its status code, counted for the summary when it ends. What a call
+    gets when nothing else watches calls (no span, no metrics, no request log);
+    ``Observation`` is the rest. Not thread-safe: it lives on the call's thread."""
+
+    __slots__ = ("_telemetry", "code")
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._telemetry = telemetry
+        self.code = grpc.StatusCode.OK
+
+    def __enter__(self) -> Counted:
+        return self
+
+    def begin(self, request: Message | None = None) -> None:
+        """Start the call's span: none here."""
+
+    def answered(self, response: bytes | Message) -> None:
+        """The call's response: nothing noted here."""
+
+    def failed(self, exc: BaseException) -> None:
+        """The call ends with the status that ``exc`` maps to."""
+        # A stream closed under the server: the client cancelled or went away.
+        self.code = grpc.StatusCode.CANCELLED if isinstance(exc, GeneratorExit) else code_of(exc)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and self.code == grpc.StatusCode.OK:
+            self.failed(exc)
+        self.ended()
+
+    def ended(self) -> None:
+        """Account for the call, once its code is known."""
+        self._telemetry.count(self.code)
+
+
+class Observation(Counted):
     """One call being served. Not thread-safe: it lives on the call's thread.
 
     Clock: ``time.perf_counter``.
@@ -44,18 +84,15 @@ class Observation:
         "_outer",
         "_span",
         "_start",
-        "_telemetry",
         "backend_calls",
-        "code",
         "lookups",
         "method",
         "response_bytes",
     )
 
     def __init__(self, telemetry: Telemetry, method: str, context: grpc.ServicerContext) -> None:
-        self._telemetry = telemetry
+        super().__init__(telemetry)
         self.method = method
-        self.code = grpc.StatusCode.OK
         self.response_bytes = 0
         self._context = context
         self._span: Span | None = None
@@ -74,9 +111,6 @@ class Observation:
     def looked_up(self, namespace: str, result: str) -> None:
         """One lookup of this call and its result, to be counted with it."""
         self.lookups.append((namespace, result))
-
-    def __enter__(self) -> Observation:
-        return self
 
     def begin(self, request: Message | None = None) -> None:
         """Start the call's span (once), a child of the caller's trace context: the one
@@ -100,24 +134,17 @@ class Observation:
         """The call's response (ready-made bytes, or a message to be serialized)."""
         self.response_bytes = len(response) if isinstance(response, bytes) else response.ByteSize()
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def ended(self) -> None:
+        """End the call's span, and have its metrics and log line taken."""
         seconds = time.perf_counter() - self._start
         SERVING.call = self._outer
-        if exc is not None and self.code == grpc.StatusCode.OK:
-            self.failed(exc)
         self.begin()
         self.finish_span()
         self._telemetry.observed(self, seconds, self._context)
 
     def failed(self, exc: BaseException) -> None:
-        """The call ends with the status that ``exc`` maps to."""
-        # A stream closed under the server: the client cancelled or went away.
-        self.code = grpc.StatusCode.CANCELLED if isinstance(exc, GeneratorExit) else code_of(exc)
+        """The call ends with the status that ``exc`` maps to, its span failed too."""
+        super().failed(exc)
         self.begin()
         if self._span is not None:
             self._span.fail(exc, self.code.name)
@@ -128,45 +155,6 @@ class Observation:
             self._span.set("rpc.grpc.status_code", self.code.value[0])
             self._span.set("dicomcache.response_bytes", self.response_bytes)
             self._span.end()
-
-
-class Counted:
-    """The observation of a call when nothing but the summary's counts watches calls:
-    its code, nothing else (no span, no metrics, no request log). Not thread-safe: it
-    lives on the call's thread."""
-
-    __slots__ = ("_telemetry", "code")
-
-    def __init__(self, telemetry: Telemetry) -> None:
-        self._telemetry = telemetry
-        self.code = grpc.StatusCode.OK
-
-    def __enter__(self) -> Counted:
-        return self
-
-    def begin(self, request: Message | None = None) -> None:
-        """No span to start."""
-
-    def answered(self, response: bytes | Message) -> None:
-        """No size to note."""
-
-    def failed(self, exc: BaseException) -> None:
-        """The call ends with the status that ``exc`` maps to."""
-        self.code = grpc.StatusCode.CANCELLED if isinstance(exc, GeneratorExit) else code_of(exc)
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is not None and self.code == grpc.StatusCode.OK:
-            self.failed(exc)
-        self._telemetry.count(self.code)
-
-
-# One call's observation, full or counts only.
-Seen = Observation | Counted
 
 
 class Telemetry:
@@ -207,7 +195,7 @@ class Telemetry:
         """``backend`` as the service should see it: timed, counted, traced."""
         return InstrumentedBackend(backend, self.lookups, self.metrics, self.tracer)
 
-    def call(self, method: str, context: grpc.ServicerContext) -> Seen:
+    def call(self, method: str, context: grpc.ServicerContext) -> Counted:
         """Observe one call: use as ``with telemetry.call(...) as seen:``. With no
         metrics, no tracer and no request log, only its code is counted (``Counted``:
         a hit's fixed cost, row 17c)."""

@@ -159,15 +159,11 @@ class CacheService:
         check.protocol(request.protocol)
         check.done()
         namespace = partition(request.namespace, request.protocol)
-        # The backend may refuse what cannot be sent before it reads it: see ``bound``
-        # (set and reset here, not through ``bound.study_bytes``: a hit's fixed cost).
-        token = bound.STUDY_BYTES.set(self._most(streamed))
-        try:
-            answer = self.backend.study_answer(namespace, request.study_uid, level)
+        try:  # the backend may refuse what cannot be sent before it reads it: see ``bound``
+            with bound.study_bytes(self._most(streamed)):
+                answer = self.backend.study_answer(namespace, request.study_uid, level)
         except AnswerTooLarge as exc:
             raise self._too_large(exc.size, streamed, "StreamLookupStudy") from None
-        finally:
-            bound.STUDY_BYTES.reset(token)
         if answer is None:
             return encode.miss(self.backend.lease(namespace))
         found, left = answer.studies, answer.left

@@ -58,6 +58,20 @@ def server() -> Iterator[tuple[CacheServer, InMemorySpanExporter]]:
     server.stop(grace=0)
 
 
+def traced_searcher(
+    archive: FakeArchive, server: CacheServer, provider: TracerProvider
+) -> CachedSearcher:
+    """A searcher of namespace pacs-a over QIDO-RS that traces with ``provider``."""
+    return CachedSearcher(
+        archive,
+        f"127.0.0.1:{server.port}",
+        "pacs-a",
+        timeout=5,
+        tracer_provider=provider,
+        protocol="qido-rs",
+    )
+
+
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
     return [s for s in spans if s.name == name]
 
@@ -67,14 +81,7 @@ def test_a_miss_then_a_hit_make_linked_client_server_backend_and_upstream_spans(
     provider, client_spans = traced()
     study = study_from_proto(make_study(3, 1, 2, patient=PATIENT))
     archive = FakeArchive([study])
-    searcher = CachedSearcher(
-        archive,
-        f"127.0.0.1:{cache_server.port}",
-        "pacs-a",
-        timeout=5,
-        tracer_provider=provider,
-        protocol="qido-rs",
-    )
+    searcher = traced_searcher(archive, cache_server, provider)
     query = Query(StudyInstanceUID=study.uid, query_level=QueryLevels.STUDY)
     searcher.find_studies(query)  # a miss: lookup, upstream, store
     searcher.find_studies(query)  # a hit: lookup only
@@ -192,14 +199,7 @@ def test_an_unsampled_search_makes_no_spans_on_either_side(server):
     provider = TracerProvider(sampler=ALWAYS_OFF)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     study = study_from_proto(make_study(5, 1, 1))
-    searcher = CachedSearcher(
-        FakeArchive([study]),
-        f"127.0.0.1:{cache_server.port}",
-        "pacs-a",
-        timeout=5,
-        tracer_provider=provider,
-        protocol="qido-rs",
-    )
+    searcher = traced_searcher(FakeArchive([study]), cache_server, provider)
     query = Query(StudyInstanceUID=study.uid, query_level=QueryLevels.STUDY)
     searcher.find_studies(query)
     searcher.find_studies(query)
@@ -298,14 +298,7 @@ def test_a_searchers_lookups_and_stores_carry_the_trace_context_in_the_request(m
     try:
         provider, client_spans = traced()
         study = study_from_proto(make_study(9, 2, 3))
-        searcher = CachedSearcher(
-            FakeArchive([study]),
-            f"127.0.0.1:{cache_server.port}",
-            "pacs-a",
-            timeout=5,
-            tracer_provider=provider,
-            protocol="qido-rs",
-        )
+        searcher = traced_searcher(FakeArchive([study]), cache_server, provider)
         for level in (QueryLevels.STUDY, QueryLevels.INSTANCE):
             searcher.find_study_by_id(study.uid, level)  # a miss and its store
             searcher.find_study_by_id(study.uid, level)  # a hit

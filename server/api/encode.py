@@ -193,22 +193,15 @@ def _study_parts(obj: StudyData) -> list[bytes]:
 
 
 def query_hit(studies: Sequence[StudyData]) -> bytes:
-    """An encoded ``LookupQueryResponse`` with hit = true."""
-    return _hit(studies)
-
-
-def study_hit(obj: StudyData) -> bytes:
-    """An encoded ``LookupStudyResponse`` with hit = true."""
-    return _hit([obj])
-
-
-def _hit(studies: Sequence[StudyData]) -> bytes:
-    """A hit's bytes, copied once: ``a + b`` of large bytes copies them holding the
-    interpreter lock, where a large join lets go of it while it copies. A hit of one
-    study small enough to keep goes through ``_RECENT``."""
+    """An encoded ``LookupQueryResponse`` with hit = true, of any size."""
     hit = hit_within(studies, sys.maxsize)[1]
     assert hit is not None  # nothing is larger than sys.maxsize
     return hit
+
+
+def study_hit(obj: StudyData) -> bytes:
+    """An encoded ``LookupStudyResponse`` with hit = true (the same bytes, field 2)."""
+    return query_hit([obj])
 
 
 def hit_within(
@@ -219,7 +212,10 @@ def hit_within(
 
     In one copy, reading a single study's kept encoding once: a hit's size, its bytes
     and its fresh_for_ms each read or copied it again, which took about 30 us of an
-    80-instance hit on a busy host (issue 15, row 17c).
+    80-instance hit on a busy host (issue 15, row 17c). Joined, never added: ``a + b``
+    of large bytes copies them holding the interpreter lock, where a large join lets
+    go of it while it copies. A hit of one study small enough to keep goes through
+    ``_RECENT``.
     """
     if len(studies) == 1:
         body = _RECENT.get(studies[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from benchmarks.reliability import soak
 from dicomcache.client.convert.objects import study_from_proto
+from dicomcache.server.process import Heaps
 from dicomcache.v1 import objects_pb2
 
 
@@ -32,3 +33,18 @@ def test_a_get_objects_hit_that_lacks_an_instance_is_still_partial() -> None:
     del lacking.series[0].instances[0]
 
     assert soak.verdict([study_from_proto(lacking)], [stored], ordered=False) == "partial"
+
+
+def test_the_slope_row_says_where_the_last_half_went() -> None:
+    mib = 2**20
+    samples = [(float(t), (100 + t // 10) * mib) for t in range(0, 101, 10)]  # +5 MiB over 50-100 s
+    half = Heaps(system=40 * mib, in_use=32 * mib, free=8 * mib, mmapped=2 * mib)
+    end = Heaps(system=41 * mib, in_use=34 * mib, free=7 * mib, mmapped=2 * mib)
+
+    note = soak.where_it_went(samples, 100.0, half, end)
+
+    assert note == (
+        "last half: RSS +5.0 MiB; glibc's heaps 40.0 -> 41.0 MiB (in use +2.0, free 8.0 -> 7.0), "
+        "mmapped +0.0; outside the heaps +4.0"
+    )
+    assert soak.where_it_went(samples, 100.0, None, end) == ""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -39,6 +40,7 @@ from dicomtrolley.core import Query, QueryLevels, Study, StudyReference
 
 from dicomcache.client import CacheClient, CacheError
 from dicomcache.client.convert.objects import study_from_proto, study_to_proto
+from dicomcache.server.process import Heaps
 from dicomcache.v1 import cache_service_pb2 as pb
 from dicomcache.v1 import cache_service_pb2_grpc, dataset_pb2, objects_pb2
 
@@ -68,6 +70,7 @@ _SERIES_INSTANCE_UID = 0x0020000E
 _STUDY_INSTANCE_UID = 0x0020000D
 _RETRIEVE_URL = 0x00081190
 _IMAGE_COMMENTS = 0x00204000
+_HEAPS = re.compile(r"allocator: heaps system=(\d+) in_use=(\d+) free=(\d+) mmapped=(\d+)")
 
 
 def run(quick: bool) -> list[Row]:
@@ -92,7 +95,10 @@ def run(quick: bool) -> list[Row]:
         ]
         for worker in workers:
             worker.start()
-        stop.wait(seconds)
+        stop.wait(seconds / 2)
+        half = server.heaps()
+        stop.wait(seconds / 2)
+        end = server.heaps()
         stop.set()
         for worker in workers:
             worker.join()
@@ -100,7 +106,7 @@ def run(quick: bool) -> list[Row]:
         final = server.rss()
         elapsed = time.monotonic() - started
         stats = final_stats(server.target)
-    return rows(baseline, final, samples, elapsed, tally, stats)
+    return rows(baseline, final, samples, elapsed, tally, stats, (half, end))
 
 
 @dataclass
@@ -199,12 +205,18 @@ def _comment(sop: str) -> str:
 
 
 class Server:
-    """A ``dicomcache serve`` process on a free loopback port. Not thread-safe. No clock."""
+    """A ``dicomcache serve`` process on a free loopback port.
+
+    Not thread-safe, except that its stderr is read by a thread of its own (the
+    allocator lines, under a condition). Clock: ``time.monotonic`` (``heaps``' wait).
+    """
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[str] | None = None
         self.target = ""
         self._drain: threading.Thread | None = None
+        self._said = threading.Condition()
+        self._heaps: list[Heaps] = []  # every allocator line the server logged
 
     def __enter__(self) -> Server:
         command = [
@@ -229,9 +241,30 @@ class Server:
             self.process.kill()
             raise RuntimeError(f"dicomcache serve did not start (said {line!r})")
         self.target = match.group(1)
-        self._drain = threading.Thread(target=self.process.stderr.read, daemon=True)
+        self._drain = threading.Thread(target=self._read, daemon=True)
         self._drain.start()
         return self
+
+    def _read(self) -> None:
+        """Drain the server's log, keeping what its allocator lines say."""
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            match = _HEAPS.search(line)
+            if match is not None:
+                with self._said:
+                    self._heaps.append(Heaps(*(int(n) for n in match.groups())))
+                    self._said.notify_all()
+
+    def heaps(self) -> Heaps | None:
+        """glibc's heaps in the server now (SIGUSR1 makes it log them); None: no reply in 10 s."""
+        assert self.process is not None
+        with self._said:
+            seen = len(self._heaps)
+            self.process.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 10
+            while len(self._heaps) == seen and time.monotonic() < deadline:
+                self._said.wait(deadline - time.monotonic())
+            return self._heaps[seen] if len(self._heaps) > seen else None
 
     def __exit__(self, *_: object) -> None:
         if self.process is None:
@@ -505,6 +538,31 @@ def slope(points: list[tuple[float, int]]) -> float:
     return sum((t - mean_t) * (r - mean_r) for t, r in points) / spread if spread else 0.0
 
 
+def where_it_went(
+    samples: list[tuple[float, int]], elapsed: float, half: Heaps | None, end: Heaps | None
+) -> str:
+    """The last half's RSS change beside glibc's heaps' ("" without both readings).
+
+    What RSS gained that the heaps do not show is pymalloc's arenas (Python's small
+    objects), stacks and the like; the heaps' free space is their fragmentation.
+    """
+    later = [r for t, r in samples if t >= elapsed / 2]
+    if half is None or end is None or not later:
+        return ""
+    mib = 2**20
+
+    def change(before: int, after: int) -> str:
+        return f"{(after - before) / mib:+.1f}"
+
+    return (
+        f"last half: RSS {change(later[0], later[-1])} MiB; glibc's heaps "
+        f"{half.system / mib:.1f} -> {end.system / mib:.1f} MiB (in use "
+        f"{change(half.in_use, end.in_use)}, free {half.free / mib:.1f} -> {end.free / mib:.1f}), "
+        f"mmapped {change(half.mmapped, end.mmapped)}; outside the heaps "
+        f"{change(later[0] - half.system - half.mmapped, later[-1] - end.system - end.mmapped)}"
+    )
+
+
 def rows(
     baseline: int,
     final: int,
@@ -512,8 +570,9 @@ def rows(
     elapsed: float,
     tally: Tally,
     stats: dict[str, int],
+    heaps: tuple[Heaps | None, Heaps | None] = (None, None),
 ) -> list[Row]:
-    """The four soak rows."""
+    """The four soak rows; ``heaps``: glibc's in the server at the soak's half and at its end."""
     mib = 2**20
     half = [(t, r) for t, r in samples if t >= elapsed / 2]
     per_second = slope(half)
@@ -560,6 +619,7 @@ def rows(
             baseline=f"{growth / mib:+.1f} MiB over {elapsed:.0f} s",
             value=max(growth, 0.0) / MAX_MEMORY,
             target=Target("<=", FLAT_GOAL),
+            note=where_it_went(samples, elapsed, *heaps),
         ),
         Row(
             key="soak-errors",

@@ -66,3 +66,20 @@ def test_the_allocator_takes_the_settings_here() -> None:
         """
     )
     assert out == "1"  # mallopt's success
+
+
+def test_sigusr1_logs_glibcs_heaps() -> None:
+    out = _run(
+        """
+        import logging, os, signal, sys
+        logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+        from dicomcache.server import process
+        process.tune()
+        kept = [bytes(1000) for _ in range(1000)]  # past pymalloc's 512 bytes: in glibc's heaps
+        os.kill(os.getpid(), signal.SIGUSR1)
+        """
+    )
+    fields = dict(pair.split("=") for pair in out.removeprefix("allocator: heaps ").split())
+    assert set(fields) == {"system", "in_use", "free", "mmapped"}
+    assert int(fields["in_use"]) >= 1000 * 1000
+    assert int(fields["system"]) >= int(fields["in_use"]) + int(fields["free"])

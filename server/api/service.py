@@ -23,7 +23,7 @@ from dicomcache.server.api.keys import (
     request_key,
 )
 from dicomcache.server.api.pieces import Tree, assemble
-from dicomcache.server.api.validation import Checker
+from dicomcache.server.api.validation import Checker, study_lookup
 from dicomcache.server.backends import Backend, bound
 from dicomcache.server.errors import AnswerTooLarge, NoUpstreams
 from dicomcache.server.model import Address, Level, NamespaceStats, Stats, StudyData, release
@@ -152,15 +152,14 @@ class CacheService:
     def lookup_study(self, request: pb.LookupStudyRequest, streamed: bool = False) -> bytes:
         """LookupStudy (StreamLookupStudy when ``streamed``): the study complete to the
         level, or a miss."""
-        check = Checker()
-        check.namespace(request.namespace)
-        check.uid(request.study_uid, "study_uid")
-        level = check.level(request.query_level, "query_level")
-        check.protocol(request.protocol)
-        check.done()
+        level = study_lookup(
+            request.namespace, request.study_uid, request.query_level, request.protocol
+        )
         namespace = partition(request.namespace, request.protocol)
+        # ``_most``, written out: every hit asks it, and each call costs (row 17c).
+        most = (self.max_answer_bytes if streamed else self.max_message_bytes) - FRESH_FOR_BYTES
         try:  # the backend may refuse what cannot be sent before it reads it: see ``bound``
-            with bound.study_bytes(self._most(streamed)):
+            with bound.study_bytes(most):
                 answer = self.backend.study_answer(namespace, request.study_uid, level)
         except AnswerTooLarge as exc:
             raise self._too_large(exc.size, streamed, "StreamLookupStudy") from None
@@ -168,7 +167,7 @@ class CacheService:
             return encode.miss(self.backend.lease(namespace))
         found, left = answer.studies, answer.left
         del answer  # ``found`` is the only reference: see ``release``
-        size, hit = encode.hit_within(found, self._most(streamed), _fresh_for(left))
+        size, hit = encode.hit_within(found, most, _fresh_for(left))
         release(found)
         if hit is None:
             raise self._too_large(size, streamed, "StreamLookupStudy")

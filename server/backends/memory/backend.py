@@ -44,7 +44,7 @@ from dicomcache.server.backends.memory.packing import (
     unpack_object,
     unpack_studies,
 )
-from dicomcache.server.backends.memory.readings import Reading, Readings, fresh_until, listings_of
+from dicomcache.server.backends.memory.readings import Reading, Readings, depended
 from dicomcache.server.backends.memory.stale import StaleCopies
 from dicomcache.server.backends.memory.tree import Branch, Node, find, lineage, snapshot
 from dicomcache.server.clock import Clock, monotonic
@@ -354,12 +354,11 @@ class MemoryBackend:
             keep = self._readings.max_bytes > 0 and isinstance(study_node, Branch)
             if keep:  # what the read depended on, taken with it, under the lock
                 assert isinstance(study_node, Branch)
-                listings = listings_of(ns, study_uid, level)
-                depended = (study_node.changed, fresh_until(answered[-1], ns))
+                on = depended(ns, study_node, answered[-1])
         study = _unpacked(read)[0]
         if keep:
             assert isinstance(study_node, Branch)
-            reading = Reading(ns, study_node, listings, answered[-1], depended, study)
+            reading = Reading(ns, study_node, level, answered[-1], on, study)
             with self._lock:  # checked at each use: a change meanwhile only voids it
                 self._readings.keep(namespace, level, reading)
                 self._fit(now)  # the readings count in the bound

@@ -95,7 +95,8 @@ class TakingTurns:
         self._lock.release()
 
     def __enter__(self) -> bool:
-        return self.acquire()
+        # The free lock taken here, not through ``acquire``: every hit takes it once.
+        return self._lock.acquire(False) or self.acquire()
 
     def __exit__(self, *_: object) -> None:
-        self.release()
+        self._lock.release()

@@ -10,8 +10,11 @@ later hit from it when none of that moved:
   node with the same ``changed`` stamp: every change to the tree below a study
   that a read could see (an object created, given other data, renewed, dropped,
   expired by the reaper) sets that stamp (``Namespace._changed``);
-* the study's listings at least that deep are the same objects, in the same
-  order (a new listing may answer instead, an old one may be gone);
+* the study's listings are the same objects, set in the same order (a new
+  listing may answer instead, an old one may be gone). All of them, not only
+  those a read tries: a hit compares one tuple made in C, where picking the deep
+  ones out sorted took a few Python calls, each a cache miss on a busy host (row
+  17c); a change to a shallower listing only ends the reading early;
 * the listing read has not expired, and no node the read used has passed its
   expiry. A rewrite of the same attributes moves a node's expiry without a stamp
   when it moves it later, and sets the stamp when it brings it nearer; so the
@@ -77,21 +80,22 @@ class Reading:
         self,
         namespace: Namespace,
         study_node: Branch,
-        listings: tuple[Answer, ...],
+        level: Level,
         read: Answer,
-        depended: tuple[int, float],
+        depended: Depended,
         study: StudyData,
     ) -> None:
-        """``depended``: the study node's stamp and ``fresh_until`` of the read, both
-        taken under the backend's lock with the read itself (a change after it must
-        void the reading, not be taken into it)."""
+        """``depended``: what ``depended`` gave, under the backend's lock with the
+        read itself (a change after it must void the reading, not be taken into it)."""
         self.namespace = namespace
         self.study_node = study_node
-        self.changed, self.fresh_until = depended
-        self.listings = listings
-        # The earliest expiry of those listings: a listing's never moves (a rewrite
-        # makes a new one), so a hit's seconds left need not look at them again.
-        self.listed_until = min((listing.expires_at for listing in listings), default=0.0)
+        self.changed, self.fresh_until, self.listings = depended
+        # The earliest expiry of the listings a read tries: a listing's never moves
+        # (a rewrite makes a new one), so a hit's seconds left need not look at them.
+        self.listed_until = min(
+            (listing.expires_at for depth, listing in self.listings if depth >= level),
+            default=0.0,
+        )
         self.read = read
         self.study = study
         self.size = charge(study)
@@ -106,7 +110,7 @@ class Reading:
         if now >= self.fresh_until:
             return False
         # A node loses its data only with a stamp (dropped, reaped, renewed).
-        return listings_of(namespace, study_uid, level) == self.listings
+        return tuple((namespace.listings.get(study_uid) or _NONE).items()) == self.listings
 
 
 def charge(study: StudyData) -> int:
@@ -124,10 +128,16 @@ def charge(study: StudyData) -> int:
     return reading + encoded
 
 
-def listings_of(namespace: Namespace, study_uid: str, level: Level) -> tuple[Answer, ...]:
-    """The study's listings at least ``level`` deep, shallowest first: those a read tries."""
-    listings = namespace.listings.get(study_uid) or {}
-    return tuple(listing for depth, listing in sorted(listings.items()) if depth >= level)
+# What a reading depends on: its study node's stamp, when the first node it read
+# expires, and every listing of the study with its depth, in the order they were set.
+Depended = tuple[int, float, tuple[tuple[Level, Answer], ...]]
+_NONE: dict[Level, Answer] = {}
+
+
+def depended(namespace: Namespace, study: Branch, read: Answer) -> Depended:
+    """What a reading of ``study`` from ``read`` depends on, taken with the read."""
+    listings = tuple((namespace.listings.get(study.uid) or _NONE).items())
+    return study.changed, fresh_until(read, namespace), listings
 
 
 def fresh_until(answer: Answer, root: Node) -> float:

@@ -13,9 +13,11 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from types import TracebackType
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -25,11 +27,14 @@ from dicomcache.server.backends import Backend
 from dicomcache.server.telemetry.instrumented import SERVING, InstrumentedBackend, LookupCounts
 from dicomcache.server.telemetry.labels import NamespaceLabels
 from dicomcache.server.telemetry.metrics import Metrics
-from dicomcache.server.telemetry.tracing import Span, Tracer
+from dicomcache.server.telemetry.tracing import UNSAMPLED_CALLER, Span, Tracer
 
 log = logging.getLogger("dicomcache.calls")
 
 SETTLE_SECONDS = 1.0  # the longest a scrape waits for answered calls to be counted
+# Calls held before one callback counts them all (``Telemetry.observed``): a few
+# kilobytes of held observations, one callback in so many calls.
+HELD_CALLS = 64
 
 
 class Counted:
@@ -80,43 +85,48 @@ class Observation(Counted):
 
     __slots__ = (
         "_begun",
+        "_caller",
         "_context",
         "_outer",
         "_span",
         "_start",
         "backend_calls",
+        "debug",
         "lookups",
         "method",
         "response_bytes",
+        "traced",
     )
 
-    def __init__(self, telemetry: Telemetry, method: str, context: grpc.ServicerContext) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        method: str,
+        context: grpc.ServicerContext,
+        debug: bool = False,
+    ) -> None:
         super().__init__(telemetry)
         self.method = method
         self.response_bytes = 0
-        self._context = context
+        self.debug = debug  # its request log line is written (at DEBUG)
+        self._context: grpc.ServicerContext | None = context
         self._span: Span | None = None
+        self._caller: Any = None  # the token of an unsampled caller's context, once set
+        self.traced = True  # False once its caller is known not to sample: no spans
         self._begun = False
-        # What the backend did for this call, counted with it (``InstrumentedBackend``).
+        # What the backend did for this call (``InstrumentedBackend`` appends), counted
+        # with it: (operation, seconds, error type or None), (namespace, "hit" or "miss").
         self.backend_calls: list[tuple[str, float, str | None]] = []
         self.lookups: list[tuple[str, str]] = []
         self._outer = getattr(SERVING, "call", None)
         SERVING.call = self
         self._start = time.perf_counter()
 
-    def backend_call(self, operation: str, seconds: float, error: str | None) -> None:
-        """One backend operation of this call, to be counted with it."""
-        self.backend_calls.append((operation, seconds, error))
-
-    def looked_up(self, namespace: str, result: str) -> None:
-        """One lookup of this call and its result, to be counted with it."""
-        self.lookups.append((namespace, result))
-
     def begin(self, request: Message | None = None) -> None:
         """Start the call's span (once), a child of the caller's trace context: the one
         ``request`` carries in its ``traceparent`` and ``tracestate`` fields when set,
         else the call metadata's. A call that fails before its request is read gets
-        its span from the metadata."""
+        its span from the metadata. A caller that did not sample gets no span."""
         if self._begun:
             return
         self._begun = True
@@ -126,9 +136,15 @@ class Observation(Counted):
         traceparent = getattr(request, "traceparent", None)
         if traceparent:
             tracestate = request.tracestate  # type: ignore[union-attr]  # has traceparent
+            self._caller = tracer.unsampled_caller(traceparent, tracestate)
+            if self._caller is not None:
+                self.traced = False
+                return
             self._span = tracer.carried_span(self.method, traceparent, tracestate)
         else:
-            self._span = tracer.server_span(self.method, self._context.invocation_metadata())
+            context = self._context
+            metadata = context.invocation_metadata() if context is not None else ()
+            self._span = tracer.server_span(self.method, metadata)
 
     def answered(self, response: bytes | Message) -> None:
         """The call's response (ready-made bytes, or a message to be serialized)."""
@@ -138,9 +154,14 @@ class Observation(Counted):
         """End the call's span, and have its metrics and log line taken."""
         seconds = time.perf_counter() - self._start
         SERVING.call = self._outer
-        self.begin()
-        self.finish_span()
-        self._telemetry.observed(self, seconds, self._context)
+        if not self._begun:
+            self.begin()
+        if self._span is not None:
+            self.finish_span()
+        elif self._caller is not None:
+            UNSAMPLED_CALLER.reset(self._caller)
+        context, self._context = self._context, None  # not kept while the call is held
+        self._telemetry.observed(self, seconds, context)
 
     def failed(self, exc: BaseException) -> None:
         """The call ends with the status that ``exc`` maps to, its span failed too."""
@@ -184,6 +205,10 @@ class Telemetry:
         self._pending = threading.Lock()
         self._deferred = 0
         self._counted = 0
+        # Calls answered and not yet counted, without a request log line (``observed``).
+        self._held: deque[tuple[Observation, float]] = deque()
+        self._draining = threading.Lock()
+        self._drain_asked = False
         if metrics is not None:
             metrics.settle = self.settle
         self.calls = 0
@@ -199,9 +224,10 @@ class Telemetry:
         """Observe one call: use as ``with telemetry.call(...) as seen:``. With no
         metrics, no tracer and no request log, only its code is counted (``Counted``:
         a hit's fixed cost, row 17c)."""
-        if self.metrics is None and self.tracer is None and not log.isEnabledFor(logging.DEBUG):
+        debug = log.isEnabledFor(logging.DEBUG)
+        if not debug and self.metrics is None and self.tracer is None:
             return Counted(self)
-        return Observation(self, method, context)
+        return Observation(self, method, context, debug)
 
     def count(self, code: grpc.StatusCode) -> None:
         """Count one call that ended with ``code``, for the summary."""
@@ -212,29 +238,54 @@ class Telemetry:
     def observed(
         self, seen: Observation, seconds: float, context: grpc.ServicerContext | None = None
     ) -> None:
-        """Account for a call that ended: at once, or, with metrics or the request log
-        on, once its response has gone (a callback of ``context``, on gRPC's polling
-        thread), so the caller does not wait for it. Its span has ended already.
+        """Account for a call that ended, after its response has gone, so the caller
+        does not wait for it. Its span has ended already.
 
         Counting a hit's call, its lookup and its backend operation took about 30 us of
         it on a busy 2-core machine, whose caches the telemetry code is not in between
-        calls (issue 14, rows 13a/13b), against a few us in a warm loop; deferred, the
-        caller waits for one registered callback. A scrape waits for the calls answered
-        before it (``settle``).
+        calls (issue 14, rows 13a/13b), against a few us in a warm loop; a callback
+        registered per call (gRPC's ``add_callback``, and a lock) still cost about 10
+        us. So a call is held (one append), and every ``HELD_CALLS`` calls one callback
+        of ``context`` (on gRPC's polling thread) counts the calls held; a scrape and
+        the summary count them first (``settle``), so a call's counts are in every
+        scrape made after its response arrived. A call with its request log line
+        (DEBUG) has its own callback, so the line is written as it ends.
         """
-        if context is not None and (self.metrics is not None or log.isEnabledFor(logging.DEBUG)):
+        if not seen.debug:
+            held = self._held
+            held.append((seen, seconds))
+            if len(held) >= HELD_CALLS and not self._drain_asked:
+                self._drain_asked = True
+                if context is None or not context.add_callback(self._drain):
+                    self._drain()
+            return
+        if context is not None:
             with self._pending:
                 if context.add_callback(partial(self._late, seen, seconds)):
                     self._deferred += 1
                     return
         self._observe(seen, seconds)
 
+    def _drain(self) -> None:
+        """Count the calls held (``observed``)."""
+        with self._draining:
+            self._drain_asked = False
+            held = self._held
+            while held:
+                try:
+                    seen, seconds = held.popleft()
+                except IndexError:  # another thread took the last one
+                    break
+                self._observe(seen, seconds)
+
     def settle(self, timeout: float = SETTLE_SECONDS) -> bool:
-        """Wait until every call answered so far is counted; False if ``timeout`` passed.
+        """Count the calls held, and wait until every call answered so far is counted;
+        False if ``timeout`` passed.
 
         A scrape calls it first, so that a call's counts are in every scrape made
         after its response arrived. Clock: ``time.monotonic``.
         """
+        self._drain()
         deadline = time.monotonic() + timeout
         while self._counted < self._deferred:
             if time.monotonic() >= deadline:
@@ -273,6 +324,7 @@ class Telemetry:
 
     def summary(self) -> str:
         """The calls since the last summary: rates, errors, hit ratio (and resets the window)."""
+        self._drain()
         now = self._clock()
         calls, errors, hits, misses = (
             self.calls,

@@ -67,7 +67,10 @@ class InstrumentedBackend:
         metrics, tracer = self.metrics, self.tracer
         if metrics is None and tracer is None:
             return call()
-        span = tracer.backend_span(operation) if tracer is not None else None
+        serving = getattr(SERVING, "call", None)
+        span = None
+        if tracer is not None and (serving is None or serving.traced):
+            span = tracer.backend_span(operation)  # none for a caller that did not sample
         start = time.perf_counter()
         error = None
         try:
@@ -80,9 +83,8 @@ class InstrumentedBackend:
         finally:
             if metrics is not None:
                 seconds = time.perf_counter() - start
-                serving = getattr(SERVING, "call", None)
-                if serving is not None:
-                    serving.backend_call(operation, seconds, error)
+                if serving is not None:  # counted with the call, after it
+                    serving.backend_calls.append((operation, seconds, error))
                 else:
                     metrics.backend_call(operation, seconds, error)
             if span is not None:
@@ -97,8 +99,8 @@ class InstrumentedBackend:
         if metrics is not None:
             result = "miss" if found is None else "hit"
             serving = getattr(SERVING, "call", None)
-            if serving is not None:
-                serving.looked_up(namespace, result)
+            if serving is not None:  # counted with the call, after it
+                serving.lookups.append((namespace, result))
             else:
                 metrics.lookup(namespace, result)
 

@@ -343,8 +343,9 @@ def test_the_requests_trace_context_wins_over_the_metadatas(server):
     assert span.context.trace_state.get("vendor") == "x1"
 
 
+@pytest.mark.parametrize("flags", ["00", "02"])  # 02: the SDK's unsampled span (random id)
 def test_an_unsampled_context_in_the_request_makes_no_span_and_extracts_nothing(
-    counting_server,
+    counting_server, flags
 ):
     server, exporter, propagator = counting_server
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -352,7 +353,7 @@ def test_an_unsampled_context_in_the_request_makes_no_span_and_extracts_nothing(
         lookup = stored_lookup(stub, make_study(12, 1, 2))
         exporter.clear()
         propagator.extracted = 0
-        lookup.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+        lookup.traceparent = f"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}"
         for _ in range(3):
             assert stub.LookupStudy(lookup, timeout=10).hit
     assert propagator.extracted == 0

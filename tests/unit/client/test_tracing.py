@@ -8,7 +8,7 @@ import pytest
 from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import TraceState
 
@@ -125,3 +125,54 @@ def test_baggage_or_another_propagator_goes_as_metadata_and_the_request_stays_ba
         assert metadata == injected() and fields(request) == {}
     finally:
         propagate.set_global_textmap(previous)
+
+
+@pytest.mark.parametrize("sampler", [ALWAYS_OFF, ParentBased(TraceIdRatioBased(0.0))])
+def test_an_unsampled_app_span_sends_its_context_in_the_request_and_makes_no_span(sampler):
+    """What lets the server follow the app's decision: the app span's own parent and
+    flags, in the request, nothing as metadata; and no span of the search's."""
+    app = TracerProvider(sampler=sampler).get_tracer("app")
+    tracer = SearchTracer(TracerProvider())
+    with app.start_as_current_span("app request") as request:
+        assert not request.is_recording()
+        with tracer.span("CachedSearcher.find_study_by_id", namespace="pacs-a") as span:
+            assert span is None
+            with tracer.span("dicomcache lookup", client=True) as call:
+                assert call is None
+                sent, metadata = carried()
+        assert metadata == () and fields(sent) == dict(injected())
+        found = request.get_span_context()
+        assert sent.traceparent == f"00-{found.trace_id:032x}-{found.span_id:016x}-" + (
+            f"{found.trace_flags:02x}"
+        )
+        assert not found.trace_flags.sampled
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        trace.INVALID_SPAN,
+        trace.NonRecordingSpan(trace.SpanContext(0, 0x00F067AA0BA902B7, is_remote=True)),
+        trace.NonRecordingSpan(
+            trace.SpanContext(
+                0x4BF92F3577B34DA6A3CE929D0E0E4736,
+                0x00F067AA0BA902B7,
+                is_remote=True,
+                trace_flags=trace.TraceFlags(1),  # a sampled caller's, not recorded here
+            )
+        ),
+    ],
+)
+def test_a_span_that_does_not_record_is_read_as_the_api_reads_it(current):
+    token = context.attach(trace.set_span_in_context(current))
+    valid = current.get_span_context().is_valid
+    try:
+        request, metadata = carried()
+        # An invalid context is not sent (the propagator writes one unless it is
+        # exactly INVALID_SPAN_CONTEXT; the server would read it as no parent).
+        assert metadata == () and fields(request) == (dict(injected()) if valid else {})
+        recorded = SearchTracer(TracerProvider()).span("CachedSearcher.find_studies")
+        with recorded as span:  # a span of its own only when there was no valid one
+            assert (span is None) == valid
+    finally:
+        context.detach(token)

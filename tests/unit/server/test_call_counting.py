@@ -1,13 +1,17 @@
-"""A call's counts are taken after its response has gone, and a scrape waits for them.
+"""A call's counts are taken after its response has gone, and a scrape has them.
 
 The server's metrics of a call (its RPC count and duration, its lookups, its backend
-operations) are counted in one go by a callback gRPC runs once the call is over, so
-the caller does not wait for them (issue 14). These tests stand in for gRPC's
-context with one that keeps the callbacks until told to run them.
+operations) are counted in one go after the call is over, so the caller does not
+wait for them (issue 14): a call is held, and one callback gRPC runs once a call is
+over counts every ``HELD_CALLS`` calls held; a scrape counts the rest first. A call
+with its request log line (DEBUG) has a callback of its own, and a scrape waits for
+it. These tests stand in for gRPC's context with one that keeps the callbacks until
+told to run them.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -18,7 +22,7 @@ from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.server.errors import BackendUnavailable, InvalidArgument
 from dicomcache.server.model import Level
 from dicomcache.server.telemetry import Telemetry
-from dicomcache.server.telemetry.calls import Counted
+from dicomcache.server.telemetry.calls import HELD_CALLS, Counted
 from dicomcache.server.telemetry.labels import NamespaceLabels
 from dicomcache.server.telemetry.metrics import Metrics
 
@@ -71,7 +75,9 @@ def requests(samples: dict) -> float:
     return samples.get(key, 0.0)
 
 
-def test_a_calls_counts_wait_for_its_end_and_a_scrape_waits_for_them():
+def test_a_calls_counts_wait_for_its_end_and_a_scrape_waits_for_them(caplog):
+    """With its request log line: a callback of its own, which a scrape waits for."""
+    caplog.set_level(logging.DEBUG, logger="dicomcache.calls")
     telemetry, metrics, backend = served()
     context = HeldContext()
     with telemetry.call("LookupStudy", context):
@@ -86,6 +92,31 @@ def test_a_calls_counts_wait_for_its_end_and_a_scrape_waits_for_them():
     assert lookups(samples) == 1
     operation = (("operation", "lookup_study"),)
     assert samples[("dicomcache_backend_duration_seconds_count", operation)] == 1
+
+
+def test_a_calls_counts_are_held_and_the_next_scrape_has_them():
+    telemetry, metrics, backend = served()
+    context = HeldContext()
+    with telemetry.call("LookupStudy", context):
+        assert backend.lookup_study("ns", "1.2.3", Level.STUDY) is None
+    assert context.callbacks == []  # nothing registered, nothing counted on its path
+    assert metrics.rpc_requests.collect().samples == []  # counted by no one yet
+    samples = scraped(metrics)
+    assert requests(samples) == 1 and lookups(samples) == 1
+    assert "1 calls" in telemetry.summary()
+
+
+def test_every_held_calls_one_callback_counts_them():
+    telemetry, metrics, backend = served()
+    context = HeldContext()
+    for _ in range(HELD_CALLS):
+        with telemetry.call("LookupStudy", context):
+            backend.lookup_study("ns", "1.2.3", Level.STUDY)
+    assert len(context.callbacks) == 1  # the call that filled the batch asked for it
+    assert metrics.rpc_requests.collect().samples == []
+    context.finish()
+    assert metrics.rpc_requests.series(("LookupStudy", "OK")).read() == HELD_CALLS
+    assert metrics.lookups.series(("ns", "miss")).read() == HELD_CALLS
 
 
 def test_a_call_over_already_is_counted_at_once():

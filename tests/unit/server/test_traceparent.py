@@ -2,7 +2,9 @@
 
 ``_unsampled`` reads the common version-00 form with string methods and anything
 else with the regular expression of OpenTelemetry's W3C propagator; both must
-agree with the propagator itself on every header.
+agree with the propagator itself on every header. ``Tracer.unsampled_caller`` (a
+request's field, the hit's path) reads only the version-00 form, and must agree
+with the propagator on it and say "not known unsampled" for every other header.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from dicomcache.server.telemetry.tracing import _unsampled
+from dicomcache.server.telemetry.tracing import UNSAMPLED_CALLER, Tracer, _unsampled
 
 PROPAGATOR = TraceContextTextMapPropagator()
+TRACER = Tracer(TracerProvider())
 
 
 def propagators_verdict(header: str) -> bool:
@@ -68,3 +72,33 @@ def test_the_common_forms():
     assert not _unsampled(f"00-{'0' * 32}-00f067aa0ba902b7-00")
     assert not _unsampled(None)
     assert not _unsampled(f"00-{ids}-00" + " " * 600)
+
+
+def fast_verdict(header: str) -> bool:
+    """Whether ``unsampled_caller`` takes ``header`` as an unsampled caller's (and then
+    the caller's context, as it came, is set for an archive request)."""
+    token = TRACER.unsampled_caller(header, "vendor=x1")
+    if token is None:
+        return False
+    try:
+        carrier, _ = UNSAMPLED_CALLER.get()
+        assert dict(carrier) == {"traceparent": header, "tracestate": "vendor=x1"}
+    finally:
+        UNSAMPLED_CALLER.reset(token)
+    return True
+
+
+@settings(max_examples=1000)
+@given(mutated())
+def test_the_requests_check_agrees_with_the_propagator_on_the_common_form(header):
+    common = len(header) == 55 and header.startswith("00-")
+    assert fast_verdict(header) == (common and propagators_verdict(header))
+
+
+def test_the_requests_check_takes_the_sdks_unsampled_flags():
+    ids = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
+    assert fast_verdict(f"00-{ids}-00")
+    assert fast_verdict(f"00-{ids}-02")  # the SDK's unsampled span: a random trace id
+    assert not fast_verdict(f"00-{ids}-01")
+    assert not fast_verdict(f"00-{ids}-03")
+    assert not fast_verdict(f"00-{'0' * 32}-00f067aa0ba902b7-00")

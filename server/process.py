@@ -23,7 +23,25 @@ hundreds of thousands of cached objects does to a Python process (issue 11):
   5-6 MiB), and a fixed mmap threshold (glibc otherwise raises it to the largest
   block freed, and a message's buffer of some MiB then lands in a heap and leaves a
   hole). A periodic ``malloc_trim`` was tried and left out: it freed little more
-  and held an arena's lock up to 70 ms over a heap of 1.5 GB.
+  and held an arena's lock up to 70 ms over a heap of 1.5 GB; at the soak's 58 MiB
+  of heaps, one every 10 s took 0.5-14 ms and gave back 1-6 MiB that the next
+  10 s touched again (RSS at the end 179 MiB with and without it).
+  What the heaps' free space does, read every 10 s in soaks (``mallinfo2``,
+  ``malloc_info``, ``sys._debugmallocstats``, tracemalloc): it grows while the
+  cache first fills and begins to evict (4-6 to 8-10 MiB). Over the last half, in
+  soaks of 5,200-8,900 operations it did not (7.1 -> 6.4, 5.5 -> 5.0, 8.0 -> 8.4
+  MiB; heaps' size 55.2 -> 56.0, 51.8 -> 51.8, 58.5 -> 58.5 MiB; slopes 0.00-0.03x);
+  in one of 12,700 it did (7.5 -> 10.1 MiB, heaps 57.7 -> 60.8 MiB, slope 0.09x),
+  while Python's live heap stays flat (tracemalloc 121.1 -> 120.7 MB; pymalloc's
+  arenas 78 -> 79 MiB). The heaps' long-lived blocks are mostly the cache's
+  serialized attributes (21.5 MiB in blocks of 570-1,400 bytes, too large for
+  pymalloc); the free space at a soak's end by size: 2.0 MiB below 4 KiB, 1.2 at
+  4-32 KiB, 1.4 at 32-128 KiB, 1.4 above. Two remedies, measured, did not
+  help: a 32 KiB mmap threshold (zlib's 64 KiB deflate
+  windows and the kept encodings of tens of KiB in mappings of their own) moved
+  5 MiB from the heaps to mappings and left RSS as it was (178 MiB), so the
+  threshold stays glibc's starting 128 KiB; the trim above. SIGUSR1 logs the heaps
+  (``heaps``), so a soak can say where its RSS went.
 
 Call ``tune`` once per process (it starts one daemon thread). Clock: ``time.monotonic``.
 """

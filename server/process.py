@@ -31,7 +31,8 @@ hundreds of thousands of cached objects does to a Python process (issue 11):
   cache first fills and begins to evict (4-6 to 8-10 MiB). Over the last half, in
   soaks of 6,500-8,900 operations it did not (7.1 -> 6.4, 5.5 -> 5.0, 8.0 -> 8.4
   MiB; heaps' size 55.2 -> 56.0, 51.8 -> 51.8, 58.5 -> 58.5 MiB; slopes 0.00-0.03x);
-  in one of 12,700 it did (7.5 -> 10.1 MiB, heaps 57.7 -> 60.8 MiB, slope 0.09x),
+  in two of 12,700 and 14,800 it did (7.5 -> 10.1 and 7.9 -> 10.1 MiB, heaps 57.7
+  -> 60.8 and 57.1 -> 60.7 MiB: nearly all the RSS gained; slopes 0.09x, 0.08x),
   while Python's live heap stays flat (tracemalloc 121.1 -> 120.7 MB; pymalloc's
   arenas 78 -> 79 MiB). The heaps' long-lived blocks are mostly the cache's
   serialized attributes (21.5 MiB in blocks of 570-1,400 bytes, too large for

@@ -351,7 +351,7 @@ class MemoryBackend:
             self._lru.refresh((namespace, study_uid))
             left = _left(ns, study_uid, level, now)
             study_node = ns.children.get(study_uid)
-            keep = self._readings.max_bytes > 0 and isinstance(study_node, Branch)
+            keep = self._readings.worth(answered[-1]) and isinstance(study_node, Branch)
             if keep:  # what the read depended on, taken with it, under the lock
                 assert isinstance(study_node, Branch)
                 on = depended(ns, study_node, answered[-1])

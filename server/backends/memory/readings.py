@@ -194,6 +194,18 @@ class Readings:
         self._kept.move_to_end(key)
         return reading
 
+    def worth(self, listing: Answer) -> bool:
+        """Whether a read of ``listing`` should be kept (asked before anything is taken).
+
+        Not when the listing at its own level is larger than a reading may be: what a
+        reading depends on is taken under the backend's lock in one go, a walk over
+        every object of the listing at any level (the read itself walks them in
+        chunks), and for a 300,000-instance study that held the lock 100 ms (issue 11,
+        stall row S2). Such a study's shallower hits are read each time, as they were
+        before readings.
+        """
+        return self.max_bytes > 0 and listing.least_bytes * 4 <= self.max_bytes
+
     def keep(self, name: str, level: Level, reading: Reading) -> None:
         """Keep a reading of ``name``'s study at ``level``, in place of any other of it."""
         if reading.size * 4 > self.max_bytes:

@@ -257,3 +257,41 @@ def test_a_reading_is_charged_for_the_encoding_the_service_keeps() -> None:
 def _long(uid: str) -> bytes:
     """700 bytes that differ from uid to uid."""
     return (hashlib.sha256(uid.encode()).hexdigest() * 11)[:700].encode()
+
+
+def _walks(monkeypatch: Any) -> list[int]:
+    """Count the walks over a listing's objects that keeping a reading takes."""
+    from dicomcache.server.backends.memory import readings
+
+    walks: list[int] = []
+    real = readings.fresh_until
+
+    def counted(answer: Any, root: Any) -> float:
+        walks.append(1)
+        return real(answer, root)
+
+    monkeypatch.setattr(readings, "fresh_until", counted)
+    return walks
+
+
+def test_a_listing_too_large_for_a_reading_is_not_walked_under_the_lock(monkeypatch):
+    # Issue 11, stall row S2: a study-level hit of a 300,000-instance study kept a
+    # (small) reading, and took what it depended on by walking every object, locked.
+    backend = MemoryBackend(readings_bytes=4000)
+    study = _study("1.1", 4, 20, "a")
+    assert backend.store_study(NS, study, Level.INSTANCE, None)
+    walks = _walks(monkeypatch)
+    first = backend.lookup_study(NS, study.uid, Level.STUDY)
+    again = backend.lookup_study(NS, study.uid, Level.STUDY)
+    assert first is not None and again == first and not first.series
+    assert walks == [] and len(backend._readings) == 0
+
+
+def test_a_listing_that_fits_is_walked_once_and_its_reading_kept(monkeypatch):
+    backend = MemoryBackend(readings_bytes=400_000)
+    study = _study("1.1", 4, 20, "a")
+    assert backend.store_study(NS, study, Level.INSTANCE, None)
+    walks = _walks(monkeypatch)
+    first = backend.lookup_study(NS, study.uid, Level.STUDY)
+    assert backend.lookup_study(NS, study.uid, Level.STUDY) == first
+    assert walks == [1] and len(backend._readings) == 1

@@ -156,8 +156,7 @@ class CacheService:
             request.namespace, request.study_uid, request.query_level, request.protocol
         )
         namespace = partition(request.namespace, request.protocol)
-        # ``_most``, written out: every hit asks it, and each call costs (row 17c).
-        most = (self.max_answer_bytes if streamed else self.max_message_bytes) - FRESH_FOR_BYTES
+        most = self._most(streamed)
         try:  # the backend may refuse what cannot be sent before it reads it: see ``bound``
             with bound.study_bytes(most):
                 answer = self.backend.study_answer(namespace, request.study_uid, level)

@@ -274,13 +274,18 @@ def _walks(monkeypatch: Any) -> list[int]:
     return walks
 
 
+def _stored(monkeypatch: Any, readings_bytes: int) -> tuple[MemoryBackend, StudyData, list[int]]:
+    """A backend holding one 80-instance study at instance level; the walks counted from now."""
+    backend = MemoryBackend(readings_bytes=readings_bytes)
+    study = _study("1.1", 4, 20, "a")
+    assert backend.store_study(NS, study, Level.INSTANCE, None)
+    return backend, study, _walks(monkeypatch)
+
+
 def test_a_listing_too_large_for_a_reading_is_not_walked_under_the_lock(monkeypatch):
     # Issue 11, stall row S2: a study-level hit of a 300,000-instance study kept a
     # (small) reading, and took what it depended on by walking every object, locked.
-    backend = MemoryBackend(readings_bytes=4000)
-    study = _study("1.1", 4, 20, "a")
-    assert backend.store_study(NS, study, Level.INSTANCE, None)
-    walks = _walks(monkeypatch)
+    backend, study, walks = _stored(monkeypatch, 4000)
     first = backend.lookup_study(NS, study.uid, Level.STUDY)
     again = backend.lookup_study(NS, study.uid, Level.STUDY)
     assert first is not None and again == first and not first.series
@@ -288,10 +293,7 @@ def test_a_listing_too_large_for_a_reading_is_not_walked_under_the_lock(monkeypa
 
 
 def test_a_listing_that_fits_is_walked_once_and_its_reading_kept(monkeypatch):
-    backend = MemoryBackend(readings_bytes=400_000)
-    study = _study("1.1", 4, 20, "a")
-    assert backend.store_study(NS, study, Level.INSTANCE, None)
-    walks = _walks(monkeypatch)
+    backend, study, walks = _stored(monkeypatch, 400_000)
     first = backend.lookup_study(NS, study.uid, Level.STUDY)
     assert backend.lookup_study(NS, study.uid, Level.STUDY) == first
     assert walks == [1] and len(backend._readings) == 1

@@ -81,15 +81,13 @@ class CacheService:
         )
         return False
 
-    def _limit(self, streamed: bool) -> int:
-        """The largest hit a lookup sends: an answer streamed, a message else."""
-        return self.max_answer_bytes if streamed else self.max_message_bytes
-
     def _most(self, streamed: bool) -> int:
-        """The largest hit that can be sent, before its fresh_for_ms: larger than a
-        message, only streamed; its objects may have grown past the largest answer
-        since it was stored. Asked before the hit's bytes are built."""
-        return self._limit(streamed) - FRESH_FOR_BYTES
+        """The largest hit that can be sent, before its fresh_for_ms: an answer
+        streamed, a message else (larger than a message, only streamed); its objects
+        may have grown past the largest answer since it was stored. Asked before the
+        hit's bytes are built."""
+        limit = self.max_answer_bytes if streamed else self.max_message_bytes
+        return limit - FRESH_FOR_BYTES
 
     def _too_large(self, size: int, streamed: bool, instead: str) -> AnswerTooLarge:
         """The error of a hit that cannot be sent; a unary one names its streamed lookup."""
@@ -157,11 +155,16 @@ class CacheService:
         )
         namespace = partition(request.namespace, request.protocol)
         most = self._most(streamed)
-        try:  # the backend may refuse what cannot be sent before it reads it: see ``bound``
-            with bound.study_bytes(most):
-                answer = self.backend.study_answer(namespace, request.study_uid, level)
+        # The backend may refuse what cannot be sent before it reads it (``bound``): the
+        # variable set here, not through ``bound.study_bytes``, whose three calls were a
+        # hit's fixed cost (row 17c).
+        token = bound.STUDY_BYTES.set(most)
+        try:
+            answer = self.backend.study_answer(namespace, request.study_uid, level)
         except AnswerTooLarge as exc:
             raise self._too_large(exc.size, streamed, "StreamLookupStudy") from None
+        finally:
+            bound.STUDY_BYTES.reset(token)
         if answer is None:
             return encode.miss(self.backend.lease(namespace))
         found, left = answer.studies, answer.left

@@ -24,8 +24,9 @@ STUDY_BYTES: ContextVar[int | None] = ContextVar("dicomcache_study_bytes", defau
 class study_bytes:  # noqa: N801  # a context manager used as a function: ``with study_bytes(n):``
     """Within the block, a backend may refuse (``AnswerTooLarge``) a study larger than ``most``.
 
-    A class, not a generator context manager: every unary study lookup sets it, and
-    the generator's machinery cost a hit more than the rest of this (row 17c).
+    A class, not a generator context manager, for its cost. The service's study
+    lookup sets ``STUDY_BYTES`` itself, without even this class's three calls: a
+    hit's fixed cost (row 17c).
     """
 
     __slots__ = ("_most", "_token")

@@ -232,7 +232,8 @@ class Telemetry:
     def count(self, code: grpc.StatusCode) -> None:
         """Count one call that ended with ``code``, for the summary."""
         self.calls = next(self._calls) + 1
-        if code not in _NOT_ERRORS:
+        # OK first by identity: a status code's hash is a Python call (an Enum's).
+        if code is not grpc.StatusCode.OK and code not in _NOT_ERRORS:
             self.errors = next(self._errors) + 1
 
     def observed(

@@ -43,7 +43,10 @@ class NotifyingBackend:
         self.feed = feed
 
     def _written(self, namespace: str, studies: Sequence[StudyData], call: Callable[[], T]) -> T:
-        uids = sorted({study.uid for study in studies})
+        # Each study once, in the order first written, a bytecode step per study so
+        # other threads get their turns: sorting a 100,000-study StoreQuery's uids was
+        # one C call holding the interpreter lock 75-200 ms (issue 11, stall row S3).
+        uids = dict.fromkeys(study.uid for study in studies)
         try:
             return call()
         finally:

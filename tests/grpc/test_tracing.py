@@ -393,3 +393,33 @@ def test_a_streamed_store_takes_the_trace_context_of_its_first_piece(server):
         server_spans.get_finished_spans(), "dicomcache.v1.CacheService/StreamStoreStudy"
     )
     assert span.parent.span_id == 0x00F067AA0BA902B7
+
+
+@pytest.mark.parametrize("level", [QueryLevels.STUDY, QueryLevels.INSTANCE])
+def test_an_unsampled_search_after_sampled_ones_makes_no_spans_on_their_thread(level):
+    """Nothing of a sampled call stays current: the server's one worker thread, which
+    served the sampled calls, and the client's thread make no span for the next
+    unsampled search (issue 14: a context left attached would make every later call
+    record, and cost it a sampled call's spans)."""
+    provider, server_spans = traced()
+    settings = Settings(listen="127.0.0.1:0", workers=1)
+    backend = MemoryBackend(ttl=600, negative_ttl=60, max_bytes=2**26)
+    cache_server = CacheServer(settings, backend=backend, tracer_provider=provider).start()
+    try:
+        client_provider, client_spans = traced()  # parent-based: follows the app's span
+        study = study_from_proto(make_study(6, 2, 2))
+        searcher = traced_searcher(FakeArchive([study]), cache_server, client_provider)
+        sampled = TracerProvider().get_tracer("app")
+        unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("app")
+        for tracer in (sampled, sampled, sampled):  # a miss and its store, then hits
+            with tracer.start_as_current_span("app request"):
+                searcher.find_study_by_id(study.uid, level)
+        made = (len(client_spans.get_finished_spans()), len(server_spans.get_finished_spans()))
+        assert made[0] > 0 and made[1] > 0
+        for _ in range(3):
+            with unsampled.start_as_current_span("app request"):
+                searcher.find_study_by_id(study.uid, level)
+        after = (len(client_spans.get_finished_spans()), len(server_spans.get_finished_spans()))
+        assert after == made
+    finally:
+        cache_server.stop(grace=0)

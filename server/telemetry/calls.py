@@ -105,7 +105,8 @@ class Observation(Counted):
         context: grpc.ServicerContext,
         debug: bool = False,
     ) -> None:
-        super().__init__(telemetry)
+        self._telemetry = telemetry  # as ``Counted``, without the call to its __init__
+        self.code = grpc.StatusCode.OK
         self.method = method
         self.response_bytes = 0
         self.debug = debug  # its request log line is written (at DEBUG)

@@ -28,6 +28,9 @@ _TRACEPARENT = re.compile(
 )
 _W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
 _HEX = "0123456789abcdef"
+# What a version-00 traceparent is written with: one set test reads all 55 characters
+# (three ``str.strip`` calls took four times as long).
+_TRACEPARENT_CHARS = frozenset(_HEX + "-")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 _UNSAMPLED_DIGITS = "02468ace"  # a flags byte ending in one of these has no sampled bit
 _LONGEST = 512  # characters of a traceparent or tracestate read at all (W3C's tracestate bound)
@@ -194,11 +197,8 @@ class Tracer:
             and traceparent[:3] == "00-"
             and traceparent[35] == "-"
             and traceparent[52] == "-"
-            and not (
-                traceparent[3:35].strip(_HEX)
-                or traceparent[36:52].strip(_HEX)
-                or traceparent[53:].strip(_HEX)
-            )
+            and traceparent.count("-") == 3  # so every other character is a hex digit:
+            and _TRACEPARENT_CHARS.issuperset(traceparent)
             and traceparent[3:35] != _ZERO_TRACE
             and traceparent[36:52] != _ZERO_SPAN
         ):

@@ -220,3 +220,49 @@ def test_debug_logs_one_json_line_per_call_and_info_a_summary(caplog):
     assert any("2 calls" in s and "1 lookups, hit ratio 1.000" in s for s in summaries)
     for record in caplog.records:
         assert "Secretname" not in record.getMessage() and study.uid not in record.getMessage()
+
+
+def test_an_unsampled_callers_lookups_are_counted_as_any_others():
+    """A server with a tracer counts the study lookups of a caller that did not sample
+    (their request's traceparent says so) as it counts anyone's, and makes no span:
+    each call, its backend operation and its lookup's result, hits and misses, unary
+    and streamed."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = Settings(listen="127.0.0.1:0", metrics_listen="127.0.0.1:0")
+    server = CacheServer(settings, tracer_provider=provider).start()
+    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    study_level = query_pb2.QUERY_LEVEL_STUDY
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+            study = make_study(1, 1, 2)
+            store = pb.StoreStudyRequest(namespace="pacs-a", study=study, query_level=INSTANCE)
+            assert stub.StoreStudy(store).stored
+            stored_spans = len(exporter.get_finished_spans())  # its caller sent no context
+            for uid in (study.uid, "1.2.404"):
+                request = pb.LookupStudyRequest(
+                    namespace="pacs-a", study_uid=uid, query_level=study_level
+                )
+                request.traceparent = unsampled
+                for _ in range(3):
+                    stub.LookupStudy(request)
+            streamed = pb.StreamLookupStudyRequest(request=lookup(study.uid))
+            streamed.request.traceparent = unsampled
+            for _ in range(2):
+                list(stub.StreamLookupStudy(streamed))
+        samples = scrape(server.metrics_port)
+        assert value(samples, "dicomcache_lookups_total", namespace="pacs-a", result="hit") == 5
+        assert value(samples, "dicomcache_lookups_total", namespace="pacs-a", result="miss") == 3
+        operation = "lookup_study"
+        assert value(samples, "dicomcache_backend_duration_seconds_count", operation=operation) == 8
+        assert value(samples, "dicomcache_rpc_requests_total", method="LookupStudy") == 6
+        assert value(samples, "dicomcache_rpc_requests_total", method="StreamLookupStudy") == 2
+        assert len(exporter.get_finished_spans()) == stored_spans
+    finally:
+        server.stop(grace=0)

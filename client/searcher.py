@@ -43,7 +43,7 @@ from dicomcache.client.errors import (
 from dicomcache.client.metrics import ClientMetrics
 from dicomcache.client.namespace import derive_namespace
 from dicomcache.client.near import metrics as near_metrics
-from dicomcache.client.tracing import SearchTracer
+from dicomcache.client.tracing import UNSAMPLED, SearchTracer
 from dicomcache.contract import NAMESPACE, NAMESPACE_RULE
 
 if TYPE_CHECKING:
@@ -188,10 +188,11 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
 
     def find_studies(self, query: Query) -> Sequence[Study]:
         """The cached answer to ``query``, else the upstream's (then cached)."""
-        with self._span("CachedSearcher.find_studies", level=str(query.query_level.value)):
-            return self._find_studies(query)
+        span = self._span("CachedSearcher.find_studies", level=str(query.query_level.value))
+        with span:
+            return self._find_studies(query, span is not UNSAMPLED)
 
-    def _find_studies(self, query: Query) -> Sequence[Study]:
+    def _find_studies(self, query: Query, traced: bool = True) -> Sequence[Study]:
         try:
             message = query_to_proto(query)
         except ConversionError:
@@ -206,7 +207,9 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
             if (kept := near.get(key)) is not None:
                 return cast(Sequence[Study], kept)
             ticket = near.ticket()
-        found = self._try(lambda: self._lookup_query(message, request, fresh=near is not None))
+        found = self._try(
+            lambda: self._lookup_query(message, request, fresh=near is not None), traced=traced
+        )
         cached, lease = (found.value, found.lease) if found else (None, 0)
         self._counted("hit" if cached is not None else "miss" if found else "skipped")
         if cached is not None:
@@ -236,16 +239,20 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         self, study_uid: str, query_level: QueryLevels = QueryLevels.STUDY
     ) -> Study:
         """The study complete down to ``query_level``, from the cache when it is known complete."""
-        with self._span("CachedSearcher.find_study_by_id", level=str(query_level.value)):
-            return self._find_study_by_id(study_uid, query_level)
+        span = self._span("CachedSearcher.find_study_by_id", level=str(query_level.value))
+        with span:
+            return self._find_study_by_id(study_uid, query_level, span is not UNSAMPLED)
 
-    def _find_study_by_id(self, study_uid: str, query_level: QueryLevels) -> Study:
+    def _find_study_by_id(
+        self, study_uid: str, query_level: QueryLevels, traced: bool = True
+    ) -> Study:
         near, key = self.near, ("study", study_uid, QueryLevels(query_level).value)
         if near is not None and (kept := near.get(key)) is not None:
             return cast(Study, kept)
         ticket = near.ticket() if near is not None else None
         found = self._try(
-            lambda: self._lookup_study(study_uid, query_level, fresh=near is not None)
+            lambda: self._lookup_study(study_uid, query_level, fresh=near is not None),
+            traced=traced,
         )
         cached, lease = (found.value, found.lease) if found else (None, 0)
         self._counted("hit" if cached is not None else "miss" if found else "skipped")
@@ -290,8 +297,11 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         )
         return Fresh(*found, 0.0, None)
 
-    def _try(self, call: Callable[[], T], store: bool = False) -> T | None:
+    def _try(self, call: Callable[[], T], store: bool = False, traced: bool = True) -> T | None:
         """Run one cache call if the breaker allows; any failure is swallowed.
+
+        ``traced`` False: the search was not sampled, so neither is the call: its span
+        is not asked for (a hit's fixed cost, issue 14, rows 13a/13b).
 
         Faults of the cache count against it in the breaker; a refusal of this one
         request (``CacheRejected``) does not: that call goes to the upstream alone.
@@ -308,7 +318,7 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         operation = "store" if store else "lookup"
         start = time.perf_counter()
         try:
-            with self._span(f"dicomcache {operation}", client=True):
+            with self._span(f"dicomcache {operation}", client=True) if traced else UNSAMPLED:
                 result = call()
         except CacheError as exc:
             self._timed(operation, start)

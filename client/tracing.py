@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 # What a block inside an unsampled search gets instead of a span: nothing to
-# start, attach or end (stateless, so one serves every thread).
-_UNSAMPLED = contextlib.nullcontext()
+# start, attach or end (stateless, so one serves every thread). A search that gets
+# it asks no span for its cache calls: they would not be sampled either.
+UNSAMPLED = contextlib.nullcontext()
 
 
 class _Reader:
@@ -94,11 +95,11 @@ class SearchTracer:
         stored = reader.current().get(reader.span_key)
         if type(stored) is reader.fast_type:  # not recording: no span if it is valid
             if stored.get_span_context()[5]:
-                return _UNSAMPLED
+                return UNSAMPLED
             return self._started(name, client, attributes)
         current = self._trace.get_current_span()
         if current.get_span_context().is_valid and not current.is_recording():
-            return _UNSAMPLED
+            return UNSAMPLED
         return self._started(name, client, attributes)
 
     @contextlib.contextmanager

@@ -48,3 +48,13 @@ def test_the_slope_row_says_where_the_last_half_went() -> None:
         "mmapped +0.0; outside the heaps +4.0"
     )
     assert soak.where_it_went(samples, 100.0, None, end) == ""
+
+
+def test_the_heaps_line_says_whose_heaps_they_are() -> None:
+    # A jemalloc server's line: its heaps, not glibc's empty ones (issue 11, row soak-slope).
+    line = "INFO allocator: heaps system=40 in_use=32 free=8 mmapped=0 malloc=jemalloc"
+    older = "INFO allocator: heaps system=40 in_use=32 free=6 mmapped=2"
+
+    assert soak.heaps_said(line) == Heaps(40, 32, 8, 0, "jemalloc")
+    assert soak.heaps_said(older) == Heaps(40, 32, 6, 2, "glibc")
+    assert soak.heaps_said("INFO dicomcache serving on 127.0.0.1:1") is None

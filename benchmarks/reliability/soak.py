@@ -70,7 +70,9 @@ _SERIES_INSTANCE_UID = 0x0020000E
 _STUDY_INSTANCE_UID = 0x0020000D
 _RETRIEVE_URL = 0x00081190
 _IMAGE_COMMENTS = 0x00204000
-_HEAPS = re.compile(r"allocator: heaps system=(\d+) in_use=(\d+) free=(\d+) mmapped=(\d+)")
+_HEAPS = re.compile(
+    r"allocator: heaps system=(\d+) in_use=(\d+) free=(\d+) mmapped=(\d+)(?: malloc=(\w+))?"
+)
 
 
 def run(quick: bool) -> list[Row]:
@@ -249,14 +251,14 @@ class Server:
         """Drain the server's log, keeping what its allocator lines say."""
         assert self.process is not None and self.process.stderr is not None
         for line in self.process.stderr:
-            match = _HEAPS.search(line)
-            if match is not None:
+            said = heaps_said(line)
+            if said is not None:
                 with self._said:
-                    self._heaps.append(Heaps(*(int(n) for n in match.groups())))
+                    self._heaps.append(said)
                     self._said.notify_all()
 
     def heaps(self) -> Heaps | None:
-        """glibc's heaps in the server now (SIGUSR1 makes it log them); None: no reply in 10 s."""
+        """The server's malloc heaps now (SIGUSR1 makes it log them); None: no reply in 10 s."""
         assert self.process is not None
         with self._said:
             seen = len(self._heaps)
@@ -283,6 +285,15 @@ class Server:
         match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
         assert match is not None
         return int(match.group(1)) * 1024
+
+
+def heaps_said(line: str) -> Heaps | None:
+    """The heaps an allocator line of the server's log names (glibc's unless it says), or None."""
+    match = _HEAPS.search(line)
+    if match is None:
+        return None
+    *sizes, malloc = match.groups()
+    return Heaps(*(int(n) for n in sizes), malloc or "glibc")
 
 
 def sample(server: Server, samples: list[tuple[float, int]], stop: threading.Event) -> None:
@@ -541,7 +552,7 @@ def slope(points: list[tuple[float, int]]) -> float:
 def where_it_went(
     samples: list[tuple[float, int]], elapsed: float, half: Heaps | None, end: Heaps | None
 ) -> str:
-    """The last half's RSS change beside glibc's heaps' ("" without both readings).
+    """The last half's RSS change beside the malloc heaps' ("" without both readings).
 
     What RSS gained that the heaps do not show is pymalloc's arenas (Python's small
     objects), stacks and the like; the heaps' free space is their fragmentation.
@@ -555,7 +566,7 @@ def where_it_went(
         return f"{(after - before) / mib:+.1f}"
 
     return (
-        f"last half: RSS {change(later[0], later[-1])} MiB; glibc's heaps "
+        f"last half: RSS {change(later[0], later[-1])} MiB; {end.malloc}'s heaps "
         f"{half.system / mib:.1f} -> {end.system / mib:.1f} MiB (in use "
         f"{change(half.in_use, end.in_use)}, free {half.free / mib:.1f} -> {end.free / mib:.1f}), "
         f"mmapped {change(half.mmapped, end.mmapped)}; outside the heaps "
@@ -572,7 +583,7 @@ def rows(
     stats: dict[str, int],
     heaps: tuple[Heaps | None, Heaps | None] = (None, None),
 ) -> list[Row]:
-    """The four soak rows; ``heaps``: glibc's in the server at the soak's half and at its end."""
+    """The four soak rows; ``heaps``: the server's malloc's at the soak's half and at its end."""
     mib = 2**20
     half = [(t, r) for t, r in samples if t >= elapsed / 2]
     per_second = slope(half)

@@ -4,18 +4,29 @@ process-wide, and this one must keep its own."""
 
 from __future__ import annotations
 
+import ctypes.util
+import os
+import re
 import subprocess
 import sys
 import textwrap
 
+import pytest
 
-def _run(code: str) -> str:
+JEMALLOC = ctypes.util.find_library("jemalloc")
+needs_jemalloc = pytest.mark.skipif(
+    JEMALLOC is None, reason="jemalloc is not installed (Debian: libjemalloc2)"
+)
+
+
+def _run(code: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
+        env=env,
     )
     return result.stdout.strip()
 
@@ -80,6 +91,32 @@ def test_sigusr1_logs_glibcs_heaps() -> None:
         """
     )
     fields = dict(pair.split("=") for pair in out.removeprefix("allocator: heaps ").split())
-    assert set(fields) == {"system", "in_use", "free", "mmapped"}
+    assert set(fields) == {"system", "in_use", "free", "mmapped", "malloc"}
+    assert fields.pop("malloc") == "glibc"
     assert int(fields["in_use"]) >= 1000 * 1000
     assert int(fields["system"]) >= int(fields["in_use"]) + int(fields["free"])
+
+
+@needs_jemalloc
+def test_sigusr1_logs_jemallocs_heaps_under_jemalloc() -> None:
+    # Under a preloaded jemalloc, glibc's mallinfo2 counted only glibc's empty heaps: the
+    # soak's note read "heaps 0.0 -> 0.0" while RSS grew (issue 11, row soak-slope).
+    assert JEMALLOC is not None
+    out = _run(
+        """
+        import logging, os, signal, sys
+        logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+        from dicomcache.server import process
+        process.tune()
+        kept = [bytes(1000) for _ in range(10_000)]
+        os.kill(os.getpid(), signal.SIGUSR1)
+        """,
+        env=dict(os.environ, LD_PRELOAD=JEMALLOC),
+    )
+    match = re.fullmatch(
+        r"allocator: heaps system=(\d+) in_use=(\d+) free=(\d+) mmapped=0 malloc=jemalloc", out
+    )
+    assert match, out
+    system, in_use, free = (int(n) for n in match.groups())
+    assert in_use >= 10_000 * 1000
+    assert system == in_use + free

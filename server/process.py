@@ -48,7 +48,8 @@ hundreds of thousands of cached objects does to a Python process (issue 11):
   the limit, slope 0.11x; ``narenas:2,background_thread:true,dirty_decay_ms:1000,
   muzzy_decay_ms:0``, 16,700 operations, 1.34x and 0.10x, its resident pages 77.4 ->
   79.8 MiB over the last half with the allocated bytes flat (-0.4) and the rest 13.9 ->
-  16.7 MiB (glibc: 1.11-1.23x, 0.08-0.09x at 12,700-14,800). Under a preloaded jemalloc
+  16.7 MiB (glibc: 1.11-1.23x, 0.08-0.09x at 12,700-14,800; in the same hour as these,
+  10,500 operations, 1.14x and 0.04x). Under a preloaded jemalloc
   ``heaps`` reads jemalloc's statistics (``malloc=jemalloc`` in the line), since glibc's
   heaps are then empty. Whether the growth stops: a 420 s soak of 31,500 operations
   grew in spells (per minute +2.5, +0.6, 0.0, +2.3, +2.5, +0.5, +1.3 MiB) and ended

@@ -204,11 +204,15 @@ class Readings:
         stall row S2). Such a study's shallower hits are read each time, as they were
         before readings.
         """
-        return self.max_bytes > 0 and listing.least_bytes * 4 <= self.max_bytes
+        return self.max_bytes > 0 and self._fits(listing.least_bytes)
+
+    def _fits(self, size: int) -> bool:
+        """Whether a reading of ``size`` bytes may be kept: a quarter of the bound at most."""
+        return size * 4 <= self.max_bytes
 
     def keep(self, name: str, level: Level, reading: Reading) -> None:
         """Keep a reading of ``name``'s study at ``level``, in place of any other of it."""
-        if reading.size * 4 > self.max_bytes:
+        if not self._fits(reading.size):
             return
         key = (name, reading.study.uid, level)
         self._drop(key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from dicomcache.server.upstreams import Upstream
 from dicomcache.server.upstreams.config import build_upstreams
 
 if TYPE_CHECKING:
+    from dicomcache.server.backends.memory.resident import ResidentGuard
     from dicomcache.server.feed.relay import RedisRelay
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,19 @@ SWEEP_CHUNK = 32  # entries reaped at a time: the backend's lock is held for abo
 # objects once stalled hits for 400 ms. Reads never see expired entries anyway;
 # only their memory is freed a little later.
 SWEEP_PAUSE = 0.001
+
+
+def _resident_guard(
+    backend: Backend, resident: Callable[[], int | None] | None
+) -> ResidentGuard | None:
+    """A ``ResidentGuard`` of a memory backend with a bound, given a reader; else None."""
+    from dicomcache.server.backends.memory.backend import MemoryBackend
+
+    if resident is None or not isinstance(backend, MemoryBackend) or backend.max_bytes is None:
+        return None
+    from dicomcache.server.backends.memory.resident import ResidentGuard
+
+    return ResidentGuard(backend, resident)
 
 
 def build_backend(settings: Settings, clock: Clock = monotonic) -> Backend:
@@ -120,6 +134,11 @@ def _relay(backend: Backend, feed: Feed) -> RedisRelay | None:
 class CacheServer:
     """A running gRPC server: CacheService, health checking and reflection (v1 and v1alpha).
 
+    ``resident`` reads the process's resident bytes, for a server that is its
+    process's alone (``dicomcache serve``): the memory backend's bound then holds for
+    the resident set's growth since ``start`` (``ResidentGuard``, checked by the
+    sweeper), not only for the bytes the backend counts.
+
     Thread-safe. Uses no clock of its own beyond the sweeper's interval.
     """
 
@@ -130,6 +149,7 @@ class CacheServer:
         extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
         tracer_provider: Any = None,
         upstreams: Mapping[str, Upstream] | None = None,
+        resident: Callable[[], int | None] | None = None,
     ) -> None:
         self.settings = settings
         self.authorizer = Authorizer.from_settings(settings)  # a bad policy fails here, first
@@ -138,6 +158,9 @@ class CacheServer:
             dict(upstreams) if upstreams is not None else build_upstreams(settings)
         )
         self.backend = backend if backend is not None else build_backend(settings)
+        # The memory backend's bound held for the resident set, in a process that is
+        # the server's alone (``resident``: ``dicomcache serve``'s reader of it).
+        self.guard = _resident_guard(self.backend, resident)
         labels = NamespaceLabels()
         metrics = Metrics(self.backend, 0, labels) if settings.metrics_listen else None
         tracer = Tracer(tracer_provider) if tracer_provider is not None else None
@@ -236,6 +259,8 @@ class CacheServer:
             self.metrics_port = self.metrics_http.server_port
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        if self.guard is not None:
+            self.guard.start()  # the resident set before the cache holds anything
         self._sweeper.start()
         if self.settings.log_summary_interval:
             self._summary.start()
@@ -294,5 +319,7 @@ class CacheServer:
                 while self.backend.expire(SWEEP_CHUNK) == SWEEP_CHUNK:
                     if self._stopping.wait(SWEEP_PAUSE):
                         return
+                if self.guard is not None:
+                    self.guard.check()
             except Exception as exc:
                 log.warning("sweep failed: %s", type(exc).__name__)

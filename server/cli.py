@@ -19,6 +19,7 @@ from pydantic import ByteSize, ValidationError
 from dicomcache.server import logs, process
 from dicomcache.server.app import CacheServer
 from dicomcache.server.auth.policy import PolicyError
+from dicomcache.server.backends.memory.resident import resident_bytes
 from dicomcache.server.backends.redis.keyfile import KeyFileError
 from dicomcache.server.config import Settings
 from dicomcache.server.upstreams.config import UpstreamConfigError, describe
@@ -135,7 +136,8 @@ def serve(settings: Settings, auto_memory: bool = False) -> int:
     signal.signal(signal.SIGINT, on_signal)
     provider = _tracer_provider() if settings.tracing else None
     try:
-        server = CacheServer(settings, tracer_provider=provider).start()
+        # The process is the server's alone: the cache's bound holds for its resident set.
+        server = CacheServer(settings, tracer_provider=provider, resident=resident_bytes).start()
     except PolicyError as exc:  # names the entry and the rule, never a token
         print(f"dicomcache: auth_policy_file: {exc}", file=sys.stderr)
         return 2

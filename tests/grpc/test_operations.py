@@ -266,3 +266,32 @@ def test_an_in_process_server_leaves_the_interpreter_as_it_was():
     finally:
         server.stop(0)
     assert sys.getswitchinterval() == before
+
+
+def test_serve_holds_the_cache_under_max_memory_for_its_resident_set():
+    """``dicomcache serve`` bounds its resident set's growth, not only its accounting
+    (issue 11): past --max-memory, the cache is held under it, and the log says so.
+
+    The stores below take the server's resident set well past a 1 MiB bound (gRPC's
+    buffers and Python's arenas alone grow by more), while the accounted bytes stay
+    within it: only a bound on the resident set moves.
+    """
+    with started("--listen", "127.0.0.1:0", "--max-memory", "1MiB", "--log-level", "INFO") as run:
+        lines: list[str] = []
+        assert run.process.stderr is not None
+        reader = threading.Thread(target=lines.extend, args=(run.process.stderr,), daemon=True)
+        reader.start()
+        with grpc.insecure_channel(f"127.0.0.1:{run.port}") as channel:
+            stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+            for n in range(1, 201):
+                request = pb.StoreStudyRequest(namespace="ns", study=make_study(n, 4, 50))
+                assert stub.StoreStudy(request, timeout=10).stored
+            for _ in range(100):  # the sweeper checks once a second
+                if any("the cache is held under it" in line for line in lines):
+                    break
+                threading.Event().wait(0.1)
+            stats = stub.GetStats(pb.GetStatsRequest(namespace="ns"), timeout=10)
+        run.process.kill()
+        reader.join(timeout=10)
+    assert any("the cache is held under it" in line for line in lines), lines[-5:]
+    assert stats.total_bytes <= 1024**2

@@ -177,6 +177,9 @@ class MemoryBackend:
         self.ttl = ttl
         self.negative_ttl = min(negative_ttl, ttl)
         self.max_bytes = max_bytes
+        # What writes evict to: max_bytes, or less while the process's resident set
+        # is past it (``resident.ResidentGuard``, through ``hold``).
+        self._limit = max_bytes
         self._clock = clock
         self._chunk = chunk
         self._pause = pause
@@ -542,6 +545,15 @@ class MemoryBackend:
         with self._lock:
             return self._reap(self._clock(), max_items)
 
+    def hold(self, limit: int) -> None:
+        """Evict to ``limit`` bytes, at most ``max_bytes``, from the next write on.
+
+        For ``resident.ResidentGuard``: a backend without ``max_bytes`` has no bound
+        to hold, and ignores it. Stats still report ``max_bytes``.
+        """
+        if self.max_bytes is not None:
+            self._limit = max(0, min(limit, self.max_bytes))
+
     def stats(
         self, namespace: str | None, after: str | None = None, limit: int | None = None
     ) -> Stats:
@@ -807,9 +819,9 @@ class MemoryBackend:
 
     def _fit(self, now: float) -> None:
         """Evict until within the bound, the readings' bytes counted with the rest."""
-        if self.max_bytes is None:
+        most = self._limit
+        if most is None:
             return
-        most = self.max_bytes
         while self._bytes + self._readings.bytes > most and len(self._stale):
             before = self._stale.bytes
             self._stale.evict_oldest()  # stale copies go first: they serve only failures

@@ -14,11 +14,15 @@ must hold.
 second; it reads the resident set and compares its growth since the server started
 (``start``) with ``max_bytes``:
 
-* over: the bound the backend evicts to (``MemoryBackend.hold``) goes down by what
-  is over, at most ``STEP`` of max_bytes a check (so one write's eviction stays
-  small: issue 11's stalls), never below ``FLOOR`` of max_bytes. The writes that
-  follow evict the least recently used studies first and fill the holes they
-  leave, instead of growing the heaps. The first step down is logged at INFO; a
+* over, and grown since the bound last went down: the bound the backend evicts to
+  (``MemoryBackend.hold``) goes down by that growth, at most ``STEP`` of max_bytes
+  a check (so one write's eviction stays small: issue 11's stalls), never below
+  ``FLOOR`` of max_bytes. The writes that follow evict the least recently used
+  studies first and fill the holes they leave, instead of growing the heaps. Over
+  but not growing, nothing moves: evicting frees space inside the heaps, which the
+  allocator keeps, so the resident set does not come down with the bound, and a
+  guard that kept lowering it while over would empty the cache to its floor (a
+  soak did: 35 of 64 MiB held). The first step down is logged at INFO; a
   growth still over at the floor is not the cache's, and is logged once at WARNING;
 * under by more than ``MARGIN`` of max_bytes: the bound goes back up a ``STEP`` at
   a time, to max_bytes (logged at INFO when it gets there).
@@ -68,6 +72,7 @@ class ResidentGuard:
         self._most = backend.max_bytes
         self.limit = self._most
         self.base: int | None = None
+        self._answered = 0  # the resident bytes past the bound that lowering it answered
         self._warned = False
 
     def start(self) -> None:
@@ -86,32 +91,40 @@ class ResidentGuard:
         step = max(1, int(most * STEP))
         limit = self.limit
         if over > 0:
+            grown = over - self._answered  # since the bound last went down
+            if grown <= 0:
+                return  # over, not growing: the writes reuse the space evictions freed
             floor = int(most * FLOOR)
             if limit <= floor:
-                if not self._warned:
-                    self._warned = True
-                    log.warning(
-                        "resident memory is %d bytes past max_memory with the cache held at "
-                        "%d bytes, its floor: the rest of the growth is not the cache's",
-                        over,
-                        limit,
-                    )
+                self._warn(over, limit)
                 return
-            limit = max(floor, limit - min(over, step))
-        elif -over > most * MARGIN and limit < most:
+            lowered = min(grown, step, limit - floor)
+            self._answered += lowered
+            limit -= lowered
+        elif -over > most * MARGIN:  # the heaps gave memory back
+            self._answered = 0
+            if limit >= most:
+                return
             limit = min(most, limit + step)
             self._warned = False
         else:
-            return
+            return  # just under: where the bound is holds the resident set there
         if self.limit == most:
-            log.info(
-                "resident memory %d bytes past max_memory: the cache is held under it",
-                over,
-            )
+            log.info("resident memory %d bytes past max_memory: the cache is held under it", over)
         elif limit == most:
             log.info("resident memory back within max_memory: the cache may fill it again")
         self.limit = limit
         self._backend.hold(limit)
+
+    def _warn(self, over: int, limit: int) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "resident memory is %d bytes past max_memory with the cache held at %d bytes, "
+                "its floor: the rest of the growth is not the cache's",
+                over,
+                limit,
+            )
 
 
 def resident_bytes() -> int | None:

@@ -145,3 +145,34 @@ def test_a_backend_without_a_bound_cannot_be_guarded() -> None:
 def test_this_process_resident_set_is_read() -> None:
     found = resident_bytes()
     assert found is not None and found > MIB
+
+
+def test_over_but_not_growing_moves_nothing_more() -> None:
+    # Evicting frees space inside the heaps, which the allocator keeps: the resident
+    # set stays where it was, and lowering the bound further would only empty the cache.
+    backend, guard, resident = guarded(studies=50)
+    most = backend.max_bytes
+    assert most is not None
+    resident.value += most + most // 100
+    guard.check()
+    lowered = guard.limit
+    assert lowered == most - most // 100
+    for _ in range(20):
+        guard.check()
+    assert guard.limit == lowered
+    resident.value += most // 100  # grows again: answered again, by that much
+    guard.check()
+    assert guard.limit == lowered - most // 100
+
+
+def test_just_under_the_bound_the_lowered_bound_stays() -> None:
+    backend, guard, resident = guarded(studies=50)
+    most = backend.max_bytes
+    assert most is not None
+    resident.value += most + most // 50
+    guard.check()
+    lowered = guard.limit
+    resident.value -= most // 25  # 2% under: within the margin
+    for _ in range(5):
+        guard.check()
+    assert guard.limit == lowered

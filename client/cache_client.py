@@ -56,7 +56,7 @@ from dicomcache.client.convert.request import archive_request, protocol_value
 from dicomcache.client.credentials import ClientTLS, Token
 from dicomcache.client.errors import CacheError, CacheUnavailable, translate
 from dicomcache.client.pieces import PIECE_BYTES, query_pieces, study_pieces
-from dicomcache.client.tracing import carry_trace, trace_metadata
+from dicomcache.client.tracing import carrier, trace_metadata
 from dicomcache.client.watchdog import Watchdog
 from dicomcache.contract import MAX_ANSWER_BYTES, MAX_MESSAGE_BYTES
 from dicomcache.v1 import cache_service_pb2 as pb
@@ -194,7 +194,8 @@ class CacheClient:
         trace_context: bool = False,
     ) -> None:
         self.target = target
-        self.trace_context = trace_context
+        # Writes the trace context into a request (``tracing.carry_trace``), when sent.
+        self._carry = carrier() if trace_context else None
         self.tls = tls
         self._token = Token(token) if isinstance(token, str) else token
         self.timeout = timeout
@@ -220,6 +221,11 @@ class CacheClient:
             request_serializer=pb.LookupStudyRequest.SerializeToString,
             response_deserializer=view.LookupStudyResponse.FromString,  # as _streamed reads it
         )
+
+    @property
+    def trace_context(self) -> bool:
+        """Whether the current trace context goes with every call (``trace_context``)."""
+        return self._carry is not None
 
     def close(self) -> None:
         """Close the channel, if this client opened it."""
@@ -268,19 +274,18 @@ class CacheClient:
         with ``traceparent`` fields (``_TRACED``): then only the token is metadata.
         A token file that cannot be read is a cache fault.
         """
-        if self._token is None and not self.trace_context:
-            return None
-        metadata: tuple[tuple[str, str], ...] = ()
-        if self._token is not None:
-            try:
-                metadata = self._token.metadata()
-            except (OSError, ValueError) as exc:
-                raise CacheUnavailable(
-                    f"cannot read the cache token: {type(exc).__name__}"
-                ) from exc
-        if self.trace_context:
+        token, carry = self._token, self._carry
+        if token is None:  # the trace context alone, if any: one Python call on a hit
+            if carry is None:
+                return None
+            return (carry(request) if type(request) in _TRACED else trace_metadata()) or None
+        try:
+            metadata = token.metadata()
+        except (OSError, ValueError) as exc:
+            raise CacheUnavailable(f"cannot read the cache token: {type(exc).__name__}") from exc
+        if carry is not None:
             if type(request) in _TRACED:
-                metadata = (*metadata, *carry_trace(request)) if metadata else carry_trace(request)
+                metadata = (*metadata, *carry(request))
             else:
                 metadata = (*metadata, *trace_metadata())
         return metadata or None

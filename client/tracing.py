@@ -14,7 +14,7 @@ level, result; never query values.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # What a block inside an unsampled search gets instead of a span: nothing to
@@ -34,8 +34,8 @@ class _Reader:
     a busy machine, where that code is not in the CPU's caches between calls, the
     chains cost a study-level hit about 5% (issue 14, rows 13a/13b). With the
     default runtime context (a ``ContextVar``) and a ``NonRecordingSpan``, the
-    answer is a read of the variable, a dict look-up, a type test and tuple
-    indexing. Anything else (another runtime context, another span type, a span
+    answer is a read of the variable, a dict look-up, a type test, an attribute
+    and tuple indexing. Anything else (another runtime context, another span type, a span
     context laid out otherwise than checked here) goes through the API.
     Thread-safe: it holds only what it read at its start.
     """
@@ -66,9 +66,13 @@ class _Reader:
             probe.trace_state,
             probe.is_valid,
         )
-        # The fast reading needs the layout and both keys; else every span is read
+        # A NonRecordingSpan keeps its span context as ``_context`` (read without
+        # ``get_span_context``, a Python call: each one costs a hit a few
+        # microseconds on a busy machine, its code cold between calls).
+        kept = getattr(trace.NonRecordingSpan(probe), "_context", None) is probe
+        # The fast reading needs the layouts and both keys; else every span is read
         # through the API (no span is of type None).
-        known = laid_out and self.span_key is not None and self.baggage_key is not None
+        known = laid_out and kept and self.span_key is not None and self.baggage_key is not None
         self.fast_type: Any = trace.NonRecordingSpan if known else None
 
 
@@ -94,7 +98,7 @@ class SearchTracer:
         reader = self._reader
         stored = reader.current().get(reader.span_key)
         if type(stored) is reader.fast_type:  # not recording: no span if it is valid
-            if stored.get_span_context()[5]:
+            if stored._context[5]:
                 return UNSAMPLED
             return self._started(name, client, attributes)
         current = self._trace.get_current_span()
@@ -143,6 +147,22 @@ class _W3C:
         self._default_types = (TraceContextTextMapPropagator, W3CBaggagePropagator)
         self._composite = CompositePropagator
         self._checked: tuple[Any, bool] = (None, False)  # a textmap, and whether it is the default
+        # The global textmap as ``get_global_textmap`` returns it, read from the module's
+        # globals (a dict look-up, not a Python call) when the two functions keep it
+        # under the name checked here; else every call asks the function.
+        name = "_HTTP_TEXT_FORMAT"
+        codes = [
+            getattr(getattr(propagate, function, None), "__code__", None)
+            for function in ("get_global_textmap", "set_global_textmap")
+        ]
+        kept = hasattr(propagate, name) and all(
+            code is not None and name in code.co_names for code in codes
+        )
+        self._globals: dict[str, Any] = vars(propagate) if kept else {}
+        self._textmap_name = name
+        # The textmap last found to be the default one (``_default``): a call that finds
+        # it still global writes the context itself. Nothing at first.
+        self._default_map: Any = object()
         self.reader = _Reader()
 
     def _default(self, textmap: Any) -> bool:
@@ -154,6 +174,8 @@ class _W3C:
                 and tuple(type(each) for each in inner or ()) == self._default_types
             )
             self._checked = (textmap, default)
+            if default:
+                self._default_map = textmap
         return default
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -170,24 +192,39 @@ class _W3C:
 
         The app's span not sampled (a ``NonRecordingSpan``), with the default
         propagator and no baggage, the traceparent is written from the span
-        context's numbers in one step: its parent and flags are what let the server
-        follow the caller's decision, and record nothing either."""
-        textmap = self._propagate.get_global_textmap()
+        context's numbers in this one Python call: its parent and flags are what let
+        the server follow the caller's decision, and record nothing either. On a
+        busy machine each further Python call (``get_global_textmap``,
+        ``get_span_context``) cost an unsampled study-level hit a few microseconds,
+        its code cold between calls (issue 14, row 13b)."""
         reader = self.reader
         current = reader.current()
         stored = current.get(reader.span_key)
         if (
             type(stored) is reader.fast_type
-            and self._checked == (textmap, True)
+            and self._globals.get(self._textmap_name) is self._default_map
             and not current.get(reader.baggage_key)
         ):
-            found = stored.get_span_context()
-            if found[5]:  # valid; written as ``_traceparent`` writes it, without its calls
-                request.traceparent = f"00-{found[0]:032x}-{found[1]:016x}-{found[3]:02x}"
+            found = stored._context
+            flags = _FLAGS.get(found[3])
+            if found[5] and flags is not None:  # valid: so its ids fit their bytes
+                # As ``_traceparent`` writes it, with bytes' hex: a format spec's code
+                # path cost about a third more than this one, cold (issue 14, row 13b).
+                request.traceparent = "-".join(
+                    (
+                        "00",
+                        found[0].to_bytes(16, "big").hex(),
+                        found[1].to_bytes(8, "big").hex(),
+                        flags,
+                    )
+                )
                 state = found[4]
                 if state is not reader.no_state and state:
                     request.tracestate = state.to_header()
-            return ()
+                return ()
+            if not found[5]:
+                return ()
+        textmap = self._propagate.get_global_textmap()
         if not self._default(textmap) or self._baggage.get_all(current):
             return self._injected(textmap, current)
         found = self._trace.get_current_span(current).get_span_context()
@@ -213,6 +250,10 @@ class _W3C:
         return (("traceparent", traceparent),)
 
 
+# The W3C flags byte in hex, by value (a span context's ``TraceFlags`` is an int).
+_FLAGS = {value: f"{value:02x}" for value in range(256)}
+
+
 def _traceparent(found: Any) -> str:
     """A valid span context as a W3C traceparent (version 00), as the propagator writes it."""
     return f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"
@@ -232,6 +273,11 @@ def trace_metadata() -> tuple[tuple[str, str], ...]:
     """The current trace context as gRPC metadata (empty when there is none), as the
     global propagator would inject it."""
     return _propagation().metadata()
+
+
+def carrier() -> Callable[[Any], tuple[tuple[str, str], ...]]:
+    """``carry_trace`` as one bound method, for a client that calls it for every request."""
+    return _propagation().carry
 
 
 def carry_trace(request: Any) -> tuple[tuple[str, str], ...]:

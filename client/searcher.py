@@ -40,7 +40,7 @@ from dicomcache.client.errors import (
     CacheUnauthenticated,
     ConversionError,
 )
-from dicomcache.client.metrics import ClientMetrics
+from dicomcache.client.metrics import HELD_RECORDS, ClientMetrics
 from dicomcache.client.namespace import derive_namespace
 from dicomcache.client.near import metrics as near_metrics
 from dicomcache.client.tracing import UNSAMPLED, SearchTracer
@@ -377,16 +377,24 @@ class CachedSearcher(Searcher):  # type: ignore[misc]  # dicomtrolley ships no t
         return self._tracer.span(name, client, namespace=self.namespace, **attributes)
 
     def _counted(self, result: str) -> None:
-        if self._metrics is not None:
-            self._metrics.lookups[result].inc()
+        metrics = self._metrics
+        if metrics is not None:  # held, and counted in a batch (``ClientMetrics``)
+            held = metrics.held
+            held.append((metrics.lookups, result, 1.0))
+            if len(held) >= HELD_RECORDS:
+                metrics.count_held()
 
     def _fell_back(self, reason: str) -> None:
         if self._metrics is not None:
             self._metrics.fallbacks[reason].inc()
 
     def _timed(self, operation: str, start: float) -> None:
-        if self._metrics is not None:
-            self._metrics.cache_seconds[operation].observe(time.perf_counter() - start)
+        metrics = self._metrics
+        if metrics is not None:  # as ``_counted``
+            held = metrics.held
+            held.append((metrics.cache_seconds, operation, time.perf_counter() - start))
+            if len(held) >= HELD_RECORDS:
+                metrics.count_held()
 
     def _store_done(self, store: bool) -> None:
         """A store's call ended without a word on the write right: a trial hands its turn back."""

@@ -46,6 +46,8 @@ class Count:
         with self._lock:
             return self.value
 
+    add = inc  # what a held record (series, label, value) is counted with, as ``Timing``'s
+
 
 class Timing:
     """One histogram series: a count per bucket and a sum. Thread-safe (its own lock)."""
@@ -65,6 +67,8 @@ class Timing:
         with self._lock:
             self._counts[index] += 1
             self._sum += value
+
+    add = observe  # as ``Count.add``
 
     def read(self) -> tuple[list[int], float]:
         """The count in each bucket (not cumulative, +Inf last) and the sum, together."""

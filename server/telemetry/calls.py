@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 from types import TracebackType
-from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -27,7 +26,7 @@ from dicomcache.server.backends import Backend
 from dicomcache.server.telemetry.instrumented import SERVING, InstrumentedBackend, LookupCounts
 from dicomcache.server.telemetry.labels import NamespaceLabels
 from dicomcache.server.telemetry.metrics import Metrics
-from dicomcache.server.telemetry.tracing import UNSAMPLED_CALLER, Span, Tracer
+from dicomcache.server.telemetry.tracing import Span, Tracer, unsampled_field
 
 log = logging.getLogger("dicomcache.calls")
 
@@ -85,7 +84,6 @@ class Observation(Counted):
 
     __slots__ = (
         "_begun",
-        "_caller",
         "_context",
         "_outer",
         "_span",
@@ -112,15 +110,13 @@ class Observation(Counted):
         self.debug = debug  # its request log line is written (at DEBUG)
         self._context: grpc.ServicerContext | None = context
         self._span: Span | None = None
-        self._caller: Any = None  # the token of an unsampled caller's context, once set
         self.traced = True  # False once its caller is known not to sample: no spans
         self._begun = False
         # What the backend did for this call (``InstrumentedBackend`` appends), counted
         # with it: (operation, seconds, error type or None), (namespace, "hit" or "miss").
         self.backend_calls: list[tuple[str, float, str | None]] = []
         self.lookups: list[tuple[str, str]] = []
-        self._outer = getattr(SERVING, "call", None)
-        SERVING.call = self
+        self._outer = SERVING.set(self)
         self._start = time.perf_counter()
 
     def begin(self, request: Message | None = None) -> None:
@@ -136,11 +132,13 @@ class Observation(Counted):
             return
         traceparent = getattr(request, "traceparent", None)
         if traceparent:
-            tracestate = request.tracestate  # type: ignore[union-attr]  # has traceparent
-            self._caller = tracer.unsampled_caller(traceparent, tracestate)
-            if self._caller is not None:
+            # The requests with trace fields are answered from the cache alone: an
+            # unsampled caller's context is needed for nothing but this decision (no
+            # archive request follows), so none is set (``Tracer.unsampled_caller``).
+            if unsampled_field(traceparent):
                 self.traced = False
                 return
+            tracestate = request.tracestate  # type: ignore[union-attr]  # has traceparent
             self._span = tracer.carried_span(self.method, traceparent, tracestate)
         else:
             context = self._context
@@ -154,13 +152,14 @@ class Observation(Counted):
     def ended(self) -> None:
         """End the call's span, and have its metrics and log line taken."""
         seconds = time.perf_counter() - self._start
-        SERVING.call = self._outer
+        try:  # noqa: SIM105  # contextlib.suppress: two more Python calls a call
+            SERVING.reset(self._outer)
+        except ValueError:  # ended on another thread (a stream closed by the collector)
+            pass
         if not self._begun:
             self.begin()
         if self._span is not None:
             self.finish_span()
-        elif self._caller is not None:
-            UNSAMPLED_CALLER.reset(self._caller)
         context, self._context = self._context, None  # not kept while the call is held
         self._telemetry.observed(self, seconds, context)
 

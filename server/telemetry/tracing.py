@@ -122,6 +122,29 @@ def _unsampled(header: str | None) -> bool:
     )
 
 
+def unsampled_field(traceparent: str) -> bool:
+    """Whether ``traceparent`` (a request's field) is a valid W3C parent that did not
+    sample, in the form every version-00 sender writes; False for any other form
+    (then the propagator reads it: ``Tracer.carried_span``).
+
+    A call of an unsampled caller, nine in ten as production tracing is set, gets no
+    span and no span object: the flags' last digit first, then the parent's checks,
+    in one Python call with string methods (issue 14, rows 13a/13b). The SDK's
+    unsampled spans have the flags 02 (a random trace id).
+    """
+    return (
+        len(traceparent) == 55
+        and traceparent[54] in _UNSAMPLED_DIGITS
+        and traceparent[:3] == "00-"
+        and traceparent[35] == "-"
+        and traceparent[52] == "-"
+        and traceparent.count("-") == 3  # so every other character is a hex digit:
+        and _TRACEPARENT_CHARS.issuperset(traceparent)
+        and traceparent[3:35] != _ZERO_TRACE
+        and traceparent[36:52] != _ZERO_SPAN
+    )
+
+
 def _carrier(metadata: Sequence[tuple[str, Any]]) -> dict[str, str]:
     """A call's text metadata as the propagator reads it."""
     return {key: value for key, value in metadata if isinstance(value, str)}
@@ -182,26 +205,11 @@ class Tracer:
 
     def unsampled_caller(self, traceparent: str, tracestate: str) -> Any:
         """When ``traceparent`` (a request's field) is a valid W3C parent that did not
-        sample, in the form every version-00 sender writes: the caller's context set
-        for an archive request (``upstream_span``) and its token to reset; else None
-        (then ``carried_span``).
-
-        A call of an unsampled caller, nine in ten as production tracing is set,
-        gets no span and no span object: the flags' last digit first, then the
-        parent's checks, in one Python call with string methods (issue 14, rows
-        13a/13b). The SDK's unsampled spans have the flags 02 (a random trace id).
+        sample, in the form every version-00 sender writes (``unsampled_field``): the
+        caller's context set for an archive request (``upstream_span``) and its token
+        to reset; else None (then ``carried_span``).
         """
-        if (
-            len(traceparent) == 55
-            and traceparent[54] in _UNSAMPLED_DIGITS
-            and traceparent[:3] == "00-"
-            and traceparent[35] == "-"
-            and traceparent[52] == "-"
-            and traceparent.count("-") == 3  # so every other character is a hex digit:
-            and _TRACEPARENT_CHARS.issuperset(traceparent)
-            and traceparent[3:35] != _ZERO_TRACE
-            and traceparent[36:52] != _ZERO_SPAN
-        ):
+        if unsampled_field(traceparent):
             carrier: tuple[tuple[str, str], ...] = (("traceparent", traceparent),)
             if tracestate and len(tracestate) <= _LONGEST:  # longer: dropped, as W3C allows
                 carrier += (("tracestate", tracestate),)

@@ -180,6 +180,7 @@ class MemoryBackend:
         # What writes evict to: max_bytes, or less while the process's resident set
         # is past it (``resident.ResidentGuard``, through ``hold``).
         self._limit = max_bytes
+        self.filled = False  # True once a write evicted for room: the cache reached its bound
         self._clock = clock
         self._chunk = chunk
         self._pause = pause
@@ -830,6 +831,7 @@ class MemoryBackend:
             unit = self._lru.pop_oldest()
             if unit is None:
                 return
+            self.filled = True
             self._evict(unit, now)
 
     def _evict(self, unit: Unit, now: float) -> None:

@@ -12,9 +12,13 @@ must hold.
 
 ``ResidentGuard`` closes the loop on it. The server's sweeper calls ``check`` once a
 second; it reads the resident set and compares its growth since the server started
-(``start``) with ``max_bytes``:
+(``start``) with the cache's room: ``max_bytes`` until the cache is first full (a
+write evicted for room), then the growth it took to get there, if that was less.
+A full cache replaces what it holds and needs no more memory than it took to fill;
+what the process grows by after that is the allocator's free space (soaks: 7-10
+MiB in 3 minutes at 64 MiB), so that is what the bound answers:
 
-* over, and grown since the bound last went down: the bound the backend evicts to
+* over the room, and grown since the bound last went down: the bound the backend evicts to
   (``MemoryBackend.hold``) goes down by that growth, at most ``STEP`` of max_bytes
   a check (so one write's eviction stays small: issue 11's stalls), never below
   ``FLOOR`` of max_bytes. The writes that follow evict the least recently used
@@ -24,7 +28,7 @@ second; it reads the resident set and compares its growth since the server start
   guard that kept lowering it while over would empty the cache to its floor (a
   soak did: 35 of 64 MiB held). The first step down is logged at INFO; a
   growth still over at the floor is not the cache's, and is logged once at WARNING;
-* under by more than ``MARGIN`` of max_bytes: the bound goes back up a ``STEP`` at
+* under the room by more than ``MARGIN`` of max_bytes: the bound goes back up a ``STEP`` at
   a time, to max_bytes (logged at INFO when it gets there).
 
 Only a process that is the server's alone can use it (``dicomcache serve`` does):
@@ -49,6 +53,7 @@ class Held(Protocol):
     """What the guard moves: a backend's configured bound and the bound it evicts to."""
 
     max_bytes: int | None
+    filled: bool  # once it evicted for room
 
     def hold(self, limit: int) -> None:
         """Evict to ``limit`` bytes (at most ``max_bytes``) from the next write on."""
@@ -73,6 +78,7 @@ class ResidentGuard:
         self.limit = self._most
         self.base: int | None = None
         self._answered = 0  # the resident bytes past the bound that lowering it answered
+        self._room: int | None = None  # the growth allowed once the cache is full (``check``)
         self._warned = False
 
     def start(self) -> None:
@@ -87,7 +93,15 @@ class ResidentGuard:
         if now is None:
             return
         most = self._most
-        over = now - self.base - most
+        room = self._room
+        if room is None:
+            if not self._backend.filled:
+                room = most
+            else:
+                # Full: from now on the cache replaces what it holds, and needs no more
+                # room than it took to fill; what grows after is the allocator's free space.
+                room = self._room = max(int(most * FLOOR), min(most, now - self.base))
+        over = now - self.base - room
         step = max(1, int(most * STEP))
         limit = self.limit
         if over > 0:
@@ -110,9 +124,9 @@ class ResidentGuard:
         else:
             return  # just under: where the bound is holds the resident set there
         if self.limit == most:
-            log.info("resident memory %d bytes past max_memory: the cache is held under it", over)
+            log.info("resident memory %d bytes past its room: the cache is held under it", over)
         elif limit == most:
-            log.info("resident memory back within max_memory: the cache may fill it again")
+            log.info("resident memory back within its room: the cache may fill max_memory again")
         self.limit = limit
         self._backend.hold(limit)
 

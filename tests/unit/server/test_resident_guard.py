@@ -176,3 +176,35 @@ def test_just_under_the_bound_the_lowered_bound_stays() -> None:
     for _ in range(5):
         guard.check()
     assert guard.limit == lowered
+
+
+def test_once_full_the_room_is_the_growth_it_took_to_fill() -> None:
+    # A full cache replaces what it holds: what the process grows by after that is
+    # the allocator's, and is answered though still under max_bytes.
+    backend, guard, resident = guarded(studies=50)
+    most = backend.max_bytes
+    assert most is not None
+    write(backend, 0, 50)
+    resident.value += most * 8 // 10
+    guard.check()  # not full yet: the room is max_bytes
+    assert guard.limit == most
+    write(backend, 50, 1)  # evicts for room: full
+    assert backend.filled
+    guard.check()
+    assert guard.limit == most  # the room is what filling took: nothing over yet
+    resident.value += most // 100
+    guard.check()
+    assert guard.limit == most - most // 100
+
+
+def test_the_room_once_full_is_at_least_the_floor() -> None:
+    backend, guard, resident = guarded(studies=50)
+    most = backend.max_bytes
+    assert most is not None
+    write(backend, 0, 51)  # full at once, the resident set barely grown
+    resident.value += most // 10
+    guard.check()
+    assert guard.limit == most
+    resident.value = 100 * MIB + int(most * FLOOR) + most // 100  # now past half of max_bytes
+    guard.check()
+    assert guard.limit == most - most // 100

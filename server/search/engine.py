@@ -48,7 +48,7 @@ from dicomcache.server.errors import (
 from dicomcache.server.search import answer
 from dicomcache.server.search.flights import Coalescer, Flights, WaitTimeout
 from dicomcache.server.search.rendered import Rendered
-from dicomcache.server.search.request import Normalized, listing, normalize
+from dicomcache.server.search.request import Normalized, listing, load_dictionary, normalize
 from dicomcache.server.search.shared_flight import MARGIN_SECONDS, SharedFlight
 from dicomcache.server.telemetry.metrics import Metrics
 from dicomcache.server.telemetry.tracing import Tracer
@@ -131,6 +131,7 @@ class SearchEngine:
         self.metrics = metrics
         self.tracer = tracer
         self._clock = clock
+        load_dictionary()  # pydicom's, which normalize reads: now, not at the first search
 
     def search(self, request: search_pb2.SearchRequest, timeout: float) -> SearchResult:
         """The answer to ``request``: from the cache, else from its upstream (then kept).

@@ -21,10 +21,9 @@ itself is the canonical form. Pure functions: thread-safe, no clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from functools import cache
 
 from dicomcache.server.api.keys import canonical_request
 from dicomcache.server.api.validation import MAX_PARAMETERS, MAX_TEXT, UID_RULE, Checker
@@ -258,8 +257,27 @@ def _attribute(check: Checker, text: str, field: str, protocol: int) -> str | No
     return ".".join(names)
 
 
+def load_dictionary() -> None:
+    """Load pydicom's data dictionary, which ``normalize`` reads, now and not at the first search.
+
+    Not at import: pydicom brings numpy (some 26 MiB resident), and every server
+    imports this module, while only one with upstreams normalizes a search. The
+    engine calls it when it is built, so no search waits for it.
+    """
+    _dictionary()
+
+
+@cache
+def _dictionary() -> tuple[Callable[[int], str], Callable[[str], int | None]]:
+    """pydicom's ``keyword_for_tag`` and ``tag_for_keyword``, imported once, on first use."""
+    from pydicom.datadict import keyword_for_tag, tag_for_keyword
+
+    return keyword_for_tag, tag_for_keyword
+
+
 def _keyword(part: str) -> str | None:
     """A tag or keyword as its keyword (unknown tags as 8 upper-case hex digits)."""
+    keyword_for_tag, tag_for_keyword = _dictionary()
     tag = _TAG.fullmatch(part)
     if tag is not None and (len(part) in (8, 9, 11)) and _tag_form(part):
         value = int(tag.group(1) + tag.group(2), 16)

@@ -15,6 +15,7 @@ import pytest
 from dicomcache.server.backends.memory.backend import MemoryBackend
 from dicomcache.server.backends.memory.resident import (
     FLOOR,
+    GAIN,
     STEP,
     ResidentGuard,
     resident_bytes,
@@ -76,13 +77,13 @@ def test_growth_past_the_bound_makes_writes_evict_to_less() -> None:
     assert backend.stats(None).max_bytes == most  # still reported as configured
 
 
-def test_the_bound_steps_by_what_is_over_when_that_is_less() -> None:
+def test_the_bound_steps_by_gain_times_what_is_over_when_that_is_less() -> None:
     backend, guard, resident = guarded(studies=50)
     most = backend.max_bytes
     assert most is not None
     resident.value += most + 1000
     guard.check()
-    assert guard.limit == most - 1000
+    assert guard.limit == most - GAIN * 1000
 
 
 def test_the_bound_never_goes_below_its_floor_and_says_so_once(
@@ -153,16 +154,16 @@ def test_over_but_not_growing_moves_nothing_more() -> None:
     backend, guard, resident = guarded(studies=50)
     most = backend.max_bytes
     assert most is not None
-    resident.value += most + most // 100
+    resident.value += most + most // 200
     guard.check()
     lowered = guard.limit
-    assert lowered == most - most // 100
+    assert lowered == most - GAIN * (most // 200)
     for _ in range(20):
         guard.check()
     assert guard.limit == lowered
-    resident.value += most // 100  # grows again: answered again, by that much
+    resident.value += most // 200  # grows again: answered again, for that much
     guard.check()
-    assert guard.limit == lowered - most // 100
+    assert guard.limit == lowered - GAIN * (most // 200)
 
 
 def test_just_under_the_bound_the_lowered_bound_stays() -> None:
@@ -192,9 +193,9 @@ def test_once_full_the_room_is_the_growth_it_took_to_fill() -> None:
     assert backend.filled
     guard.check()
     assert guard.limit == most  # the room is what filling took: nothing over yet
-    resident.value += most // 100
+    resident.value += most // 200
     guard.check()
-    assert guard.limit == most - most // 100
+    assert guard.limit == most - GAIN * (most // 200)
 
 
 def test_the_room_once_full_is_at_least_the_floor() -> None:
@@ -205,6 +206,6 @@ def test_the_room_once_full_is_at_least_the_floor() -> None:
     resident.value += most // 10
     guard.check()
     assert guard.limit == most
-    resident.value = 100 * MIB + int(most * FLOOR) + most // 100  # now past half of max_bytes
+    resident.value = 100 * MIB + int(most * FLOOR) + most // 200  # now past half of max_bytes
     guard.check()
-    assert guard.limit == most - most // 100
+    assert guard.limit == most - GAIN * (most // 200)

@@ -61,7 +61,7 @@ hundreds of thousands of cached objects does to a Python process (issue 11):
   it stops; what keeps the served soak growing lies in what the backend alone lacks
   (the threads, gRPC's buffers, the hits' readings and encodings, query stores).
   Since the growth does not stop by itself, ``serve`` holds the cache's bound for the
-  resident set (``backends.memory.resident``): soaks then end flat at 1.06-1.09x.
+  resident set (``backends.memory.resident``): soaks then end flat at 1.02-1.04x.
   One arena against two, soaks by turns: RSS 1.14x against 1.19-1.20x without the
   guard, and with it 53.8-54.9 MiB held against 51.9-52.6 for the same resident set;
   15,500-20,000 operations against 13,800-18,500 (no cost seen). So one arena.

@@ -43,13 +43,16 @@ def room_for(studies: int) -> int:
     return probe.stats("ns").total_bytes
 
 
-def guarded(studies: int, base: int = 100 * MIB) -> tuple[MemoryBackend, ResidentGuard, Resident]:
-    """A backend with room for ``studies`` studies exactly, guarded; its resident set."""
-    backend = MemoryBackend(max_bytes=room_for(studies), clock=FakeClock())
+def guarded(
+    studies: int, base: int = 100 * MIB
+) -> tuple[MemoryBackend, ResidentGuard, Resident, int]:
+    """A backend with room for ``studies`` studies exactly, guarded; its resident set; its bound."""
+    most = room_for(studies)
+    backend = MemoryBackend(max_bytes=most, clock=FakeClock())
     resident = Resident(base)
     guard = ResidentGuard(backend, resident)
     guard.start()
-    return backend, guard, resident
+    return backend, guard, resident, most
 
 
 def write(backend: MemoryBackend, first: int, count: int) -> None:
@@ -62,11 +65,9 @@ def held(backend: MemoryBackend) -> int:
 
 
 def test_growth_past_the_bound_makes_writes_evict_to_less() -> None:
-    backend, guard, resident = guarded(studies=50)
+    backend, guard, resident, most = guarded(studies=50)
     write(backend, 0, 50)
     assert held(backend) == 50
-    most = backend.max_bytes
-    assert most is not None
     resident.value += most + most // 10  # 10% over: the allocator's, not counted
     for _ in range(5):
         guard.check()
@@ -78,9 +79,7 @@ def test_growth_past_the_bound_makes_writes_evict_to_less() -> None:
 
 
 def test_the_bound_steps_by_gain_times_what_is_over_when_that_is_less() -> None:
-    backend, guard, resident = guarded(studies=50)
-    most = backend.max_bytes
-    assert most is not None
+    _backend, guard, resident, most = guarded(studies=50)
     resident.value += most + 1000
     guard.check()
     assert guard.limit == most - GAIN * 1000
@@ -89,9 +88,7 @@ def test_the_bound_steps_by_gain_times_what_is_over_when_that_is_less() -> None:
 def test_the_bound_never_goes_below_its_floor_and_says_so_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    backend, guard, resident = guarded(studies=50)
-    most = backend.max_bytes
-    assert most is not None
+    _backend, guard, resident, most = guarded(studies=50)
     resident.value += 3 * most  # growth that is not the cache's
     with caplog.at_level(logging.WARNING, logger="dicomcache"):
         for _ in range(int(1 / STEP) + 10):
@@ -102,9 +99,7 @@ def test_the_bound_never_goes_below_its_floor_and_says_so_once(
 
 
 def test_the_bound_comes_back_once_the_resident_set_is_under_it() -> None:
-    backend, guard, resident = guarded(studies=50)
-    most = backend.max_bytes
-    assert most is not None
+    backend, guard, resident, most = guarded(studies=50)
     resident.value += most + most // 5
     for _ in range(4):
         guard.check()
@@ -121,9 +116,7 @@ def test_the_bound_comes_back_once_the_resident_set_is_under_it() -> None:
 
 
 def test_within_the_bound_nothing_moves() -> None:
-    backend, guard, resident = guarded(studies=50)
-    most = backend.max_bytes
-    assert most is not None
+    _backend, guard, resident, most = guarded(studies=50)
     resident.value += most  # exactly at the bound
     guard.check()
     assert guard.limit == most
@@ -151,9 +144,7 @@ def test_this_process_resident_set_is_read() -> None:
 def test_over_but_not_growing_moves_nothing_more() -> None:
     # Evicting frees space inside the heaps, which the allocator keeps: the resident
     # set stays where it was, and lowering the bound further would only empty the cache.
-    backend, guard, resident = guarded(studies=50)
-    most = backend.max_bytes
-    assert most is not None
+    _backend, guard, resident, most = guarded(studies=50)
     resident.value += most + most // 200
     guard.check()
     lowered = guard.limit
@@ -167,9 +158,7 @@ def test_over_but_not_growing_moves_nothing_more() -> None:
 
 
 def test_just_under_the_bound_the_lowered_bound_stays() -> None:
-    backend, guard, resident = guarded(studies=50)
-    most = backend.max_bytes
-    assert most is not None
+    _backend, guard, resident, most = guarded(studies=50)
     resident.value += most + most // 50
     guard.check()
     lowered = guard.limit
@@ -182,9 +171,7 @@ def test_just_under_the_bound_the_lowered_bound_stays() -> None:
 def test_once_full_the_room_is_the_growth_it_took_to_fill() -> None:
     # A full cache replaces what it holds: what the process grows by after that is
     # the allocator's, and is answered though still under max_bytes.
-    backend, guard, resident = guarded(studies=50)
-    most = backend.max_bytes
-    assert most is not None
+    backend, guard, resident, most = guarded(studies=50)
     write(backend, 0, 50)
     resident.value += most * 8 // 10
     guard.check()  # not full yet: the room is max_bytes
@@ -199,9 +186,7 @@ def test_once_full_the_room_is_the_growth_it_took_to_fill() -> None:
 
 
 def test_the_room_once_full_is_at_least_the_floor() -> None:
-    backend, guard, resident = guarded(studies=50)
-    most = backend.max_bytes
-    assert most is not None
+    backend, guard, resident, most = guarded(studies=50)
     write(backend, 0, 51)  # full at once, the resident set barely grown
     resident.value += most // 10
     guard.check()

@@ -65,7 +65,7 @@ class Held(Protocol):
 
 
 class ResidentGuard:
-    """Keeps the resident set's growth since ``start`` within a backend's ``max_bytes``.
+    """Keeps the resident set's growth since ``start`` within the cache's room (the module).
 
     Not thread-safe: one thread (the sweeper) calls ``start`` once, then ``check``.
 
@@ -139,7 +139,7 @@ class ResidentGuard:
         if not self._warned:
             self._warned = True
             log.warning(
-                "resident memory is %d bytes past max_memory with the cache held at %d bytes, "
+                "resident memory is %d bytes past its room with the cache held at %d bytes, "
                 "its floor: the rest of the growth is not the cache's",
                 over,
                 limit,

@@ -194,7 +194,7 @@ class CacheClient:
         trace_context: bool = False,
     ) -> None:
         self.target = target
-        # Writes the trace context into a request (``tracing.carry_trace``), when sent.
+        # Writes the trace context into a request (``tracing.carrier``), when sent.
         self._carry = carrier() if trace_context else None
         self.tls = tls
         self._token = Token(token) if isinstance(token, str) else token

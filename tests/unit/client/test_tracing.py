@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRat
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import TraceState
 
-from dicomcache.client.tracing import SearchTracer, carry_trace, trace_metadata
+from dicomcache.client.tracing import SearchTracer, carrier, trace_metadata
 from dicomcache.v1 import cache_service_pb2 as pb
 
 
@@ -86,7 +86,7 @@ def test_inside_an_unsampled_span_a_search_makes_no_span():
 
 def carried() -> tuple[pb.LookupStudyRequest, tuple[tuple[str, str], ...]]:
     request = pb.LookupStudyRequest(namespace="pacs-a", study_uid="1.2.3")
-    return request, carry_trace(request)
+    return request, carrier()(request)
 
 
 def fields(request: pb.LookupStudyRequest) -> dict[str, str]:

@@ -134,7 +134,7 @@ class Observation(Counted):
         if traceparent:
             # The requests with trace fields are answered from the cache alone: an
             # unsampled caller's context is needed for nothing but this decision (no
-            # archive request follows), so none is set (``Tracer.unsampled_caller``).
+            # archive request follows), so none is set (``tracing.unsampled_field``).
             if unsampled_field(traceparent):
                 self.traced = False
                 return

@@ -102,13 +102,7 @@ def _unsampled(header: str | None) -> bool:
     if len(header) == 55 and header[:3] == "00-" and header[35] == "-" and header[52] == "-":
         # The form every version-00 sender writes, read with string methods: on a
         # busy machine the regular expression engine's code is cold between calls.
-        trace_id, span_id, flags = header[3:35], header[36:52], header[53:]
-        return (
-            not (trace_id.strip(_HEX) or span_id.strip(_HEX) or flags.strip(_HEX))
-            and trace_id != _ZERO_TRACE
-            and span_id != _ZERO_SPAN
-            and flags[1] in _UNSAMPLED_DIGITS
-        )
+        return unsampled_field(header)
     match = _TRACEPARENT.fullmatch(header)
     if match is None:
         return False
@@ -125,7 +119,8 @@ def _unsampled(header: str | None) -> bool:
 def unsampled_field(traceparent: str) -> bool:
     """Whether ``traceparent`` (a request's field) is a valid W3C parent that did not
     sample, in the form every version-00 sender writes; False for any other form
-    (then the propagator reads it: ``Tracer.carried_span``).
+    (then the propagator reads it: ``Tracer.carried_span``). ``_unsampled`` reads the
+    same form of a metadata header with it.
 
     A call of an unsampled caller, nine in ten as production tracing is set, gets no
     span and no span object: the flags' last digit first, then the parent's checks,
@@ -202,19 +197,6 @@ class Tracer:
         )
         token = context.attach(trace.set_span_in_context(span, parent))
         return Span(span, token)
-
-    def unsampled_caller(self, traceparent: str, tracestate: str) -> Any:
-        """When ``traceparent`` (a request's field) is a valid W3C parent that did not
-        sample, in the form every version-00 sender writes (``unsampled_field``): the
-        caller's context set for an archive request (``upstream_span``) and its token
-        to reset; else None (then ``carried_span``).
-        """
-        if unsampled_field(traceparent):
-            carrier: tuple[tuple[str, str], ...] = (("traceparent", traceparent),)
-            if tracestate and len(tracestate) <= _LONGEST:  # longer: dropped, as W3C allows
-                carrier += (("tracestate", tracestate),)
-            return UNSAMPLED_CALLER.set((carrier, self._w3c_propagator))
-        return None
 
     def carried_span(self, method: str, traceparent: str, tracestate: str = "") -> Span:
         """The span of one call whose request carries the caller's W3C trace context in

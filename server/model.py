@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TypeAlias
 
+from dicomcache.server.pacing import step
+
 
 class Level(IntEnum):
     """Depth in the DICOM hierarchy; the values match ``dicomcache.v1.QueryLevel``."""
@@ -94,4 +96,5 @@ def release(studies: list[StudyData]) -> None:
     while studies:
         series.extend(studies.pop().series)
         while series:
+            step()  # a step of the call's work (``server.pacing``)
             series.pop()

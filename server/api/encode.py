@@ -25,6 +25,7 @@ from dicomcache.server.model import (
     Stats,
     StudyData,
 )
+from dicomcache.server.pacing import step
 from dicomcache.v1 import cache_service_pb2
 
 # Tags: field number << 3 | wire type (0 varint, 2 length-delimited).
@@ -187,6 +188,7 @@ def _study_parts(obj: StudyData) -> list[bytes]:
     """An encoded ``Study`` in pieces: its head, then each series' tag, length and body."""
     parts = [_head(obj.uid, obj.attributes)]
     for child in obj.series:
+        step()  # a series is a step of the call's work (``server.pacing``)
         body = series(child)
         parts += (_CHILDREN, _length(len(body)), body)
     return parts
@@ -269,6 +271,7 @@ def study_size(obj: StudyData) -> int:
     size = _head_size(obj.uid, obj.attributes)
     short = _SHORT
     for child in obj.series:
+        step()
         body = _head_size(child.uid, child.attributes)
         for grandchild in child.instances:
             n = len(grandchild.uid.encode())

@@ -22,6 +22,7 @@ before the service sees it: the one place, ``server/auth/authorizer.py``.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +38,7 @@ from dicomcache.server.auth.access import Access
 from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.auth.rights import Right
 from dicomcache.server.errors import AnswerTooLarge, InvalidArgument, StreamBroken
+from dicomcache.server.pacing import RECENT, Pacing
 from dicomcache.server.search.engine import DEFAULT_TIMEOUT
 from dicomcache.server.telemetry import Telemetry
 from dicomcache.server.telemetry.calls import Counted
@@ -45,10 +47,11 @@ from dicomcache.v1 import search_pb2
 
 
 class InFlight:
-    """Counts calls being served, so shutdown can wait for exactly those.
+    """Counts calls being served, so shutdown can wait for exactly those, and large
+    requests pause while others are about (``busy``, ``server.pacing``).
 
     Thread-safe. Unary calls, the streamed lookups and stores count; other streams (health
-    Watch) do not: they never end by themselves.
+    Watch) do not: they never end by themselves. Clock: ``time.monotonic``.
     """
 
     # Seconds between looks while waiting: shutdown is the only waiter, and a call pays
@@ -57,15 +60,23 @@ class InFlight:
 
     def __init__(self) -> None:
         self._count = 0
+        self._began = -math.inf  # when the last call began
         self._lock = threading.Lock()
 
     def __enter__(self) -> None:
+        began = time.monotonic()
         with self._lock:
             self._count += 1
+            self._began = began
 
     def __exit__(self, *_: object) -> None:
         with self._lock:
             self._count -= 1
+
+    def busy(self, now: float) -> bool:
+        """Whether a call other than the asker is in flight, or one began within RECENT
+        seconds of ``now`` (the asker's own start included: a moment's pauses, at most)."""
+        return self._count > 1 or now - self._began < RECENT
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no call is in flight; False when timeout passed first.
@@ -123,7 +134,12 @@ def _timeout(context: grpc.ServicerContext) -> float:
 
 
 def _unary(
-    method: str, call: Call, in_flight: InFlight, authorizer: Authorizer, telemetry: Telemetry
+    method: str,
+    call: Call,
+    in_flight: InFlight,
+    pacing: Pacing,
+    authorizer: Authorizer,
+    telemetry: Telemetry,
 ) -> grpc.RpcMethodHandler:
     function, message_type, takes_access = call
     timed = method in _TIMED
@@ -131,7 +147,7 @@ def _unary(
     parse = _parser(message_type)
 
     def handle(raw: bytes, context: grpc.ServicerContext) -> Any:
-        with in_flight, telemetry.call(method, context) as seen:
+        with in_flight, pacing.call(), telemetry.call(method, context) as seen:
             try:
                 # Who first: a caller the policy does not know learns nothing, not even
                 # whether its request parses.
@@ -177,6 +193,7 @@ def _streamed(
     method: str,
     call: Call,
     in_flight: InFlight,
+    pacing: Pacing,
     limits: tuple[int, int],
     authorizer: Authorizer,
     telemetry: Telemetry,
@@ -190,7 +207,7 @@ def _streamed(
 
     def handle(raw: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         # Until the last piece is sent or the call is cancelled.
-        with in_flight, telemetry.call(method, context) as seen:
+        with in_flight, pacing.call(), telemetry.call(method, context) as seen:
             try:
                 access = authorizer.authenticate(context)
                 request = parse(raw)
@@ -216,6 +233,7 @@ def _stream_store(
     method: str,
     call: Call,
     in_flight: InFlight,
+    pacing: Pacing,
     limits: tuple[int, int],
     authorizer: Authorizer,
     telemetry: Telemetry,
@@ -248,7 +266,7 @@ def _stream_store(
             raise StreamBroken(f"{method}: the stream broke off; nothing was stored") from exc
 
     def handle(raw: Iterator[bytes], context: grpc.ServicerContext) -> Any:
-        with in_flight, telemetry.call(method, context) as seen:
+        with in_flight, pacing.call(), telemetry.call(method, context) as seen:
             try:
                 access = authorizer.authenticate(context)
                 response = function(pieces(raw, access, seen))
@@ -275,6 +293,7 @@ def handler(
     """
     authorizer = authorizer if authorizer is not None else Authorizer()
     telemetry = telemetry if telemetry is not None else Telemetry()
+    pacing = Pacing(in_flight.busy)  # large requests pause while others are about
     table: dict[str, Call] = {
         "LookupQuery": (service.lookup_query, pb.LookupQueryRequest, False),
         "StoreQuery": (service.store_query, pb.StoreQueryRequest, False),
@@ -303,15 +322,16 @@ def handler(
         "StreamStoreStudy": (service.stream_store_study, pb.StreamStoreStudyRequest, False),
     }
     methods = {
-        name: _unary(name, call, in_flight, authorizer, telemetry) for name, call in table.items()
+        name: _unary(name, call, in_flight, pacing, authorizer, telemetry)
+        for name, call in table.items()
     }
     limits = (service.max_message_bytes, service.max_answer_bytes)
     methods.update(
-        (name, _streamed(name, call, in_flight, limits, authorizer, telemetry))
+        (name, _streamed(name, call, in_flight, pacing, limits, authorizer, telemetry))
         for name, call in streams.items()
     )
     methods.update(
-        (name, _stream_store(name, call, in_flight, limits, authorizer, telemetry))
+        (name, _stream_store(name, call, in_flight, pacing, limits, authorizer, telemetry))
         for name, call in stores.items()
     )
     return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)

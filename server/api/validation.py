@@ -16,6 +16,7 @@ from dicomcache.contract import NAMESPACE_RULE
 from dicomcache.server.api.vr import element_violations
 from dicomcache.server.errors import InvalidArgument, Violation
 from dicomcache.server.model import Level
+from dicomcache.server.pacing import step
 from dicomcache.v1 import dataset_pb2, objects_pb2, query_pb2
 
 UID_RULE = "must be a UID: 1 to 64 characters, each a digit (0-9) or a dot"
@@ -280,7 +281,9 @@ class Checker:
         seen: set[str],
     ) -> None:
         """One object of a tree but its children: a valid uid unique in ``seen`` (which
-        it joins), valid attributes. Whether it may lack them is ``childless``'s."""
+        it joins), valid attributes. Whether it may lack them is ``childless``'s.
+        A step of the call's work (``server.pacing``): checking is most of a store's."""
+        step()
         self.uid(obj.uid, f"{path}.uid")
         if obj.uid in seen:
             self.fail(f"{path}.uid", "must be unique among its siblings")

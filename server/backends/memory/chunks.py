@@ -13,6 +13,8 @@ import threading
 from collections.abc import Generator
 from typing import TypeAlias, TypeVar
 
+from dicomcache.server.pacing import step
+
 R = TypeVar("R")
 
 # A piece of work that yields between chunks and returns its result.
@@ -22,7 +24,10 @@ Steps: TypeAlias = Generator[None, None, R]
 class Budget:
     """Items left in the current chunk; ``size`` 0 means one unbounded chunk.
 
-    Not thread-safe: one request's work uses it. No clock: it counts items.
+    Each item is a step of the call's work too (``server.pacing``): a large request
+    pauses a moment every slice, lock held or not, so that the other calls' threads
+    get the interpreter lock in between.
+    Not thread-safe: one request's work uses it. No clock of its own: it counts items.
     """
 
     __slots__ = ("left", "size")
@@ -33,6 +38,7 @@ class Budget:
 
     def spend(self) -> bool:
         """Count one item; True when the chunk is used up (the caller yields, then goes on)."""
+        step()
         self.left -= 1
         if self.left:
             return False

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from dicomcache.server.backends.memory import compression
 from dicomcache.server.model import CachedObject, InstanceData, SeriesData, StudyData
+from dicomcache.server.pacing import step
 
 
 def first_dictionary(study: StudyData) -> bytes | None:
@@ -28,7 +29,12 @@ def pack_study(study: StudyData, dictionary: bytes | None) -> StudyData:
     """The study with its instances' attributes packed against ``dictionary``."""
     if not any(s.instances for s in study.series):
         return study
-    return _map_instances(study, lambda data: compression.pack(data, dictionary))
+
+    def pack(data: bytes) -> bytes:
+        step()
+        return compression.pack(data, dictionary)
+
+    return _map_instances(study, pack)
 
 
 def unpack_studies(
@@ -45,8 +51,18 @@ def unpack_studies(
     if not any(compression.packed(blob) for blob, _ in _blobs(studies, dictionaries)):
         return studies
     batches = _batches(_blobs(studies, dictionaries))
-    data = iter([d for batch in batches for d in compression.unpack_all(batch)])
-    return [_map_instances(study, lambda _: next(data)) for study in studies]
+    data = iter([d for batch in batches for d in _unpack_all(batch)])
+
+    def unpacked(_: bytes) -> bytes:
+        step()
+        return next(data)
+
+    return [_map_instances(study, unpacked) for study in studies]
+
+
+def _unpack_all(batch: list[tuple[bytes, bytes | None]]) -> list[bytes]:
+    step()
+    return compression.unpack_all(batch)
 
 
 def _blobs(

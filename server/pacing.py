@@ -1,0 +1,126 @@
+"""A large request's work pauses a moment every slice, so that small calls never wait long.
+
+Every call of the server shares one interpreter lock. A request whose work is
+Python through and through (checking a 300,000-instance store, writing it, reading
+it back) holds it nearly all the time, and grpcio's threads need it several times
+for each small call: to take the call in, to run its handler, to send the reply.
+Python's forced switches (``sys.setswitchinterval``) do not save them: at every
+switch the holder waits until another thread took the lock, and on a busy host
+either thread may then wait for a CPU. Measured here (issue 11, stall rows: a
+probe process sending small hits from 2 threads; 2 cores): beside a server thread
+busy in Python, the small calls' p50 went from 0.8 ms to 11-13 ms at the server's
+0.5 ms switch interval, 3-5 ms at 0.1 ms and 1.4-2.8 ms at 0.05 ms, their p99
+16-21 ms at all three; the same thread pausing for a moment (a zero-length sleep,
+which the kernel's timer slack makes some tens of microseconds on Linux) every
+0.1-0.2 ms of its work gave p50 2.0-2.3 ms and p99 5-7 ms, what two processes
+spinning beside the server cost them (the host's floor, row S0); ``os.sched_yield``
+instead left p50 at 6-7 ms (the holder takes the lock back at once). A
+90,000-instance StreamStoreStudy: the others' p50 5 -> 2.2 ms and p99 14.8 -> 8-10
+ms, while it took 13-17 s instead of 8.8 s.
+
+So a request pays for being large, when others are about: its ``Pace`` sleeps
+``PAUSE`` once the request's work has run ``FIRST`` (most requests never get
+there), then after every ``SLICE``, whenever its server is busy: another call is in
+flight, or one began within ``RECENT`` (grpcio's threads need the lock to take a
+call in before it counts as in flight; ``InFlight.busy``). Alone, a large request
+runs flat out: a pause would only make it slower.
+
+The handler makes each call's Pace the thread's current one (``Pacing.call``),
+and the loops over a request's objects, wherever they are, call ``step()`` at
+every object: no signature carries it, and outside a call (a backend used alone,
+the tests) ``step`` does nothing. A pause while another thread waits for a lock
+the request holds is the holder's business (``backends.memory.chunks``).
+Clock: ``time.monotonic`` (work is real time, whatever clock the cache keeps).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+
+FIRST = 0.002  # seconds of a request's work before its first pause
+SLICE = 0.0002  # seconds of work between two pauses after that
+PAUSE = 0.0  # a sleep's length: lets go of the interpreter lock and of the CPU for a moment
+RECENT = 0.005  # seconds after a call began that its server still counts as busy
+
+
+class Pace:
+    """Called at every object of one request's work: pauses when a slice is used up
+    and the server is ``busy``. Not thread-safe: one request's work uses one."""
+
+    __slots__ = ("_busy", "_clock", "_next", "_sleep", "pauses")
+
+    def __init__(
+        self,
+        busy: Callable[[float], bool],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._busy = busy
+        self._clock = clock
+        self._sleep = sleep
+        self._next = clock() + FIRST
+        self.pauses = 0  # how many it made (for the tests)
+
+    def __call__(self) -> None:
+        """Pause if the work since the last pause (or the start) used up its slice."""
+        now = self._clock()
+        if now < self._next:
+            return
+        if self._busy(now):
+            self._sleep(PAUSE)
+            self.pauses += 1
+            now = self._clock()
+        self._next = now + SLICE
+
+
+_CURRENT: ContextVar[Pace | None] = ContextVar("dicomcache_pace", default=None)
+
+
+def step() -> None:
+    """One object of the current call's work: its Pace may pause (none outside a call)."""
+    pace = _CURRENT.get()
+    if pace is not None:
+        pace()
+
+
+class Pacing:
+    """The Paces of one server's calls, which pause while ``busy(now)`` says other
+    calls are about (``InFlight.busy``). Thread-safe."""
+
+    def __init__(
+        self,
+        busy: Callable[[float], bool],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._busy = busy
+        self._clock = clock
+        self._sleep = sleep
+
+    def call(self) -> Paced:
+        """A context manager: a new Pace is the thread's current one until it exits."""
+        return Paced(Pace(self._busy, self._clock, self._sleep))
+
+
+class Paced:
+    """``pace`` the current Pace while inside (see ``Pacing.call``)."""
+
+    __slots__ = ("_token", "pace")
+
+    def __init__(self, pace: Pace) -> None:
+        self.pace = pace
+        self._token: Token[Pace | None] | None = None
+
+    def __enter__(self) -> Pace:
+        self._token = _CURRENT.set(self.pace)
+        return self.pace
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            try:
+                _CURRENT.reset(self._token)
+            except ValueError:  # a stream closed from another context than it began in
+                _CURRENT.set(None)
+            self._token = None

@@ -19,7 +19,7 @@ from dicomtrolley.core import QueryLevels
 from dicomcache.client import CacheClient
 from dicomcache.client.convert.objects import study_from_proto
 from dicomcache.server.api import handler
-from dicomcache.server.pacing import Pace, Pacing, Paced
+from dicomcache.server.pacing import Pace, Paced, Pacing
 from dicomcache.v1 import cache_service_pb2 as pb
 from tests.grpc.conftest import RunningServer, start_server
 from tests.grpc.test_large_answers import big_study
@@ -92,6 +92,8 @@ def test_a_large_streamed_store_and_its_hit_step_at_every_object(counted):
 def test_a_large_unary_store_steps_at_every_object_checked(counted):
     running, (pacing,) = counted
     study = big_study(2, 2, 100)
-    reply = running.stub.StoreStudy(pb.StoreStudyRequest(namespace="ns", study=study, query_level=3))
+    reply = running.stub.StoreStudy(
+        pb.StoreStudyRequest(namespace="ns", study=study, query_level=3)
+    )
     assert reply.stored
     assert pacing.steps[pacing.calls] >= 3 * 200

@@ -11,11 +11,13 @@ against the protobuf library).
 
 from __future__ import annotations
 
+import mmap
 import sys
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from typing import TypeAlias
 
 from dicomcache.server.model import (
     CachedObject,
@@ -27,6 +29,15 @@ from dicomcache.server.model import (
 )
 from dicomcache.server.pacing import step
 from dicomcache.v1 import cache_service_pb2
+
+# A hit is ready-made bytes, or (a large streamed one) an anonymous mapping of them.
+Hit: TypeAlias = bytes | mmap.mmap
+
+# Hits at least this large are built in an anonymous mapping when the caller can
+# close it (a streamed lookup): freeing a 250 MB bytes object holds the interpreter
+# lock while the kernel unmaps it (23-29 ms here, every other call of the process
+# stopped: issue 11, stall row S2), while ``mmap.close`` lets go of it meanwhile.
+MAPPED_BYTES = 16 * 1024 * 1024
 
 # Tags: field number << 3 | wire type (0 varint, 2 length-delimited).
 _UID = b"\x0a"  # Study/Series/Instance.uid = 1
@@ -197,7 +208,7 @@ def _study_parts(obj: StudyData) -> list[bytes]:
 def query_hit(studies: Sequence[StudyData]) -> bytes:
     """An encoded ``LookupQueryResponse`` with hit = true, of any size."""
     hit = hit_within(studies, sys.maxsize)[1]
-    assert hit is not None  # nothing is larger than sys.maxsize
+    assert isinstance(hit, bytes)  # nothing is larger than sys.maxsize; not mapped
     return hit
 
 
@@ -207,8 +218,8 @@ def study_hit(obj: StudyData) -> bytes:
 
 
 def hit_within(
-    studies: Sequence[StudyData], most: int, tail: bytes = b""
-) -> tuple[int, bytes | None]:
+    studies: Sequence[StudyData], most: int, tail: bytes = b"", mapped: bool = False
+) -> tuple[int, Hit | None]:
     """The length of a hit of ``studies``, and its bytes with ``tail`` (its later
     fields) after them if that length is at most ``most`` (else None: nothing is built).
 
@@ -217,7 +228,8 @@ def hit_within(
     80-instance hit on a busy host (issue 15, row 17c). Joined, never added: ``a + b``
     of large bytes copies them holding the interpreter lock, where a large join lets
     go of it while it copies. A hit of one study small enough to keep goes through
-    ``_RECENT``.
+    ``_RECENT``. ``mapped``: a hit of at least ``MAPPED_BYTES`` comes in an anonymous
+    mapping (``mapped_hit``), which the caller closes once it is sent.
     """
     if len(studies) == 1:
         body = _RECENT.get(studies[0])
@@ -230,7 +242,11 @@ def hit_within(
         if body is not None:
             head = b"".join((_HIT, _HIT_PAYLOAD, _length(len(body))))
             size = len(head) + len(body)
-            return size, b"".join((head, body, tail)) if size <= most else None
+            if size > most:
+                return size, None
+            if mapped and size >= MAPPED_BYTES:
+                return size, _mapped([head, body, tail], size + len(tail))
+            return size, b"".join((head, body, tail))
     size = query_hit_size(studies)
     if size > most:
         return size, None
@@ -240,7 +256,29 @@ def hit_within(
         parts += (_HIT_PAYLOAD, _length(sum(map(len, pieces))))
         parts += pieces
     parts.append(tail)
+    if mapped and size >= MAPPED_BYTES:
+        return size, _mapped(parts, size + len(tail))
     return size, _joined(parts)
+
+
+def _mapped(parts: list[bytes], size: int) -> mmap.mmap:
+    """``parts`` joined into a new anonymous mapping of ``size`` bytes, a group at a time
+    (each group's copy about 1 MiB, a step of the call's work: ``server.pacing``)."""
+    buffer = mmap.mmap(-1, size)
+    for start in range(0, len(parts), _JOIN_GROUP):
+        step()
+        buffer.write(b"".join(parts[start : start + _JOIN_GROUP]))
+    written = buffer.tell()
+    if written != size:  # the size worked out beforehand is what the first piece says
+        buffer.close()
+        raise AssertionError(f"a hit of {size} bytes was encoded in {written}")
+    return buffer
+
+
+def close(hit: Hit) -> None:
+    """Let go of a hit once it is sent: a mapping is unmapped, the lock let go meanwhile."""
+    if isinstance(hit, mmap.mmap):
+        hit.close()
 
 
 # Pieces joined at a time: a join first walks its pieces holding the interpreter
@@ -307,23 +345,27 @@ _MAX_ANSWER_BYTES = b"\x20"
 
 
 def stream(
-    response: bytes, chunk_bytes: int, max_message_bytes: int, max_answer_bytes: int = 0
+    response: Hit, chunk_bytes: int, max_message_bytes: int, max_answer_bytes: int = 0
 ) -> Iterator[bytes]:
     """A response as encoded ``Stream*Response`` messages of at most ``chunk_bytes`` of it each.
 
     The first message says the response's total size, so that a client can set its
     deadline for the rest, and the server's largest message and answer (0: not
     said); a response of any size, a miss's included, gives at least that one message.
+    Holds no view of ``response`` once it ended or was closed (a mapping can be closed).
     """
-    view = memoryview(response)
-    first = view[:chunk_bytes]
-    head = [_TOTAL_BYTES, _varint(len(response)), _MAX_MESSAGE_BYTES, _varint(max_message_bytes)]
-    if max_answer_bytes:
-        head += (_MAX_ANSWER_BYTES, _varint(max_answer_bytes))
-    yield b"".join((*head, _CHUNK, _length(len(first)), first))
-    for start in range(chunk_bytes, len(response), chunk_bytes):
-        piece = view[start : start + chunk_bytes]
-        yield b"".join((_CHUNK, _length(len(piece)), piece))
+    with memoryview(response) as view:
+        with view[:chunk_bytes] as first:
+            head = [_TOTAL_BYTES, _varint(len(view)), _MAX_MESSAGE_BYTES]
+            head.append(_varint(max_message_bytes))
+            if max_answer_bytes:
+                head += (_MAX_ANSWER_BYTES, _varint(max_answer_bytes))
+            message = b"".join((*head, _CHUNK, _length(len(first)), first))
+        yield message
+        for start in range(chunk_bytes, len(view), chunk_bytes):
+            with view[start : start + chunk_bytes] as piece:
+                message = b"".join((_CHUNK, _length(len(piece)), piece))
+            yield message
 
 
 _ENCODERS = {StudyData: study, SeriesData: series, InstanceData: instance}

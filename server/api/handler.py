@@ -23,6 +23,7 @@ before the service sees it: the one place, ``server/auth/authorizer.py``.
 from __future__ import annotations
 
 import math
+import mmap
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -113,8 +114,8 @@ def _parser(message_type: type[Message]) -> Callable[[bytes], Any]:
     return parse
 
 
-def _serialize(response: bytes | Message) -> bytes:
-    return response if isinstance(response, bytes) else response.SerializeToString()
+def _serialize(response: encode.Hit | Message) -> encode.Hit:
+    return response if isinstance(response, (bytes, mmap.mmap)) else response.SerializeToString()
 
 
 # A service method and whether it takes the caller's access (GetStats filters by it).
@@ -224,7 +225,10 @@ def _streamed(
                 seen.failed(exc)
                 status.abort(context, exc, method)
             seen.answered(response)
-            yield from encode.stream(response, chunk_bytes, max_message_bytes, max_answer_bytes)
+            try:
+                yield from encode.stream(response, chunk_bytes, max_message_bytes, max_answer_bytes)
+            finally:
+                encode.close(response)  # a large hit's mapping: unmapped, the lock let go
 
     return grpc.unary_stream_rpc_method_handler(handle)
 

@@ -95,8 +95,9 @@ class CacheService:
             return AnswerTooLarge(size, self.max_answer_bytes, what="answer")
         return AnswerTooLarge(size, self.max_message_bytes, instead)
 
-    def lookup_query(self, request: pb.LookupQueryRequest, streamed: bool = False) -> bytes:
-        """LookupQuery (StreamLookupQuery when ``streamed``): a hit as stored bytes, or a miss."""
+    def lookup_query(self, request: pb.LookupQueryRequest, streamed: bool = False) -> encode.Hit:
+        """LookupQuery (StreamLookupQuery when ``streamed``): a hit as stored bytes, or a
+        miss; a large streamed hit in a mapping, which the caller closes (``encode.close``)."""
         check = Checker()
         _check_query_request(check, request)
         check.done()
@@ -108,7 +109,9 @@ class CacheService:
             return encode.miss(self.backend.lease(namespace))
         studies, left = found.studies, found.left
         del found  # ``studies`` is the only reference: see ``release``
-        size, hit = encode.hit_within(studies, self._most(streamed), _fresh_for(left))
+        size, hit = encode.hit_within(
+            studies, self._most(streamed), _fresh_for(left), mapped=streamed
+        )
         release(studies)  # a series at a time, not in one long deallocation
         if hit is None:
             raise self._too_large(size, streamed, "StreamLookupQuery")
@@ -147,9 +150,9 @@ class CacheService:
         release(studies)
         return stored
 
-    def lookup_study(self, request: pb.LookupStudyRequest, streamed: bool = False) -> bytes:
+    def lookup_study(self, request: pb.LookupStudyRequest, streamed: bool = False) -> encode.Hit:
         """LookupStudy (StreamLookupStudy when ``streamed``): the study complete to the
-        level, or a miss."""
+        level, or a miss; a large streamed hit in a mapping, as ``lookup_query``."""
         level = study_lookup(
             request.namespace, request.study_uid, request.query_level, request.protocol
         )
@@ -169,7 +172,7 @@ class CacheService:
             return encode.miss(self.backend.lease(namespace))
         found, left = answer.studies, answer.left
         del answer  # ``found`` is the only reference: see ``release``
-        size, hit = encode.hit_within(found, most, _fresh_for(left))
+        size, hit = encode.hit_within(found, most, _fresh_for(left), mapped=streamed)
         release(found)
         if hit is None:
             raise self._too_large(size, streamed, "StreamLookupStudy")

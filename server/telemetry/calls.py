@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import mmap
 import threading
 import time
 from collections import deque
@@ -53,7 +54,7 @@ class Counted:
     def begin(self, request: Message | None = None) -> None:
         """Start the call's span: none here."""
 
-    def answered(self, response: bytes | Message) -> None:
+    def answered(self, response: bytes | mmap.mmap | Message) -> None:
         """The call's response: nothing noted here."""
 
     def failed(self, exc: BaseException) -> None:
@@ -145,9 +146,11 @@ class Observation(Counted):
             metadata = context.invocation_metadata() if context is not None else ()
             self._span = tracer.server_span(self.method, metadata)
 
-    def answered(self, response: bytes | Message) -> None:
-        """The call's response (ready-made bytes, or a message to be serialized)."""
-        self.response_bytes = len(response) if isinstance(response, bytes) else response.ByteSize()
+    def answered(self, response: bytes | mmap.mmap | Message) -> None:
+        """The call's response (ready-made bytes or a mapping of them, or a message)."""
+        self.response_bytes = (
+            len(response) if isinstance(response, (bytes, mmap.mmap)) else response.ByteSize()
+        )
 
     def ended(self) -> None:
         """End the call's span, and have its metrics and log line taken."""

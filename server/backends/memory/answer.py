@@ -18,6 +18,7 @@ from dicomcache.server.backends.memory.compression import unpacked_length
 from dicomcache.server.backends.memory.expiry import Bucket
 from dicomcache.server.backends.memory.tree import Node
 from dicomcache.server.model import InstanceData, Level, SeriesData, StudyData
+from dicomcache.server.pacing import step
 
 # An object the answer returned (its node), or the uid of a level that was only a path.
 Item: TypeAlias = Node | str
@@ -82,7 +83,10 @@ class Answer:
         # data of its objects (``least_bytes``); 0 when not worked out.
         self.least_bytes = least_bytes
         self.queued: Bucket | None = None  # the expiry queue's bucket holding it
-        items = sum(1 + len(series) + sum(len(i) for _, i in series) for _, series in shape)
+        items = 0
+        for _, series_shapes in shape:
+            step()  # a study's count is a step of the call's work (``server.pacing``)
+            items += 1 + len(series_shapes) + sum(len(i) for _, i in series_shapes)
         self.size = ANSWER_OVERHEAD + len(key) + ITEM_OVERHEAD * items
 
     def resolve(self, now: float, level: Level) -> list[StudyData] | None:
@@ -174,6 +178,7 @@ def least_bytes(shape: Shape) -> int:
     for study_item, series_shapes in shape:
         size += _item_bytes(study_item)
         for series_item, instance_items in series_shapes:
+            step()  # a series is a step of the call's work (``server.pacing``)
             size += _item_bytes(series_item)
             for item in instance_items:
                 if isinstance(item, str):

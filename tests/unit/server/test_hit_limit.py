@@ -24,8 +24,8 @@ def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     built: list[int] = []
     real = encode.hit_within
 
-    def build(*args: Any) -> tuple[int, bytes | None]:
-        size, hit = real(*args)
+    def build(*args: Any, **kwargs: Any) -> tuple[int, encode.Hit | None]:
+        size, hit = real(*args, **kwargs)
         if hit is not None:
             built.append(size)
         return size, hit

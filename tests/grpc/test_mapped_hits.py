@@ -1,0 +1,109 @@
+"""A large streamed hit is built in an anonymous mapping, unmapped once it is sent.
+
+A 300,000-instance streamed hit was one 250 MB bytes object, and freeing it held
+the interpreter lock while the kernel unmapped it: 23-29 ms here in which no other
+call of the process ran (issue 11, stall row S2). ``mmap.close`` lets go of the
+lock while it unmaps. So a streamed hit of at least ``encode.MAPPED_BYTES`` is
+written into a mapping, and the handler closes it when the stream ends, sent or
+cancelled. The threshold is lowered here so that small studies take that path.
+"""
+
+from __future__ import annotations
+
+import mmap
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from dicomcache.server.api import encode
+from dicomcache.v1 import cache_service_pb2 as pb
+from tests.grpc.conftest import RunningServer, start_server
+from tests.grpc.test_large_answers import big_study, model_of
+from tests.support.messages import make_study
+
+
+@pytest.fixture
+def closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[type, bool]]]:
+    """Each hit the handler let go of: its type, and whether it was closed after."""
+    seen: list[tuple[type, bool]] = []
+    close = encode.close
+
+    def recording(hit: encode.Hit) -> None:
+        close(hit)
+        seen.append((type(hit), bool(getattr(hit, "closed", True))))
+
+    monkeypatch.setattr(encode, "MAPPED_BYTES", 64 * 1024)
+    monkeypatch.setattr(encode, "close", recording)
+    yield seen
+
+
+@pytest.fixture
+def server() -> Iterator[RunningServer]:
+    running = start_server()
+    yield running
+    running.channel.close()
+    running.server.stop(grace=0)
+
+
+@pytest.mark.parametrize("count", [1, 3])  # one study (its kept encoding) or an answer
+def test_a_large_hit_in_a_mapping_is_the_same_bytes(monkeypatch, count):
+    studies = [model_of(big_study(n, 2, 100)) for n in range(1, count + 1)]
+    size, plain = encode.hit_within(studies, 1 << 30, b"tail")
+    assert isinstance(plain, bytes) and size < encode.MAPPED_BYTES
+    assert encode.hit_within(studies, 1 << 30, b"tail", mapped=True) == (size, plain)
+    monkeypatch.setattr(encode, "MAPPED_BYTES", size)
+    mapped_size, mapped = encode.hit_within(studies, 1 << 30, b"tail", mapped=True)
+    assert isinstance(mapped, mmap.mmap)
+    assert (mapped_size, mapped[:]) == (size, plain)
+    assert encode.hit_within(studies, size - 1, b"tail", mapped=True) == (size, None)
+    encode.close(mapped)
+    assert mapped.closed
+
+
+def test_a_streamed_study_hit_comes_from_a_mapping_closed_once_sent(server, closed):
+    study = big_study(1, 2, 200)
+    assert server.stub.StoreStudy(
+        pb.StoreStudyRequest(namespace="ns", study=study, query_level=3)
+    ).stored
+    lookup = pb.LookupStudyRequest(namespace="ns", study_uid=study.uid, query_level=3)
+    pieces = server.stub.StreamLookupStudy(pb.StreamLookupStudyRequest(request=lookup))
+    whole = b"".join(p.chunk for p in pieces)
+    assert pb.LookupStudyResponse.FromString(whole) == server.stub.LookupStudy(lookup)
+    assert closed == [(mmap.mmap, True)]
+
+
+def test_a_streamed_query_hit_comes_from_a_mapping_closed_once_sent(server, closed):
+    studies = [big_study(n, 1, 100) for n in (1, 2)]
+    query = pb.LookupQueryRequest(namespace="ns")
+    query.query.patient_id = "PAT1"
+    query.query.query_level = 3
+    store = pb.StoreQueryRequest(namespace="ns", query=query.query, studies=studies)
+    assert server.stub.StoreQuery(store).stored
+    pieces = server.stub.StreamLookupQuery(pb.StreamLookupQueryRequest(request=query))
+    whole = b"".join(p.chunk for p in pieces)
+    assert pb.LookupQueryResponse.FromString(whole) == server.stub.LookupQuery(query)
+    assert closed == [(mmap.mmap, True)]
+
+
+def test_a_small_streamed_hit_stays_bytes(server, closed):
+    study = make_study(1, 1, 2)
+    server.stub.StoreStudy(pb.StoreStudyRequest(namespace="ns", study=study, query_level=3))
+    lookup = pb.LookupStudyRequest(namespace="ns", study_uid=study.uid, query_level=3)
+    assert list(server.stub.StreamLookupStudy(pb.StreamLookupStudyRequest(request=lookup)))
+    assert closed == [(bytes, True)]
+
+
+def test_a_cancelled_stream_closes_its_mapping(server, closed, monkeypatch):
+    monkeypatch.setattr("dicomcache.server.api.handler.STREAM_CHUNK_BYTES", 16 * 1024)
+    study = big_study(1, 2, 200)
+    server.stub.StoreStudy(pb.StoreStudyRequest(namespace="ns", study=study, query_level=3))
+    lookup = pb.LookupStudyRequest(namespace="ns", study_uid=study.uid, query_level=3)
+    pieces = server.stub.StreamLookupStudy(pb.StreamLookupStudyRequest(request=lookup))
+    next(pieces)
+    pieces.cancel()
+    deadline = time.monotonic() + 10
+    while not closed:  # the handler sees the cancellation at its next piece
+        assert time.monotonic() < deadline, "the stream's mapping was never let go of"
+        time.sleep(0.01)
+    assert closed == [(mmap.mmap, True)]

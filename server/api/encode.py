@@ -262,17 +262,42 @@ def hit_within(
 
 
 def _mapped(parts: list[bytes], size: int) -> mmap.mmap:
-    """``parts`` joined into a new anonymous mapping of ``size`` bytes, a group at a time
-    (each group's copy about 1 MiB, a step of the call's work: ``server.pacing``)."""
-    buffer = mmap.mmap(-1, size)
-    for start in range(0, len(parts), _JOIN_GROUP):
-        step()
-        buffer.write(b"".join(parts[start : start + _JOIN_GROUP]))
+    """``parts`` copied into a new anonymous mapping of ``size`` bytes, about
+    ``_MAPPED_COPY`` at a time, each copy a step of the call's work (``server.pacing``):
+    a write into the mapping holds the interpreter lock while it copies and faults the
+    pages in (one 75 MB write: about 40 ms)."""
+    buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    run: list[bytes] = []
+    held = 0
+    for part in parts:
+        if len(part) > _MAPPED_COPY:
+            _write(buffer, run)
+            run, held = [], 0
+            with memoryview(part) as view:
+                for start in range(0, len(part), _MAPPED_COPY):
+                    step()
+                    buffer.write(view[start : start + _MAPPED_COPY])
+            continue
+        run.append(part)
+        held += len(part)
+        if held >= _MAPPED_COPY:
+            _write(buffer, run)
+            run, held = [], 0
+    _write(buffer, run)
     written = buffer.tell()
     if written != size:  # the size worked out beforehand is what the first piece says
         buffer.close()
         raise AssertionError(f"a hit of {size} bytes was encoded in {written}")
     return buffer
+
+
+_MAPPED_COPY = 256 * 1024  # bytes copied into a mapping at a time
+
+
+def _write(buffer: mmap.mmap, run: list[bytes]) -> None:
+    if run:
+        step()
+        buffer.write(b"".join(run))
 
 
 def close(hit: Hit) -> None:

@@ -6,6 +6,11 @@ buckets of ``granularity`` seconds of expiry: a bucket is due once its last
 instant has passed, so an item is reaped at most that much late and never early,
 and a bucket's due time never moves, however many writes join it.
 
+A span's items are kept in buckets of at most ``BUCKET_ITEMS``, as many as it
+takes: a set grows by rehashing all it holds in one call, which held the
+interpreter lock 10-30 ms for the 300,000 instances of one store, all due in the
+same second (issue 11, stall row S1, named by a watchdog thread in the server).
+
 Each item is queued at most once, in one bucket, and knows it (``queued``), so
 an item that leaves the cache leaves the queue at once (``unqueue``, O(1)): the
 queue holds exactly the entries the cache holds, never one that was evicted,
@@ -57,6 +62,7 @@ class Expiring(Protocol):
 T = TypeVar("T", bound=Expiring)
 
 _SHRINK_FROM = 64  # items a bucket must have reached before it is ever rebuilt smaller
+BUCKET_ITEMS = 4096  # the most items of one bucket: a set's rehash stays short
 
 
 def unqueue(item: Expiring) -> None:
@@ -72,31 +78,37 @@ def unqueue(item: Expiring) -> None:
 class ExpiryQueue(Generic[T]):
     """Buckets of items by expiry, the earliest first; hands out due items in bounded chunks.
 
-    Memory: a set entry per queued item, and one bucket per ``granularity``
-    seconds of expiry times that hold items. Not thread-safe: the backend's lock
-    guards it and every item in it. Reads no clock: ``now`` is passed in.
+    Memory: a set entry per queued item, and a bucket per ``granularity`` seconds
+    of expiry times that hold items (per ``BUCKET_ITEMS`` of them). Not thread-safe:
+    the backend's lock guards it and every item in it. Reads no clock: ``now`` is
+    passed in.
     """
 
     def __init__(self, granularity: float = 1.0) -> None:
         if granularity <= 0:
             raise ValueError("granularity must be positive")
         self.granularity = granularity
-        self._buckets: dict[int, Bucket] = {}
-        self._due: list[int] = []  # a heap of the buckets' indices
+        self._buckets: dict[int, list[Bucket]] = {}  # a span's buckets, the last filling
+        self._due: list[int] = []  # a heap of the spans' indices
 
     def push(self, expires_at: float, items: Iterable[T]) -> None:
         """Queue items that expire at ``expires_at``; one queued for earlier stays put."""
         index = math.ceil(expires_at / self.granularity)
-        bucket = self._buckets.get(index)
-        if bucket is None:
-            bucket = self._buckets[index] = Bucket(index)
+        chain = self._buckets.get(index)
+        if chain is None:
+            chain = self._buckets[index] = [Bucket(index)]
             heapq.heappush(self._due, index)
+        bucket = chain[-1]
         for item in items:
             current = item.queued
             if current is not None:
                 if current.index <= index:
                     continue  # due no later: found refreshed then, and queued again
                 unqueue(item)
+            if len(bucket) >= BUCKET_ITEMS:
+                bucket.peak = max(bucket.peak, len(bucket))
+                bucket = Bucket(index)
+                chain.append(bucket)
             bucket.add(item)
             item.queued = bucket
         bucket.peak = max(bucket.peak, len(bucket))
@@ -113,16 +125,20 @@ class ExpiryQueue(Generic[T]):
             index = self._due[0]
             if index * self.granularity > now:
                 break
-            bucket = self._buckets[index]
-            while bucket and len(due) < max_items:
-                item = bucket.pop()
-                item.queued = None
-                due.append(item)
-            if not bucket:
+            chain = self._buckets[index]
+            while chain and len(due) < max_items:
+                bucket = chain[-1]
+                while bucket and len(due) < max_items:
+                    item = bucket.pop()
+                    item.queued = None
+                    due.append(item)
+                if not bucket:
+                    chain.pop()
+            if not chain:
                 heapq.heappop(self._due)
                 del self._buckets[index]
         return due
 
     def __len__(self) -> int:
         """How many items are queued. O(buckets)."""
-        return sum(len(bucket) for bucket in self._buckets.values())
+        return sum(len(bucket) for chain in self._buckets.values() for bucket in chain)

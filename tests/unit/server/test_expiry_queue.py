@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from dicomcache.server.backends.memory.expiry import Bucket, ExpiryQueue, unqueue
+from dicomcache.server.backends.memory.expiry import BUCKET_ITEMS, Bucket, ExpiryQueue, unqueue
 
 
 class Item:
@@ -108,3 +108,25 @@ def test_a_bucket_that_lost_most_of_its_items_gives_the_room_back() -> None:
     assert sys.getsizeof(bucket) * 50 < full
     assert all(i.queued is bucket for i in items[:10])
     assert names(queue.pop_due(10, 100)) == names(items[:10])
+
+
+def test_a_span_of_many_items_is_kept_in_bounded_buckets():
+    """300,000 instances of one store, all due in the same second, were one set, and
+    its rehash as it grew held the interpreter lock 10-30 ms (issue 11, stall row S1):
+    a span's items go in buckets of at most BUCKET_ITEMS, and all still come due."""
+    queue: ExpiryQueue[Item] = ExpiryQueue(granularity=1.0)
+    items = [Item(str(n), 10.0) for n in range(3 * BUCKET_ITEMS + 5)]
+    for start in range(0, len(items), 1000):  # the chunks of a write
+        queue.push(10.0, items[start : start + 1000])
+    buckets = {id(item.queued): item.queued for item in items}
+    assert len(buckets) == 4
+    assert all(len(b) <= BUCKET_ITEMS for b in buckets.values() if b is not None)
+    assert len(queue) == len(items)
+    unqueue(items[0])  # leaves its bucket, not the others
+    assert items[0].queued is None and len(queue) == len(items) - 1
+    assert queue.pop_due(9.0, len(items)) == []
+    due = queue.pop_due(10.0, BUCKET_ITEMS + 1)  # a chunk at a time, across buckets
+    due += queue.pop_due(10.0, len(items))
+    assert sorted(map(id, due)) == sorted(map(id, items[1:]))
+    assert all(item.queued is None for item in items)
+    assert len(queue) == 0 and queue.pop_due(11.0, 10) == []

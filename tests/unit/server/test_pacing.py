@@ -12,10 +12,11 @@ import threading
 
 from dicomcache.server import pacing
 from dicomcache.server.api.handler import InFlight
-from dicomcache.server.pacing import FIRST, RECENT, SLICE, Pace, Pacing, step
+from dicomcache.server.pacing import EVERY, FIRST, RECENT, SLICE, Pace, Pacing, step
 from tests.support.clock import FakeClock
 
-STEP = SLICE / 4  # seconds of work between two steps
+STEP = SLICE / 2 / EVERY  # seconds of work a step: the Pace looks at its clock every half slice
+LOOKS = FIRST / (EVERY * STEP)  # looks until FIRST has passed since the first look
 
 
 class Busy:
@@ -39,10 +40,10 @@ def work(pace: Pace, clock: FakeClock, steps: int) -> None:
 def test_a_pace_pauses_every_slice_once_its_first_has_passed_while_the_server_is_busy():
     clock, sleeps = FakeClock(), []
     pace = Pace(Busy(), clock, sleeps.append)
-    work(pace, clock, round(FIRST / STEP) - 2)
+    work(pace, clock, EVERY * round(LOOKS))  # the first look starts the count: FIRST to go
     assert sleeps == []  # most requests end within FIRST: never a pause
-    work(pace, clock, 2 + 40)  # FIRST reached, then 40 steps of 10 slices
-    assert 10 <= len(sleeps) <= 11  # the clock's floats: the edge may fall either side
+    work(pace, clock, EVERY * (2 + 20))  # FIRST reached, then 20 looks: 10 slices
+    assert 10 <= len(sleeps) <= 12  # the clock's floats: the edges may fall either side
     assert pace.pauses == len(sleeps)
     assert set(sleeps) == {pacing.PAUSE}
 
@@ -51,13 +52,27 @@ def test_a_pace_does_not_pause_while_nothing_else_is_about():
     clock, sleeps = FakeClock(), []
     busy = Busy(busy=False)
     pace = Pace(busy, clock, sleeps.append)
-    work(pace, clock, 400)
+    work(pace, clock, EVERY * 400)
     assert sleeps == []
     assert busy.asked  # it asked, a slice at a time
-    assert len(busy.asked) <= 400 * STEP / SLICE + 1
+    assert len(busy.asked) <= 400 / 2 + 1
     busy.busy = True  # another call came in: from the next slice on, it pauses
-    work(pace, clock, 8)
-    assert len(sleeps) == 2
+    work(pace, clock, EVERY * 8)
+    assert 3 <= len(sleeps) <= 4
+
+
+def test_a_small_calls_steps_never_look_at_the_clock():
+    """A hit makes tens of steps: they cost a subtraction each, no system call."""
+    looks: list[float] = []
+
+    def clock() -> float:
+        looks.append(0.0)
+        return 0.0
+
+    pace = Pace(Busy(), clock, lambda _: None)
+    for _ in range(EVERY - 1):
+        pace()
+    assert looks == []
 
 
 def test_step_paces_the_current_call_and_nothing_outside_one():
@@ -66,8 +81,11 @@ def test_step_paces_the_current_call_and_nothing_outside_one():
     clock.advance(FIRST)
     step()  # outside a call: nothing to pace
     with calls.call() as pace:
+        for _ in range(EVERY):
+            step()  # the first look
         clock.advance(FIRST)
-        step()
+        for _ in range(EVERY):
+            step()
         other: list[int] = []
         thread = threading.Thread(target=lambda: (step(), other.append(1)))
         thread.start()  # another thread is another call's (here none's)

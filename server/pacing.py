@@ -25,7 +25,7 @@ flight, or one began within ``RECENT`` (grpcio's threads need the lock to take a
 call in before it counts as in flight; ``InFlight.busy``). Alone, a large request
 runs flat out: a pause would only make it slower.
 
-The handler makes each call's Pace the thread's current one (``Pacing.call``),
+The handler makes each call's Pace the thread's current one (``with Pace(...)``),
 and the loops over a request's objects, wherever they are, call ``step()`` at
 every object: no signature carries it, and outside a call (a backend used alone,
 the tests) ``step`` does nothing. A pause while another thread waits for a lock
@@ -53,7 +53,8 @@ RECENT = 0.005  # seconds after a call began that its server still counts as bus
 
 class Pace:
     """Called at every object of one request's work: pauses when a slice is used up
-    and the server is ``busy``. Not thread-safe: one request's work uses one.
+    and the server is ``busy(now)`` (``InFlight.busy``). Not thread-safe: one
+    request's work uses one; inside ``with`` it is the thread's current Pace (``step``).
 
     A request is large once its thread has spent ``FIRST`` of CPU time (``work``),
     looked at every ``EVERY`` steps: a small call's wall time grows with the calls
@@ -62,7 +63,17 @@ class Pace:
     (``clock``), looked at every step (a read of the vDSO's clock).
     """
 
-    __slots__ = ("_busy", "_clock", "_left", "_next", "_sleep", "_start", "_work", "pauses")
+    __slots__ = (
+        "_busy",
+        "_clock",
+        "_left",
+        "_next",
+        "_sleep",
+        "_start",
+        "_token",
+        "_work",
+        "pauses",
+    )
 
     def __init__(
         self,
@@ -78,7 +89,20 @@ class Pace:
         self._left = EVERY
         self._start = -1.0  # the work at the first look (a Pace costs no clock until then)
         self._next = -1.0  # when the slice ends; negative: not large yet
+        self._token: Token[Pace | None] | None = None  # while it is the current one
         self.pauses = 0  # how many it made (for the tests)
+
+    def __enter__(self) -> Pace:
+        self._token = _CURRENT.set(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            try:
+                _CURRENT.reset(self._token)
+            except ValueError:  # a stream closed from another context than it began in
+                _CURRENT.set(None)
+            self._token = None
 
     def __call__(self) -> None:
         """Pause if the work since the last pause (or the start) used up its slice."""
@@ -117,46 +141,3 @@ def step() -> None:
     pace = _CURRENT.get()
     if pace is not None:
         pace()
-
-
-class Pacing:
-    """The Paces of one server's calls, which pause while ``busy(now)`` says other
-    calls are about (``InFlight.busy``). Thread-safe."""
-
-    def __init__(
-        self,
-        busy: Callable[[float], bool],
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        work: Callable[[], float] = time.thread_time,
-    ) -> None:
-        self._busy = busy
-        self._clock = clock
-        self._sleep = sleep
-        self._work = work
-
-    def call(self) -> Paced:
-        """A context manager: a new Pace is the thread's current one until it exits."""
-        return Paced(Pace(self._busy, self._clock, self._sleep, self._work))
-
-
-class Paced:
-    """``pace`` the current Pace while inside (see ``Pacing.call``)."""
-
-    __slots__ = ("_token", "pace")
-
-    def __init__(self, pace: Pace) -> None:
-        self.pace = pace
-        self._token: Token[Pace | None] | None = None
-
-    def __enter__(self) -> Pace:
-        self._token = _CURRENT.set(self.pace)
-        return self.pace
-
-    def __exit__(self, *_: object) -> None:
-        if self._token is not None:
-            try:
-                _CURRENT.reset(self._token)
-            except ValueError:  # a stream closed from another context than it began in
-                _CURRENT.set(None)
-            self._token = None

@@ -229,7 +229,7 @@ def hit_within(
     of large bytes copies them holding the interpreter lock, where a large join lets
     go of it while it copies. A hit of one study small enough to keep goes through
     ``_RECENT``. ``mapped``: a hit of at least ``MAPPED_BYTES`` comes in an anonymous
-    mapping (``mapped_hit``), which the caller closes once it is sent.
+    mapping (``_mapped``), which the caller closes (``close``) once it is sent.
     """
     if len(studies) == 1:
         body = _RECENT.get(studies[0])

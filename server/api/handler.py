@@ -39,7 +39,7 @@ from dicomcache.server.auth.access import Access
 from dicomcache.server.auth.authorizer import Authorizer
 from dicomcache.server.auth.rights import Right
 from dicomcache.server.errors import AnswerTooLarge, InvalidArgument, StreamBroken
-from dicomcache.server.pacing import RECENT, Pacing
+from dicomcache.server.pacing import RECENT, Pace
 from dicomcache.server.search.engine import DEFAULT_TIMEOUT
 from dicomcache.server.telemetry import Telemetry
 from dicomcache.server.telemetry.calls import Counted
@@ -138,7 +138,7 @@ def _unary(
     method: str,
     call: Call,
     in_flight: InFlight,
-    pacing: Pacing,
+    pace: Callable[[], Pace],
     authorizer: Authorizer,
     telemetry: Telemetry,
 ) -> grpc.RpcMethodHandler:
@@ -148,7 +148,7 @@ def _unary(
     parse = _parser(message_type)
 
     def handle(raw: bytes, context: grpc.ServicerContext) -> Any:
-        with in_flight, pacing.call(), telemetry.call(method, context) as seen:
+        with in_flight, pace(), telemetry.call(method, context) as seen:
             try:
                 # Who first: a caller the policy does not know learns nothing, not even
                 # whether its request parses.
@@ -194,7 +194,7 @@ def _streamed(
     method: str,
     call: Call,
     in_flight: InFlight,
-    pacing: Pacing,
+    pace: Callable[[], Pace],
     limits: tuple[int, int],
     authorizer: Authorizer,
     telemetry: Telemetry,
@@ -208,7 +208,7 @@ def _streamed(
 
     def handle(raw: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         # Until the last piece is sent or the call is cancelled.
-        with in_flight, pacing.call(), telemetry.call(method, context) as seen:
+        with in_flight, pace(), telemetry.call(method, context) as seen:
             try:
                 access = authorizer.authenticate(context)
                 request = parse(raw)
@@ -237,7 +237,7 @@ def _stream_store(
     method: str,
     call: Call,
     in_flight: InFlight,
-    pacing: Pacing,
+    pace: Callable[[], Pace],
     limits: tuple[int, int],
     authorizer: Authorizer,
     telemetry: Telemetry,
@@ -270,7 +270,7 @@ def _stream_store(
             raise StreamBroken(f"{method}: the stream broke off; nothing was stored") from exc
 
     def handle(raw: Iterator[bytes], context: grpc.ServicerContext) -> Any:
-        with in_flight, pacing.call(), telemetry.call(method, context) as seen:
+        with in_flight, pace(), telemetry.call(method, context) as seen:
             try:
                 access = authorizer.authenticate(context)
                 response = function(pieces(raw, access, seen))
@@ -297,7 +297,7 @@ def handler(
     """
     authorizer = authorizer if authorizer is not None else Authorizer()
     telemetry = telemetry if telemetry is not None else Telemetry()
-    pacing = Pacing(in_flight.busy)  # large requests pause while others are about
+    pace = partial(Pace, in_flight.busy)  # large requests pause while others are about
     table: dict[str, Call] = {
         "LookupQuery": (service.lookup_query, pb.LookupQueryRequest, False),
         "StoreQuery": (service.store_query, pb.StoreQueryRequest, False),
@@ -326,16 +326,16 @@ def handler(
         "StreamStoreStudy": (service.stream_store_study, pb.StreamStoreStudyRequest, False),
     }
     methods = {
-        name: _unary(name, call, in_flight, pacing, authorizer, telemetry)
+        name: _unary(name, call, in_flight, pace, authorizer, telemetry)
         for name, call in table.items()
     }
     limits = (service.max_message_bytes, service.max_answer_bytes)
     methods.update(
-        (name, _streamed(name, call, in_flight, pacing, limits, authorizer, telemetry))
+        (name, _streamed(name, call, in_flight, pace, limits, authorizer, telemetry))
         for name, call in streams.items()
     )
     methods.update(
-        (name, _stream_store(name, call, in_flight, pacing, limits, authorizer, telemetry))
+        (name, _stream_store(name, call, in_flight, pace, limits, authorizer, telemetry))
         for name, call in stores.items()
     )
     return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)

@@ -18,7 +18,6 @@ import pytest
 
 from dicomcache.server.api import encode
 from dicomcache.v1 import cache_service_pb2 as pb
-from tests.grpc.conftest import RunningServer, start_server
 from tests.grpc.test_large_answers import big_study, model_of
 from tests.support.messages import make_study
 
@@ -38,14 +37,6 @@ def closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[type, bool]]]
     yield seen
 
 
-@pytest.fixture
-def server() -> Iterator[RunningServer]:
-    running = start_server()
-    yield running
-    running.channel.close()
-    running.server.stop(grace=0)
-
-
 @pytest.mark.parametrize("count", [1, 3])  # one study (its kept encoding) or an answer
 def test_a_large_hit_in_a_mapping_is_the_same_bytes(monkeypatch, count):
     studies = [model_of(big_study(n, 2, 100)) for n in range(1, count + 1)]
@@ -61,45 +52,45 @@ def test_a_large_hit_in_a_mapping_is_the_same_bytes(monkeypatch, count):
     assert mapped.closed
 
 
-def test_a_streamed_study_hit_comes_from_a_mapping_closed_once_sent(server, closed):
+def test_a_streamed_study_hit_comes_from_a_mapping_closed_once_sent(running, closed):
     study = big_study(1, 2, 200)
-    assert server.stub.StoreStudy(
+    assert running.stub.StoreStudy(
         pb.StoreStudyRequest(namespace="ns", study=study, query_level=3)
     ).stored
     lookup = pb.LookupStudyRequest(namespace="ns", study_uid=study.uid, query_level=3)
-    pieces = server.stub.StreamLookupStudy(pb.StreamLookupStudyRequest(request=lookup))
+    pieces = running.stub.StreamLookupStudy(pb.StreamLookupStudyRequest(request=lookup))
     whole = b"".join(p.chunk for p in pieces)
-    assert pb.LookupStudyResponse.FromString(whole) == server.stub.LookupStudy(lookup)
+    assert pb.LookupStudyResponse.FromString(whole) == running.stub.LookupStudy(lookup)
     assert closed == [(mmap.mmap, True)]
 
 
-def test_a_streamed_query_hit_comes_from_a_mapping_closed_once_sent(server, closed):
+def test_a_streamed_query_hit_comes_from_a_mapping_closed_once_sent(running, closed):
     studies = [big_study(n, 1, 100) for n in (1, 2)]
     query = pb.LookupQueryRequest(namespace="ns")
     query.query.patient_id = "PAT1"
     query.query.query_level = 3
     store = pb.StoreQueryRequest(namespace="ns", query=query.query, studies=studies)
-    assert server.stub.StoreQuery(store).stored
-    pieces = server.stub.StreamLookupQuery(pb.StreamLookupQueryRequest(request=query))
+    assert running.stub.StoreQuery(store).stored
+    pieces = running.stub.StreamLookupQuery(pb.StreamLookupQueryRequest(request=query))
     whole = b"".join(p.chunk for p in pieces)
-    assert pb.LookupQueryResponse.FromString(whole) == server.stub.LookupQuery(query)
+    assert pb.LookupQueryResponse.FromString(whole) == running.stub.LookupQuery(query)
     assert closed == [(mmap.mmap, True)]
 
 
-def test_a_small_streamed_hit_stays_bytes(server, closed):
+def test_a_small_streamed_hit_stays_bytes(running, closed):
     study = make_study(1, 1, 2)
-    server.stub.StoreStudy(pb.StoreStudyRequest(namespace="ns", study=study, query_level=3))
+    running.stub.StoreStudy(pb.StoreStudyRequest(namespace="ns", study=study, query_level=3))
     lookup = pb.LookupStudyRequest(namespace="ns", study_uid=study.uid, query_level=3)
-    assert list(server.stub.StreamLookupStudy(pb.StreamLookupStudyRequest(request=lookup)))
+    assert list(running.stub.StreamLookupStudy(pb.StreamLookupStudyRequest(request=lookup)))
     assert closed == [(bytes, True)]
 
 
-def test_a_cancelled_stream_closes_its_mapping(server, closed, monkeypatch):
+def test_a_cancelled_stream_closes_its_mapping(running, closed, monkeypatch):
     monkeypatch.setattr("dicomcache.server.api.handler.STREAM_CHUNK_BYTES", 16 * 1024)
     study = big_study(1, 2, 200)
-    server.stub.StoreStudy(pb.StoreStudyRequest(namespace="ns", study=study, query_level=3))
+    running.stub.StoreStudy(pb.StoreStudyRequest(namespace="ns", study=study, query_level=3))
     lookup = pb.LookupStudyRequest(namespace="ns", study_uid=study.uid, query_level=3)
-    pieces = server.stub.StreamLookupStudy(pb.StreamLookupStudyRequest(request=lookup))
+    pieces = running.stub.StreamLookupStudy(pb.StreamLookupStudyRequest(request=lookup))
     next(pieces)
     pieces.cancel()
     deadline = time.monotonic() + 10

@@ -19,7 +19,7 @@ from dicomtrolley.core import QueryLevels
 from dicomcache.client import CacheClient
 from dicomcache.client.convert.objects import study_from_proto
 from dicomcache.server.api import handler
-from dicomcache.server.pacing import Pace, Paced, Pacing
+from dicomcache.server.pacing import Pace
 from dicomcache.v1 import cache_service_pb2 as pb
 from tests.grpc.conftest import RunningServer, start_server
 from tests.grpc.test_large_answers import big_study
@@ -27,17 +27,17 @@ from tests.grpc.test_large_answers import big_study
 SERIES, INSTANCES = 4, 400
 
 
-class Counting(Pacing):
-    """A server's Pacing whose Paces count their steps, by the RPC they serve."""
+class Counting:
+    """The Paces of a server's calls, counting their steps by the RPC they serve."""
 
-    def __init__(self, busy: object) -> None:
-        super().__init__(lambda now: True)
+    def __init__(self) -> None:
         self.steps: Counter[int] = Counter()  # by call, in the order the calls began
         self.calls = 0
 
-    def call(self) -> Paced:
+    def pace(self, busy: object) -> Pace:
+        """Stands in for ``Pace`` in the handler: a Pace of the next call."""
         self.calls += 1
-        return Paced(_CountingPace(self, self.calls))
+        return _CountingPace(self, self.calls)
 
 
 class _CountingPace(Pace):
@@ -52,15 +52,10 @@ class _CountingPace(Pace):
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RunningServer, list[Counting]]]:
-    made: list[Counting] = []
-
-    def counting(busy: object) -> Counting:
-        made.append(Counting(busy))
-        return made[-1]
-
-    monkeypatch.setattr(handler, "Pacing", counting)
+    pacing = Counting()
+    monkeypatch.setattr(handler, "Pace", pacing.pace)
     running = start_server(max_memory="1GiB")
-    yield running, made
+    yield running, [pacing]
     running.channel.close()
     running.server.stop(grace=0)
 

@@ -51,18 +51,13 @@ def unpack_studies(
     if not any(compression.packed(blob) for blob, _ in _blobs(studies, dictionaries)):
         return studies
     batches = _batches(_blobs(studies, dictionaries))
-    data = iter([d for batch in batches for d in _unpack_all(batch)])
+    data = iter([d for batch in batches for d in compression.unpack_all(batch)])
 
     def unpacked(_: bytes) -> bytes:
         step()
         return next(data)
 
     return [_map_instances(study, unpacked) for study in studies]
-
-
-def _unpack_all(batch: list[tuple[bytes, bytes | None]]) -> list[bytes]:
-    step()
-    return compression.unpack_all(batch)
 
 
 def _blobs(

@@ -12,7 +12,7 @@ import threading
 
 from dicomcache.server import pacing
 from dicomcache.server.api.handler import InFlight
-from dicomcache.server.pacing import EVERY, FIRST, RECENT, SLICE, Pace, Pacing, step
+from dicomcache.server.pacing import EVERY, FIRST, RECENT, SLICE, Pace, step
 from tests.support.clock import FakeClock
 
 STEP = SLICE / 4  # seconds a step takes, of wall time and, when working, of CPU time
@@ -107,10 +107,9 @@ def test_a_small_calls_steps_never_look_at_a_clock():
 
 def test_step_paces_the_current_call_and_nothing_outside_one():
     clock, sleeps = FakeClock(), []
-    calls = Pacing(Busy(), clock, sleeps.append, clock)
     clock.advance(FIRST)
     step()  # outside a call: nothing to pace
-    with calls.call() as pace:
+    with Pace(Busy(), clock, sleeps.append, clock) as pace:
         for _ in range(EVERY):
             step()  # the first look
         clock.advance(2 * FIRST)

@@ -6,7 +6,7 @@ call by call. Round trips are counted by redis-server itself: the growth of
 ``total_reads_processed`` (one per request read off a client socket; a pipeline
 sent at once is one) over a run of hits, less the INFO calls that read it, and
 less the server's own background traffic over the same time: the PINGs of its
-invalidation feed's subscription and its counts' flush every second, which no hit
+invalidation feed's subscription and its counts' periodic flush, which no hit
 causes. That rate is measured first, over ``BACKGROUND_S`` of no calls, and the
 note states it; a hit's own commands are listed per hit, the background's per second.
 The row compares the figure to the hundredth, as printed (see ``run``).

@@ -14,7 +14,11 @@ StoreStudy (250 MB), now cost the others: the server refuses both
 used to copy such a message in one call holding the interpreter lock (``quick``: a
 tenth of each). Each row reports the worst latency of the small calls that
 overlapped the large request (and the 200 ms after it) minus the worst latency of
-the same calls while nothing large ran, measured just before in the same run.
+the same calls over a stretch of the same length while nothing large ran, in the
+same run: after the rows the probes go on alone for as long as the longest window
+(at most ``QUIET_CAP_S``), and a row's floor is the median, over the disjoint
+stretches of its window's length in that time, of each one's worst call
+(``floor``). The worst of the first seconds, before the rows, is in the notes.
 
 Row S0 is the control: the same small calls while ``SPINNERS`` processes spin (the
 busy threads a large request brings, the sender's and the server's worker) and
@@ -68,6 +72,7 @@ SERVICE = "/dicomcache.v1.CacheService"
 PROBE_THREADS = 2
 IDLE_S = 3.0
 AFTER_S = 0.2  # small calls that start this soon after the large request still count
+QUIET_CAP_S = 75.0  # the longest quiet time measured after the rows (``floor``)
 SPINNERS = 2  # processes of the control row: a large request's sender and server worker
 CONTROL_S = 3.0
 STEAL_EVERY_S = 0.005  # how often the probe process reads the host's steal
@@ -126,13 +131,65 @@ def run_sizes(sizes: Sizes, quick: bool, idle_s: float) -> list[Row]:
                 data = request()  # built before the window opens, let go of after it
                 windows.append((name, *_timed(lambda m=method, d=data: _call(channel, m, d))))
                 del data
-            time.sleep(AFTER_S * 2)
+            # Nothing large again, as long as the longest window (at most QUIET_CAP_S):
+            # each row's floor is the worst of a stretch of its own length (``floor``).
+            quiet_start = time.monotonic()
+            time.sleep(min(QUIET_CAP_S, max(_span(t0, t1) for _, t0, t1, _ in windows)))
+            quiet_end = time.monotonic()
         samples, steal = probe.samples, probe.steal
     quiet = sorted(lat for start, lat, _ in samples if start < idle)
+    late = [(start, lat) for start, lat, _ in samples if quiet_start <= start < quiet_end]
     return [
-        _row(i, name, t0, t1, reply, samples, quiet, quick, steal)
+        _row(
+            i,
+            name,
+            t0,
+            t1,
+            reply,
+            samples,
+            quiet,
+            floor(late, quiet_start, quiet_end, _span(t0, t1)),
+            quick,
+            steal,
+        )
         for i, (name, t0, t1, reply) in enumerate(windows)
     ]
+
+
+def _span(t0: float, t1: float) -> float:
+    """How long a row's window is: the request, and the AFTER_S after it."""
+    return t1 - t0 + AFTER_S
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The worst small call of a stretch with nothing large, as long as a row's window."""
+
+    worst: float  # the median over the stretches of each one's worst call
+    stretches: int  # how many disjoint stretches of that length it is the median of
+    length: float  # their length: the row's window's, or the whole quiet time if shorter
+
+
+def floor(samples: list[tuple[float, float]], start: float, end: float, length: float) -> Floor:
+    """What a row's window of ``length`` seconds would show with nothing large running:
+    the quiet time [start, end) cut into disjoint stretches of ``length``, each one's
+    worst call (``samples``: each call's start and latency; a call counts in the
+    stretch it starts in), and the lower median of those. No clock.
+
+    The worst of a window grows with its length even when nothing runs: over one
+    minute with nothing large, a minute's worst call here was 18-61 ms, while the
+    worst of 3 s was 4-32 ms (probes as in the rows, two runs). A row is compared
+    with a stretch of its own length, so that what it adds is what its request
+    imposes, not the host's rarer moments that a longer window catches.
+    """
+    length = min(length, end - start)
+    count = max(1, int((end - start) / length)) if length > 0 else 1
+    worsts = [0.0] * count
+    for begun, latency in samples:
+        if start <= begun < end:
+            index = min(count - 1, int((begun - start) / length)) if length > 0 else 0
+            worsts[index] = max(worsts[index], latency)
+    return Floor(sorted(worsts)[(count - 1) // 2], count, length)
 
 
 def _row(
@@ -143,6 +200,7 @@ def _row(
     reply: tuple[bytes, str],
     samples: list[tuple[float, float, float]],
     idle: list[float],
+    quiet: Floor,
     quick: bool,
     steal: list[tuple[float, float]],
 ) -> Row:
@@ -156,7 +214,7 @@ def _row(
     worst, worst_wait, worst_start = max(overlapping, default=(0.0, 0.0, 0.0))
     stolen = _stolen(steal, worst_start, worst_start + worst)
     p99 = _p99(sorted(during))
-    added = max(0.0, worst - idle_worst)
+    added = max(0.0, worst - quiet.worst)
     data, code = reply
     if index == 0:
         answered = (
@@ -166,15 +224,22 @@ def _row(
         answered = f"the large request took {seconds(t1 - t0)}, " + (
             f"reply {len(data)} B" if code == "OK" else f"refused {code}"
         )
+    stretches = (
+        f"median of {quiet.stretches} stretches of {seconds(quiet.length)}"
+        if quiet.stretches > 1
+        else f"one stretch of {seconds(quiet.length)}"
+    )
     return Row(
         key=f"S{index}",
         measure=f"stall: worst added delay of small hits during {name}",
         result=f"{seconds(added)} (worst {seconds(worst)}, {len(during)} calls)",
-        baseline=f"idle worst {seconds(idle_worst)} ({len(idle)} calls)",
+        baseline=f"quiet worst {seconds(quiet.worst)} ({stretches})",
         value=added * 1e3,
         unit=" ms",
         target=None if index == 0 else Target("<=", GOAL_S * 1e3, " ms"),
         note=(
+            f"worst {seconds(worst)} began {seconds(max(0.0, worst_start - t0))} into it; "
+            f"idle worst before the rows {seconds(idle_worst)} ({len(idle)} calls); "
             f"p99 {seconds(p99)} vs idle p99 {seconds(_p99(idle))}; "
             f"the worst call's own wait for a CPU {seconds(worst_wait)}, the host's steal "
             f"of the VM's CPUs meanwhile {seconds(stolen)}; {answered}"
@@ -185,7 +250,11 @@ def _row(
             "steal_during_worst_s": stolen,
             "added_s": added,
             "worst_s": worst,
+            "worst_began_after_s": max(0.0, worst_start - t0),
             "idle_worst_s": idle_worst,
+            "quiet_worst_s": quiet.worst,
+            "quiet_stretches": quiet.stretches,
+            "quiet_stretch_s": quiet.length,
             "calls_during": len(during),
             "request_s": t1 - t0,
             "reply_bytes": len(data),

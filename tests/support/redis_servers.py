@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.ports import free_port
+from tests.support.ports import claim_port, free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -31,14 +30,8 @@ def _free_cluster_port() -> int:
     """A port whose cluster bus port (port + 10000) is free too."""
     while True:
         port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as bus:
-            try:
-                bus.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
+        if port + 10000 <= 65535 and claim_port(port + 10000):
+            return port
 
 
 @dataclass

@@ -12,7 +12,7 @@ def test_a_port_is_never_handed_out_twice() -> None:
     assert len(set(ports)) == len(ports)
 
 
-def test_a_claimed_port_is_not_handed_out_again() -> None:
+def test_a_port_is_claimed_once() -> None:
     port = free_port()
     assert not claim_port(port)
     bus = port + 1
